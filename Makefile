@@ -1,0 +1,94 @@
+# quiche-ev: `make` builds libquiche_ev.a, the C examples and a test
+# certificate; `make demo` runs a server and a client on loopback;
+# `make test` runs every test. See README.md.
+
+CARGO ?= cargo
+CC ?= cc
+
+LIB := target/release/libquiche_ev.a
+# The plain quiche static library (ffi feature on), for upstream's samples.
+QUICHE_LIB := target/release/libquiche.a
+
+# quiche.h and upstream's samples live in the quiche crate's own package.
+QUICHE_DIR = $(shell $(CARGO) metadata --format-version 1 2>/dev/null | \
+  python3 -c 'import json,sys,os; print([os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"]=="quiche"][0])')
+
+# What `cargo rustc -- --print native-static-libs` reports for the staticlib.
+NATIVE_LIBS := -lev -lstdc++ -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+
+CFLAGS ?= -O2 -g
+WARNINGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -pedantic
+INCS = -Iinclude -I$(QUICHE_DIR)/include
+
+EXAMPLES := c-examples/server c-examples/client c-examples/http3-server c-examples/http3-client
+UPSTREAM := server client http3-server http3-client
+
+.PHONY: all lib examples cert upstream demo test deps clean FORCE
+
+all: examples cert
+
+lib: $(LIB)
+
+# Cargo decides whether anything changed; the archive's timestamp moves
+# only when it did, so the examples relink only then.
+$(LIB): FORCE
+	$(CARGO) build --release
+
+$(QUICHE_LIB): $(LIB)
+
+examples: $(EXAMPLES)
+
+c-examples/%: c-examples/%.c c-examples/common.c c-examples/common.h include/quiche_ev.h $(LIB)
+	$(CC) $(CFLAGS) $(WARNINGS) $(INCS) -o $@ $< c-examples/common.c $(LIB) $(NATIVE_LIBS)
+
+# A self-signed pair where the servers look for it (./cert.crt, ./cert.key).
+cert: c-examples/cert.crt
+
+c-examples/cert.crt:
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+	  -keyout c-examples/cert.key -out c-examples/cert.crt -days 3650 \
+	  -subj /CN=quic.tech -addext subjectAltName=DNS:quic.tech,DNS:localhost,IP:127.0.0.1 2>/dev/null
+
+# Upstream's four samples, compiled from the quiche package (never copied
+# here): once against plain libquiche.a, once against libquiche_ev.a (which
+# must be a superset of quiche's C API). -w: they are upstream's code.
+upstream: $(addprefix target/upstream/quiche/,$(UPSTREAM)) $(addprefix target/upstream/quiche-ev/,$(UPSTREAM))
+
+target/upstream/quiche/%: $(QUICHE_LIB) | target/upstream/quiche
+	$(CC) -g -w -I$(QUICHE_DIR)/include -o $@ -x c $(QUICHE_DIR)/examples/$*.c -x none $(QUICHE_LIB) $(NATIVE_LIBS)
+
+target/upstream/quiche-ev/%: $(LIB) | target/upstream/quiche-ev
+	$(CC) -g -w -I$(QUICHE_DIR)/include -o $@ -x c $(QUICHE_DIR)/examples/$*.c -x none $(LIB) $(NATIVE_LIBS)
+
+target/upstream/quiche target/upstream/quiche-ev:
+	mkdir -p $@
+
+# System packages, installed when missing and run as root (Debian).
+PACKAGES := cmake clang libclang-dev libev-dev uthash-dev openssl pkg-config python3-venv ngtcp2-server ngtcp2-client valgrind
+deps:
+	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "missing packages: $$missing (run: sudo apt-get install $$missing)"; exit 1; \
+	  fi; \
+	fi
+
+# A server and a client on loopback: the client prints "byez".
+demo: deps all
+	@cd c-examples && QUICHE_EV_QUIET=1 ./server 127.0.0.1 0 2> ../target/demo-server.log & \
+	  pid=$$!; \
+	  for i in $$(seq 100); do grep -q 'listening on' target/demo-server.log 2>/dev/null && break; sleep 0.05; done; \
+	  port=$$(sed -n 's/.*listening on .*:\([0-9]*\)$$/\1/p' target/demo-server.log); \
+	  echo "server listening on 127.0.0.1:$$port; running the client:"; \
+	  QUICHE_EV_QUIET=1 c-examples/client 127.0.0.1 $$port; rc=$$?; \
+	  kill -TERM $$pid; wait $$pid; \
+	  echo "client exit status $$rc; server log in target/demo-server.log"; exit $$rc
+
+test: deps all upstream
+	$(CARGO) test --release --workspace
+
+clean:
+	$(CARGO) clean
+	rm -f $(EXAMPLES) c-examples/cert.crt c-examples/cert.key

@@ -1,0 +1,40 @@
+/* Process set-up shared by the four example mains: argument checks,
+ * address resolution, the UDP socket and loading the certificate. The event
+ * logic itself is in the quiche-ev library (quiche_ev.h). */
+
+#ifndef QUICHE_EV_EXAMPLES_COMMON_H
+#define QUICHE_EV_EXAMPLES_COMMON_H
+
+#include <netdb.h>
+#include <stdbool.h>
+
+#include <quiche.h>
+
+#define MAX_DATAGRAM_SIZE 1350
+
+/* Exit status for a bad command line (upstream crashes instead). */
+#define EXIT_USAGE 2
+
+/* quiche's debug log, one line per call, on stderr (as upstream). */
+void debug_log(const char *line, void *argp);
+
+/* Turns on quiche's debug logging unless QUICHE_EV_QUIET is set. */
+void enable_debug_logging(void);
+
+/* Resolves host:port for UDP; prints a clear message and returns NULL on
+ * failure. */
+struct addrinfo *resolve(const char *host, const char *port);
+
+/* A non-blocking UDP socket for `ai`, bound to it when `do_bind`; -1 with
+ * a message on failure. */
+int udp_socket(const struct addrinfo *ai, bool do_bind);
+
+/* Prints "listening on ADDR:PORT" for the bound socket (tests wait for it;
+ * PORT 0 on the command line picks a free port). */
+void print_listening(int sock);
+
+/* Loads ./cert.crt and ./cert.key like upstream, but fails with a message
+ * naming the file instead of ignoring the error. */
+bool load_cert(quiche_config *config);
+
+#endif

@@ -1,0 +1,304 @@
+//! The server side of upstream's `server.c` / `http3-server.c`: the
+//! connection table, `recv_cb`, `create_conn`, `timeout_cb`, version
+//! negotiation and stateless retry.
+//!
+//! Unlike upstream, after a read batch only the connections that received
+//! packets are flushed (upstream walks the whole table), so an idle
+//! connection costs nothing per datagram; idle ones are driven by their
+//! own timers.
+
+use std::collections::HashMap;
+use std::io;
+use std::mem;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use libc::{c_int, c_void};
+use libev_sys::*;
+use quiche::{ConnectionId, Type};
+
+use crate::app::{ServerApp, ServerAppConfig};
+use crate::cid::gen_cid;
+use crate::conn_io::{closed_line, flush_egress};
+use crate::socket::{recv_from, send_to};
+use crate::token::{TokenKey, DEFAULT_LIFETIME};
+use crate::{LOCAL_CONN_ID_LEN, MAX_DATAGRAM_SIZE};
+
+/// Default bound on live connections.
+pub const DEFAULT_MAX_CONNS: usize = 10_000;
+
+/// Smallest destination CID a client may put in its first Initial
+/// (RFC 9000 §7.2).
+const MIN_INITIAL_DCID_LEN: usize = 8;
+
+type Cid = [u8; LOCAL_CONN_ID_LEN];
+
+/// One connection (upstream's `struct conn_io`).
+pub struct ServerConn {
+    timer: ev_timer,
+    server: *mut Server,
+    cid: Cid,
+    conn: quiche::Connection,
+    app: ServerApp,
+    touched: bool,
+}
+
+pub struct Server {
+    lp: *mut ev_loop,
+    sock: RawFd,
+    local: SocketAddr,
+    /// Borrowed from C; outlives the server (documented in the C API).
+    config: *mut quiche::Config,
+    app: ServerAppConfig,
+    conns: HashMap<Cid, Box<ServerConn>>,
+    tokens: TokenKey,
+    max_conns: usize,
+    buf: Vec<u8>,
+    out: Vec<u8>,
+    touched: Vec<Cid>,
+}
+
+impl Server {
+    /// # Safety
+    /// `config` must stay valid, and not be used elsewhere while the loop
+    /// runs, until the server is dropped.
+    pub unsafe fn new(lp: *mut ev_loop, sock: RawFd, local: SocketAddr,
+                      config: *mut quiche::Config, app: ServerAppConfig) -> Box<Server> {
+        Box::new(Server {
+            lp, sock, local, config, app,
+            conns: HashMap::new(),
+            tokens: TokenKey::new(DEFAULT_LIFETIME),
+            max_conns: DEFAULT_MAX_CONNS,
+            buf: vec![0; 65535],
+            out: vec![0; MAX_DATAGRAM_SIZE],
+            touched: Vec::new(),
+        })
+    }
+
+    pub fn conn_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn set_max_conns(&mut self, n: usize) {
+        self.max_conns = n;
+    }
+
+    pub fn set_token_lifetime(&mut self, d: Duration) {
+        self.tokens.set_lifetime(d);
+    }
+
+    pub fn app_config_mut(&mut self) -> &mut ServerAppConfig {
+        &mut self.app
+    }
+
+    /// `recv_cb`: reads every queued datagram, then flushes the
+    /// connections that got packets.
+    pub fn recv_cb(&mut self) {
+        loop {
+            let mut buf = mem::take(&mut self.buf);
+            let res = recv_from(self.sock, &mut buf);
+            if let Ok((len, from)) = res {
+                self.handle_datagram(&mut buf[..len], from);
+            }
+            self.buf = buf;
+            match res {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => continue,
+                Err(e) => {
+                    eprintln!("failed to read: {e}");
+                    break;
+                }
+            }
+        }
+        let touched = mem::take(&mut self.touched);
+        for cid in &touched {
+            self.flush_conn(cid);
+        }
+        self.touched = touched;
+        self.touched.clear();
+    }
+
+    fn handle_datagram(&mut self, pkt: &mut [u8], from: SocketAddr) {
+        let cid = match quiche::Header::from_slice(pkt, LOCAL_CONN_ID_LEN) {
+            Err(e) => {
+                eprintln!("failed to parse header: {e:?}");
+                return;
+            }
+            Ok(hdr) => match Cid::try_from(hdr.dcid.as_ref()) {
+                Ok(cid) if self.conns.contains_key(&cid) => cid,
+                _ => match self.accept(&hdr, from) {
+                    Some(cid) => cid,
+                    None => return,
+                },
+            },
+        };
+        let Some(sc) = self.conns.get_mut(&cid) else { return };
+        let info = quiche::RecvInfo { from, to: self.local };
+        if let Err(e) = sc.conn.recv(pkt, info) {
+            eprintln!("failed to process packet: {e:?}");
+        } else if sc.conn.is_established() || sc.conn.is_in_early_data() {
+            sc.app.on_recv(&mut sc.conn, &self.app);
+        }
+        if !sc.touched {
+            sc.touched = true;
+            self.touched.push(cid);
+        }
+    }
+
+    /// A packet for no known connection: version negotiation, stateless
+    /// retry, token validation and finally `create_conn`.
+    fn accept(&mut self, hdr: &quiche::Header, from: SocketAddr) -> Option<Cid> {
+        match hdr.ty {
+            Type::Short | Type::VersionNegotiation => {
+                eprintln!("packet for unknown connection dropped");
+                return None;
+            }
+            _ => {}
+        }
+        if !quiche::version_is_supported(hdr.version) {
+            eprintln!("version negotiation");
+            match quiche::negotiate_version(&hdr.scid, &hdr.dcid, &mut self.out) {
+                Ok(n) => self.send_stateless(n, &from),
+                Err(e) => eprintln!("failed to create vneg packet: {e:?}"),
+            }
+            return None;
+        }
+        if hdr.ty != Type::Initial {
+            eprintln!("packet for unknown connection dropped");
+            return None;
+        }
+        if hdr.dcid.len() < MIN_INITIAL_DCID_LEN {
+            eprintln!("initial with a destination connection ID of {} bytes dropped", hdr.dcid.len());
+            return None;
+        }
+        let token = hdr.token.as_deref().unwrap_or(&[]);
+        if token.is_empty() {
+            eprintln!("stateless retry");
+            let new_cid = gen_cid();
+            let token = self.tokens.mint_token(&hdr.dcid, &from, &new_cid);
+            match quiche::retry(&hdr.scid, &hdr.dcid, &ConnectionId::from_ref(&new_cid),
+                                &token, hdr.version, &mut self.out) {
+                Ok(n) => self.send_stateless(n, &from),
+                Err(e) => eprintln!("failed to create retry packet: {e:?}"),
+            }
+            return None;
+        }
+        let odcid = match self.tokens.validate_token(token, &from, &hdr.dcid) {
+            Ok(odcid) => odcid,
+            Err(e) => {
+                eprintln!("invalid address validation token ({e:?})");
+                return None;
+            }
+        };
+        // A valid token binds the DCID we chose in the Retry: 16 bytes.
+        let cid = Cid::try_from(hdr.dcid.as_ref()).ok()?;
+        if self.conns.len() >= self.max_conns {
+            eprintln!("connection limit ({}) reached, new connection refused", self.max_conns);
+            return None;
+        }
+        self.create_conn(cid, &odcid, from)
+    }
+
+    fn send_stateless(&self, len: usize, to: &SocketAddr) {
+        if let Err(e) = send_to(self.sock, &self.out[..len], to) {
+            eprintln!("failed to send: {e}");
+        }
+    }
+
+    /// `create_conn`: a new connection under our own 16-byte `cid`.
+    fn create_conn(&mut self, cid: Cid, odcid: &[u8], from: SocketAddr) -> Option<Cid> {
+        // SAFETY: the config outlives the server (see `new`).
+        let config = unsafe { &mut *self.config };
+        let conn = match quiche::accept(&ConnectionId::from_ref(&cid),
+                                        Some(&ConnectionId::from_ref(odcid)),
+                                        self.local, from, config) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("failed to create connection: {e:?}");
+                return None;
+            }
+        };
+        let mut sc = Box::new(ServerConn {
+            timer: ev_timer::zeroed(),
+            server: self as *mut Server,
+            cid,
+            conn,
+            app: ServerApp::new(&self.app),
+            touched: false,
+        });
+        // SAFETY: the timer lives in the box, which stays put until the
+        // connection is removed (and the timer stopped).
+        unsafe { ev_timer_init(&mut sc.timer, timeout_cb, 0.0, 0.0) };
+        sc.timer.data = &mut *sc as *mut ServerConn as *mut c_void;
+        self.conns.insert(cid, sc);
+        eprintln!("new connection");
+        Some(cid)
+    }
+
+    /// `flush_egress` for one connection, and its removal once closed.
+    fn flush_conn(&mut self, cid: &Cid) {
+        let Some(sc) = self.conns.get_mut(cid) else { return };
+        sc.touched = false;
+        // SAFETY: the timer is in the connection's box, on our loop.
+        unsafe { flush_egress(self.lp, self.sock, &mut sc.conn, &mut sc.timer, &mut self.out) };
+        if sc.conn.is_closed() {
+            eprintln!("{}", closed_line(&sc.conn, true));
+            self.remove(cid);
+        }
+    }
+
+    fn remove(&mut self, cid: &Cid) {
+        if let Some(mut sc) = self.conns.remove(cid) {
+            // SAFETY: stop before the box (and the timer in it) is freed.
+            unsafe { ev_timer_stop(self.lp, &mut sc.timer) };
+        }
+    }
+
+    /// `timeout_cb` for the connection `cid`.
+    fn on_timeout(&mut self, cid: Cid) {
+        if let Some(sc) = self.conns.get_mut(&cid) {
+            sc.conn.on_timeout();
+            self.flush_conn(&cid);
+        }
+    }
+
+    /// Closes every connection with CONNECTION_CLOSE, sends it, frees
+    /// them, and breaks the loop.
+    pub fn shutdown(&mut self) {
+        let cids: Vec<Cid> = self.conns.keys().copied().collect();
+        for cid in &cids {
+            if let Some(sc) = self.conns.get_mut(cid) {
+                let _ = sc.conn.close(true, 0, b"server shutting down");
+                // SAFETY: as in flush_conn.
+                unsafe { flush_egress(self.lp, self.sock, &mut sc.conn, &mut sc.timer, &mut self.out) };
+                eprintln!("{}", closed_line(&sc.conn, true));
+            }
+            self.remove(cid);
+        }
+        // SAFETY: lp is the loop we were created for.
+        unsafe { ev_break(self.lp, EVBREAK_ALL) };
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let cids: Vec<Cid> = self.conns.keys().copied().collect();
+        for cid in &cids {
+            self.remove(cid);
+        }
+    }
+}
+
+/// `timeout_cb`: libev calls it when a connection's timer expires.
+pub unsafe extern "C" fn timeout_cb(lp: *mut ev_loop, w: *mut ev_timer, _revents: c_int) {
+    crate::ffi::guard::callback(lp, || {
+        // SAFETY: `data` was set by create_conn to the connection that owns
+        // this timer, which is alive while the timer is active.
+        let sc = unsafe { &*((*w).data as *const ServerConn) };
+        let (server, cid) = (sc.server, sc.cid);
+        // SAFETY: the server owns the connection, so it is alive too.
+        unsafe { (*server).on_timeout(cid) };
+    });
+}

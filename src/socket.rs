@@ -1,0 +1,154 @@
+//! The UDP socket calls (`recvfrom`, `sendto`, `getsockname`) and the
+//! conversions between C socket addresses and `std::net::SocketAddr`.
+
+use std::io;
+use std::mem;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::RawFd;
+
+/// Reads a C socket address; `None` for a family other than IPv4/IPv6 or a
+/// length too short for the family.
+///
+/// # Safety
+/// `addr` must be NULL or point to `len` readable bytes.
+pub unsafe fn sockaddr_to_std(addr: *const libc::sockaddr, len: libc::socklen_t) -> Option<SocketAddr> {
+    if addr.is_null() || (len as usize) < mem::size_of::<libc::sa_family_t>() {
+        return None;
+    }
+    // SAFETY: the caller guarantees `len` bytes; each branch checks the
+    // family's full size before reading it (unaligned reads: C buffers).
+    match (*addr).sa_family as libc::c_int {
+        libc::AF_INET if len as usize >= mem::size_of::<libc::sockaddr_in>() => {
+            let sin = std::ptr::read_unaligned(addr as *const libc::sockaddr_in);
+            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+        }
+        libc::AF_INET6 if len as usize >= mem::size_of::<libc::sockaddr_in6>() => {
+            let sin6 = std::ptr::read_unaligned(addr as *const libc::sockaddr_in6);
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                u32::from_be(sin6.sin6_flowinfo),
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// A C socket address for `addr`.
+pub fn std_to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
+    let mut ss: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from(*a.ip()).to_be() },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
+            mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo().to_be(),
+                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+/// One `recvfrom`: the datagram's length and sender.
+pub fn recv_from(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    // SAFETY: sockaddr_storage is plain old data.
+    let mut ss: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    loop {
+        // SAFETY: buf and ss are valid for the lengths passed.
+        let n = unsafe {
+            libc::recvfrom(fd, buf.as_mut_ptr().cast(), buf.len(), 0,
+                           &mut ss as *mut _ as *mut libc::sockaddr, &mut len)
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        // SAFETY: the kernel wrote `len` bytes of address into ss.
+        let from = unsafe { sockaddr_to_std(&ss as *const _ as *const libc::sockaddr, len) }
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "datagram from a non-IP address"))?;
+        return Ok((n as usize, from));
+    }
+}
+
+/// One `sendto` of a whole datagram.
+pub fn send_to(fd: RawFd, buf: &[u8], to: &SocketAddr) -> io::Result<usize> {
+    let (ss, len) = std_to_sockaddr(to);
+    loop {
+        // SAFETY: buf and ss are valid for the lengths passed.
+        let n = unsafe {
+            libc::sendto(fd, buf.as_ptr().cast(), buf.len(), 0,
+                         &ss as *const _ as *const libc::sockaddr, len)
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(n as usize);
+    }
+}
+
+/// The socket's bound address (`getsockname`).
+pub fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    // SAFETY: sockaddr_storage is plain old data.
+    let mut ss: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: ss is valid for len bytes.
+    if unsafe { libc::getsockname(fd, &mut ss as *mut _ as *mut libc::sockaddr, &mut len) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel wrote `len` bytes of address into ss.
+    unsafe { sockaddr_to_std(&ss as *const _ as *const libc::sockaddr, len) }
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "socket is not an IP socket"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockaddr_round_trip() {
+        for s in ["127.0.0.1:4433", "[::1]:443", "[fe80::1%2]:9"] {
+            let a: SocketAddr = s.parse().unwrap();
+            let (ss, len) = std_to_sockaddr(&a);
+            let b = unsafe { sockaddr_to_std(&ss as *const _ as *const libc::sockaddr, len) };
+            assert_eq!(Some(a), b);
+        }
+    }
+
+    #[test]
+    fn short_or_null_sockaddr_is_rejected() {
+        let a: SocketAddr = "[::1]:443".parse().unwrap();
+        let (ss, len) = std_to_sockaddr(&a);
+        let p = &ss as *const _ as *const libc::sockaddr;
+        assert_eq!(unsafe { sockaddr_to_std(p, len - 1) }, None);
+        assert_eq!(unsafe { sockaddr_to_std(std::ptr::null(), 16) }, None);
+        assert_eq!(unsafe { sockaddr_to_std(p, 1) }, None);
+    }
+}
