@@ -3,10 +3,8 @@
  * are quiche-ev's (Rust). Prints the response body on stdout; exits 0 only
  * when it arrived in full. */
 
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -15,35 +13,15 @@
 
 #include "common.h"
 
-static int usage(const char *prog) {
-    fprintf(stderr, "usage: %s [--output FILE] HOST PORT [PATH...]\n", prog);
-    return EXIT_USAGE;
-}
-
 int main(int argc, char *argv[]) {
-    const char *output = NULL;
-
-    int i = 1;
-    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
-        if (strcmp(argv[i], "--output") == 0 && i + 1 < argc) {
-            output = argv[++i];
-        } else {
-            return usage(argv[0]);
-        }
+    struct client_args args;
+    if (!parse_client_args(argc, argv, &args)) {
+        return EXIT_USAGE;
     }
-
-    if (argc - i < 2) {
-        return usage(argv[0]);
-    }
-
-    const char *host = argv[i];
-    const char *port = argv[i + 1];
-    const char *const *paths = (const char *const *) &argv[i + 2];
-    size_t paths_len = (size_t) (argc - i - 2);
 
     enable_debug_logging();
 
-    struct addrinfo *peer = resolve(host, port);
+    struct addrinfo *peer = resolve(args.host, args.port);
     if (peer == NULL) {
         return 1;
     }
@@ -78,34 +56,16 @@ int main(int argc, char *argv[]) {
 
     struct ev_loop *loop = ev_default_loop(0);
 
-    quiche_ev_client *client = quiche_ev_client_new(loop, sock, host,
+    quiche_ev_client *client = quiche_ev_client_new(loop, sock, args.host,
                                                     peer->ai_addr,
                                                     peer->ai_addrlen,
                                                     config, NULL,
-                                                    paths, paths_len);
+                                                    args.paths, args.paths_len);
     if (client == NULL) {
         return 1;
     }
 
-    if (output != NULL && quiche_ev_client_set_output(client, output) != 0) {
-        return 1;
-    }
-
-    ev_io watcher;
-    ev_io_init(&watcher, quiche_ev_client_recv_cb, sock, EV_READ);
-    watcher.data = client;
-    ev_io_start(loop, &watcher);
-
-    ev_signal sigint_watcher, sigterm_watcher;
-    ev_signal_init(&sigint_watcher, quiche_ev_client_signal_cb, SIGINT);
-    ev_signal_init(&sigterm_watcher, quiche_ev_client_signal_cb, SIGTERM);
-    sigint_watcher.data = sigterm_watcher.data = client;
-    ev_signal_start(loop, &sigint_watcher);
-    ev_signal_start(loop, &sigterm_watcher);
-
-    ev_run(loop, 0);
-
-    int status = quiche_ev_client_status(client);
+    int status = run_client(loop, sock, client, &args);
 
     quiche_ev_client_free(client);
     ev_loop_destroy(loop);
@@ -113,5 +73,5 @@ int main(int argc, char *argv[]) {
     quiche_config_free(config);
     close(sock);
 
-    return status == 0 ? 0 : 1;
+    return status;
 }

@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,4 +96,111 @@ bool load_cert(quiche_config *config) {
                     quiche_config_load_cert_chain_from_pem_file) &&
            load_one(config, "./cert.key",
                     quiche_config_load_priv_key_from_pem_file);
+}
+
+bool parse_server_args(int argc, char *argv[], struct server_args *args) {
+    memset(args, 0, sizeof(*args));
+
+    int i = 1;
+    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        if (strcmp(argv[i], "--root") == 0 && i + 1 < argc) {
+            args->root = argv[++i];
+        } else if (strcmp(argv[i], "--max-conns") == 0 && i + 1 < argc) {
+            char *end;
+            args->max_conns = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || args->max_conns <= 0) {
+                break;
+            }
+        } else {
+            break;
+        }
+    }
+
+    if (argc - i != 2 || strncmp(argv[i], "--", 2) == 0) {
+        fprintf(stderr, "usage: %s [--root DIR] [--max-conns N] HOST PORT\n",
+                argv[0]);
+        return false;
+    }
+
+    args->host = argv[i];
+    args->port = argv[i + 1];
+    return true;
+}
+
+bool parse_client_args(int argc, char *argv[], struct client_args *args) {
+    memset(args, 0, sizeof(*args));
+
+    int i = 1;
+    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        if (strcmp(argv[i], "--output") == 0 && i + 1 < argc) {
+            args->output = argv[++i];
+        } else {
+            break;
+        }
+    }
+
+    if (argc - i < 2 || strncmp(argv[i], "--", 2) == 0) {
+        fprintf(stderr, "usage: %s [--output FILE] HOST PORT [PATH...]\n",
+                argv[0]);
+        return false;
+    }
+
+    args->host = argv[i];
+    args->port = argv[i + 1];
+    args->paths = (const char *const *) &argv[i + 2];
+    args->paths_len = (size_t) (argc - i - 2);
+    return true;
+}
+
+int run_server(struct ev_loop *loop, int sock, quiche_ev_server *server,
+               const struct server_args *args) {
+    if (args->root != NULL && quiche_ev_server_set_root(server, args->root) != 0) {
+        return 1;
+    }
+
+    if (args->max_conns > 0) {
+        quiche_ev_server_set_max_conns(server, (size_t) args->max_conns);
+    }
+
+    ev_io watcher;
+    ev_io_init(&watcher, quiche_ev_server_recv_cb, sock, EV_READ);
+    watcher.data = server;
+    ev_io_start(loop, &watcher);
+
+    ev_signal sigint_watcher, sigterm_watcher;
+    ev_signal_init(&sigint_watcher, quiche_ev_server_signal_cb, SIGINT);
+    ev_signal_init(&sigterm_watcher, quiche_ev_server_signal_cb, SIGTERM);
+    sigint_watcher.data = sigterm_watcher.data = server;
+    ev_signal_start(loop, &sigint_watcher);
+    ev_signal_start(loop, &sigterm_watcher);
+
+    print_listening(sock);
+
+    ev_run(loop, 0);
+
+    return 0;
+}
+
+int run_client(struct ev_loop *loop, int sock, quiche_ev_client *client,
+               const struct client_args *args) {
+    if (args->output != NULL &&
+        quiche_ev_client_set_output(client, args->output) != 0) {
+        return 1;
+    }
+
+    ev_io watcher;
+    ev_io_init(&watcher, quiche_ev_client_recv_cb, sock, EV_READ);
+    watcher.data = client;
+    ev_io_start(loop, &watcher);
+
+    ev_signal sigint_watcher, sigterm_watcher;
+    ev_signal_init(&sigint_watcher, quiche_ev_client_signal_cb, SIGINT);
+    ev_signal_init(&sigterm_watcher, quiche_ev_client_signal_cb, SIGTERM);
+    sigint_watcher.data = sigterm_watcher.data = client;
+    ev_signal_start(loop, &sigint_watcher);
+    ev_signal_start(loop, &sigterm_watcher);
+
+    ev_run(loop, 0);
+
+    return quiche_ev_client_status(client) == 0 ? 0 : 1;
 }

@@ -8,7 +8,9 @@
 #include <netdb.h>
 #include <stdbool.h>
 
+#include <ev.h>
 #include <quiche.h>
+#include <quiche_ev.h>
 
 #define MAX_DATAGRAM_SIZE 1350
 
@@ -36,5 +38,39 @@ void print_listening(int sock);
 /* Loads ./cert.crt and ./cert.key like upstream, but fails with a message
  * naming the file instead of ignoring the error. */
 bool load_cert(quiche_config *config);
+
+/* Command lines: `server [--root DIR] [--max-conns N] HOST PORT` and
+ * `client [--output FILE] HOST PORT [PATH...]`. On a bad one these print the
+ * usage line and return false; exit with EXIT_USAGE then. */
+struct server_args {
+    const char *host;
+    const char *port;
+    const char *root;
+    long max_conns;
+};
+
+bool parse_server_args(int argc, char *argv[], struct server_args *args);
+
+struct client_args {
+    const char *host;
+    const char *port;
+    const char *output;
+    const char *const *paths;
+    size_t paths_len;
+};
+
+bool parse_client_args(int argc, char *argv[], struct client_args *args);
+
+/* Applies --root/--max-conns, starts the socket watcher (recv_cb) and the
+ * SIGINT/SIGTERM watchers on `server`, and runs the loop until a signal.
+ * Returns the exit status. */
+int run_server(struct ev_loop *loop, int sock, quiche_ev_server *server,
+               const struct server_args *args);
+
+/* Applies --output, starts the socket and signal watchers on `client`, runs
+ * the loop until the connection closes, and returns the exit status: 0
+ * only when every response arrived in full. */
+int run_client(struct ev_loop *loop, int sock, quiche_ev_client *client,
+               const struct client_args *args);
 
 #endif

@@ -1,0 +1,86 @@
+/* HTTP/3 client in the shape of quiche's examples/http3-client.c: main()
+ * sets up the process; recv_cb, timeout_cb, flush_egress and the HTTP/3
+ * request and response handling are quiche-ev's (Rust). Prints the response body on stdout; exits 0 only
+ * when it arrived in full. */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <quiche.h>
+#include <quiche_ev.h>
+
+#include "common.h"
+
+int main(int argc, char *argv[]) {
+    struct client_args args;
+    if (!parse_client_args(argc, argv, &args)) {
+        return EXIT_USAGE;
+    }
+
+    enable_debug_logging();
+
+    struct addrinfo *peer = resolve(args.host, args.port);
+    if (peer == NULL) {
+        return 1;
+    }
+
+    int sock = udp_socket(peer, false);
+    if (sock < 0) {
+        return 1;
+    }
+
+    quiche_config *config = quiche_config_new(0xbabababa);
+    if (config == NULL) {
+        fprintf(stderr, "failed to create config\n");
+        return 1;
+    }
+
+    quiche_config_set_application_protos(config,
+        (uint8_t *) QUICHE_H3_APPLICATION_PROTOCOL,
+        sizeof(QUICHE_H3_APPLICATION_PROTOCOL) - 1);
+
+    quiche_config_set_max_idle_timeout(config, 5000);
+    quiche_config_set_max_recv_udp_payload_size(config, MAX_DATAGRAM_SIZE);
+    quiche_config_set_max_send_udp_payload_size(config, MAX_DATAGRAM_SIZE);
+    quiche_config_set_initial_max_data(config, 10000000);
+    quiche_config_set_initial_max_stream_data_bidi_local(config, 1000000);
+    quiche_config_set_initial_max_stream_data_bidi_remote(config, 1000000);
+    quiche_config_set_initial_max_stream_data_uni(config, 1000000);
+    quiche_config_set_initial_max_streams_bidi(config, 100);
+    quiche_config_set_initial_max_streams_uni(config, 100);
+    quiche_config_set_disable_active_migration(config, true);
+
+    if (getenv("SSLKEYLOGFILE")) {
+        quiche_config_log_keys(config);
+    }
+
+    quiche_h3_config *http3_config = quiche_h3_config_new();
+    if (http3_config == NULL) {
+        fprintf(stderr, "failed to create HTTP/3 config\n");
+        return 1;
+    }
+
+    struct ev_loop *loop = ev_default_loop(0);
+
+    quiche_ev_client *client = quiche_ev_client_new(loop, sock, args.host,
+                                                    peer->ai_addr,
+                                                    peer->ai_addrlen,
+                                                    config, http3_config,
+                                                    args.paths, args.paths_len);
+    if (client == NULL) {
+        return 1;
+    }
+
+    int status = run_client(loop, sock, client, &args);
+
+    quiche_ev_client_free(client);
+    ev_loop_destroy(loop);
+    freeaddrinfo(peer);
+    quiche_h3_config_free(http3_config);
+    quiche_config_free(config);
+    close(sock);
+
+    return status;
+}

@@ -2,10 +2,7 @@
  * sets up the process; recv_cb, timeout_cb, flush_egress, create_conn,
  * token handling, version negotiation and retry are quiche-ev's (Rust). */
 
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -14,40 +11,15 @@
 
 #include "common.h"
 
-static int usage(const char *prog) {
-    fprintf(stderr, "usage: %s [--root DIR] [--max-conns N] HOST PORT\n", prog);
-    return EXIT_USAGE;
-}
-
 int main(int argc, char *argv[]) {
-    const char *root = NULL;
-    long max_conns = 0;
-
-    int i = 1;
-    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
-        if (strcmp(argv[i], "--root") == 0 && i + 1 < argc) {
-            root = argv[++i];
-        } else if (strcmp(argv[i], "--max-conns") == 0 && i + 1 < argc) {
-            char *end;
-            max_conns = strtol(argv[++i], &end, 10);
-            if (*end != '\0' || max_conns <= 0) {
-                return usage(argv[0]);
-            }
-        } else {
-            return usage(argv[0]);
-        }
+    struct server_args args;
+    if (!parse_server_args(argc, argv, &args)) {
+        return EXIT_USAGE;
     }
-
-    if (argc - i != 2) {
-        return usage(argv[0]);
-    }
-
-    const char *host = argv[i];
-    const char *port = argv[i + 1];
 
     enable_debug_logging();
 
-    struct addrinfo *local = resolve(host, port);
+    struct addrinfo *local = resolve(args.host, args.port);
     if (local == NULL) {
         return 1;
     }
@@ -88,29 +60,7 @@ int main(int argc, char *argv[]) {
         return 1;
     }
 
-    if (root != NULL && quiche_ev_server_set_root(server, root) != 0) {
-        return 1;
-    }
-
-    if (max_conns > 0) {
-        quiche_ev_server_set_max_conns(server, (size_t) max_conns);
-    }
-
-    ev_io watcher;
-    ev_io_init(&watcher, quiche_ev_server_recv_cb, sock, EV_READ);
-    watcher.data = server;
-    ev_io_start(loop, &watcher);
-
-    ev_signal sigint_watcher, sigterm_watcher;
-    ev_signal_init(&sigint_watcher, quiche_ev_server_signal_cb, SIGINT);
-    ev_signal_init(&sigterm_watcher, quiche_ev_server_signal_cb, SIGTERM);
-    sigint_watcher.data = sigterm_watcher.data = server;
-    ev_signal_start(loop, &sigint_watcher);
-    ev_signal_start(loop, &sigterm_watcher);
-
-    print_listening(sock);
-
-    ev_run(loop, 0);
+    int status = run_server(loop, sock, server, &args);
 
     quiche_ev_server_free(server);
     ev_loop_destroy(loop);
@@ -118,5 +68,5 @@ int main(int argc, char *argv[]) {
     quiche_config_free(config);
     close(sock);
 
-    return 0;
+    return status;
 }
