@@ -23,7 +23,7 @@ INCS = -Iinclude -I$(QUICHE_DIR)/include
 EXAMPLES := c-examples/server c-examples/client c-examples/http3-server c-examples/http3-client
 UPSTREAM := server client http3-server http3-client
 
-.PHONY: all lib examples cert upstream demo test deps clean FORCE
+.PHONY: all lib examples cert upstream peers demo test deps clean FORCE
 
 all: examples cert
 
@@ -86,7 +86,15 @@ demo: deps all
 	  kill -TERM $$pid; wait $$pid; \
 	  echo "client exit status $$rc; server log in target/demo-server.log"; exit $$rc
 
-test: deps all upstream
+# Python test peers (aioquic from PyPI) in a private virtualenv.
+VENV := target/venv
+peers: $(VENV)/.installed
+$(VENV)/.installed:
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q aioquic
+	touch $@
+
+test: deps all upstream peers
 	$(CARGO) test --release --workspace
 
 clean:

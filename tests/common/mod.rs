@@ -1,0 +1,275 @@
+//! Test harness: starts the real programs (ours from `c-examples/`,
+//! upstream's from `target/upstream/`, and independent peers) on loopback,
+//! on free ports, and waits for conditions with deadlines.
+//!
+//! `make test` builds everything first; these tests never build.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Our example binary `name` (server, client, http3-server, http3-client).
+pub fn ours(name: &str) -> PathBuf {
+    let p = root().join("c-examples").join(name);
+    assert!(p.exists(), "{} is missing: run `make` first", p.display());
+    p
+}
+
+/// Upstream's sample `name` built against plain libquiche (`flavour`
+/// "quiche") or against libquiche_ev.a ("quiche-ev").
+pub fn upstream(flavour: &str, name: &str) -> PathBuf {
+    let p = root().join("target/upstream").join(flavour).join(name);
+    assert!(p.exists(), "{} is missing: run `make upstream` first", p.display());
+    p
+}
+
+/// A port no one listens on right now (the kernel's choice).
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Lines a child wrote to one of its pipes, collected as they come.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<(Mutex<(Vec<String>, bool)>, Condvar)>);
+
+impl Lines {
+    fn collect(r: impl Read + Send + 'static) -> Lines {
+        let lines = Lines::default();
+        let l = lines.clone();
+        thread::spawn(move || {
+            let mut r = BufReader::new(r);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match r.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let s = String::from_utf8_lossy(&buf).trim_end_matches('\n').to_string();
+                        let (m, cv) = &*l.0;
+                        m.lock().unwrap().0.push(s);
+                        cv.notify_all();
+                    }
+                }
+            }
+            let (m, cv) = &*l.0;
+            m.lock().unwrap().1 = true;
+            cv.notify_all();
+        });
+        lines
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        self.0 .0.lock().unwrap().0.clone()
+    }
+
+    pub fn count(&self, pat: &str) -> usize {
+        self.all().iter().filter(|l| l.contains(pat)).count()
+    }
+
+    pub fn has(&self, pat: &str) -> bool {
+        self.count(pat) > 0
+    }
+
+    /// Waits until `n` lines contain `pat`; false at the deadline or when
+    /// the pipe closed first.
+    pub fn wait_for_n(&self, pat: &str, n: usize, deadline: Duration) -> bool {
+        let end = Instant::now() + deadline;
+        let (m, cv) = &*self.0;
+        let mut g = m.lock().unwrap();
+        loop {
+            if g.0.iter().filter(|l| l.contains(pat)).count() >= n {
+                return true;
+            }
+            let now = Instant::now();
+            if g.1 || now >= end {
+                return false;
+            }
+            g = cv.wait_timeout(g, end - now).unwrap().0;
+        }
+    }
+
+    pub fn wait_for(&self, pat: &str, deadline: Duration) -> bool {
+        self.wait_for_n(pat, 1, deadline)
+    }
+
+    /// Waits until the pipe closes (the process exited).
+    pub fn wait_closed(&self, deadline: Duration) -> bool {
+        let end = Instant::now() + deadline;
+        let (m, cv) = &*self.0;
+        let mut g = m.lock().unwrap();
+        while !g.1 {
+            let now = Instant::now();
+            if now >= end {
+                return false;
+            }
+            g = cv.wait_timeout(g, end - now).unwrap().0;
+        }
+        true
+    }
+
+    pub fn dump(&self) -> String {
+        self.all().join("\n")
+    }
+}
+
+/// A running server process; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub stderr: Lines,
+    pub stdout: Lines,
+}
+
+impl Server {
+    /// Starts one of our servers on a kernel-chosen port and waits for its
+    /// "listening on" line. `args` go before HOST PORT.
+    pub fn ours(name: &str, args: &[&str]) -> Server {
+        Self::ours_env(name, args, &[])
+    }
+
+    pub fn ours_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(ours(name));
+        cmd.current_dir(root().join("c-examples")).args(args).args(["127.0.0.1", "0"]);
+        cmd.env("QUICHE_EV_QUIET", "1");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut s = Server::spawn(cmd, 0);
+        assert!(s.stderr.wait_for("listening on", DEADLINE), "server did not start:\n{}", s.stderr.dump());
+        let line = s.stderr.all().into_iter().find(|l| l.contains("listening on")).unwrap();
+        s.port = line.rsplit(':').next().unwrap().trim().parse().unwrap();
+        s
+    }
+
+    /// Starts any server `cmd` that takes a fixed port; waits until the
+    /// port is bound.
+    pub fn fixed_port(cmd: Command, port: u16) -> Server {
+        let s = Server::spawn(cmd, port);
+        let end = Instant::now() + DEADLINE;
+        while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            assert!(Instant::now() < end, "server never bound port {port}:\n{}", s.stderr.dump());
+            thread::sleep(Duration::from_millis(10));
+        }
+        s
+    }
+
+    /// Upstream's sample server on a free port (run where cert.crt is).
+    pub fn upstream(flavour: &str, name: &str) -> Server {
+        let port = free_udp_port();
+        let mut cmd = Command::new(upstream(flavour, name));
+        cmd.current_dir(root().join("c-examples")).args(["127.0.0.1", &port.to_string()]);
+        Server::fixed_port(cmd, port)
+    }
+
+    fn spawn(mut cmd: Command, port: u16) -> Server {
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped())
+            .spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let stderr = Lines::collect(child.stderr.take().unwrap());
+        let stdout = Lines::collect(child.stdout.take().unwrap());
+        Server { child, port, stderr, stdout }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits for exit with a deadline; None if it is still running.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        wait_child(&mut self.child, deadline)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_child(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// What a finished client produced.
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+/// Runs a client to completion (killed at the deadline, which fails).
+pub fn run(mut cmd: Command, deadline: Duration) -> Run {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped())
+        .spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = thread::spawn(move || { let mut v = Vec::new(); let _ = out.read_to_end(&mut v); v });
+    let t_err = thread::spawn(move || { let mut v = Vec::new(); let _ = err.read_to_end(&mut v); v });
+    let status = match wait_child(&mut child, deadline) {
+        Some(s) => s,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let e = t_err.join().unwrap();
+            panic!("{cmd:?} did not finish within {deadline:?}; stderr:\n{}", String::from_utf8_lossy(&e));
+        }
+    };
+    Run {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: String::from_utf8_lossy(&t_err.join().unwrap()).into_owned(),
+    }
+}
+
+/// One of our clients against 127.0.0.1:`port`, quiet (no quiche debug log).
+pub fn our_client(name: &str, port: u16, extra: &[&str]) -> Run {
+    let mut cmd = Command::new(ours(name));
+    cmd.env("QUICHE_EV_QUIET", "1").arg("127.0.0.1").arg(port.to_string()).args(extra);
+    run(cmd, DEADLINE)
+}
+
+/// Upstream's sample client against 127.0.0.1:`port`.
+pub fn upstream_client(flavour: &str, name: &str, port: u16) -> Run {
+    let mut cmd = Command::new(upstream(flavour, name));
+    cmd.arg("127.0.0.1").arg(port.to_string());
+    run(cmd, DEADLINE)
+}
+
+pub fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("quiche-ev-{tag}-{}-{:?}", std::process::id(),
+                                              thread::current().id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
