@@ -253,6 +253,7 @@ impl Server {
         if let Some(mut sc) = self.conns.remove(cid) {
             // SAFETY: stop before the box (and the timer in it) is freed.
             unsafe { ev_timer_stop(self.lp, &mut sc.timer) };
+            eprintln!("connection freed, {} left", self.conns.len());
         }
     }
 

@@ -119,6 +119,11 @@ impl Lines {
         true
     }
 
+    /// The last line containing `pat`, if any.
+    pub fn last(&self, pat: &str) -> Option<String> {
+        self.all().into_iter().rev().find(|l| l.contains(pat))
+    }
+
     pub fn dump(&self) -> String {
         self.all().join("\n")
     }

@@ -1,0 +1,116 @@
+//! Bad input gets a clear error and the right exit status; the server
+//! survives garbage.
+
+mod common;
+use common::*;
+use std::net::UdpSocket;
+use std::process::Command;
+use std::time::Duration;
+
+#[test]
+fn no_arguments_prints_usage_and_exits_2() {
+    for name in ["server", "client", "http3-server", "http3-client"] {
+        let r = run(Command::new(ours(name)), DEADLINE);
+        assert_eq!(r.code(), Some(2), "{name}: {}", r.stderr);
+        assert!(r.stderr.starts_with("usage: "), "{name}: {}", r.stderr);
+        let r = run({ let mut c = Command::new(ours(name)); c.args(["127.0.0.1"]); c }, DEADLINE);
+        assert_eq!(r.code(), Some(2), "{name} with one argument: {}", r.stderr);
+        let r = run({ let mut c = Command::new(ours(name)); c.args(["--bogus", "a", "b"]); c }, DEADLINE);
+        assert_eq!(r.code(), Some(2), "{name} with an unknown option: {}", r.stderr);
+    }
+}
+
+#[test]
+fn unresolvable_host_is_a_clear_error() {
+    for name in ["server", "client"] {
+        let mut c = Command::new(ours(name));
+        c.current_dir(root().join("c-examples")).env("QUICHE_EV_QUIET", "1")
+            .args(["no-such-host.invalid", "4433"]);
+        let r = run(c, DEADLINE);
+        assert_eq!(r.code(), Some(1), "{name}: {}", r.stderr);
+        assert!(r.stderr.contains("failed to resolve host no-such-host.invalid"), "{name}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn missing_or_bad_cert_names_the_file() {
+    let dir = tempdir("cert");
+    let mut c = Command::new(ours("server"));
+    c.current_dir(&dir).env("QUICHE_EV_QUIET", "1").args(["127.0.0.1", "0"]);
+    let r = run(c, DEADLINE);
+    assert_eq!(r.code(), Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("./cert.crt"), "{}", r.stderr);
+
+    std::fs::copy(root().join("c-examples/cert.crt"), dir.join("cert.crt")).unwrap();
+    let mut c = Command::new(ours("http3-server"));
+    c.current_dir(&dir).env("QUICHE_EV_QUIET", "1").args(["127.0.0.1", "0"]);
+    let r = run(c, DEADLINE);
+    assert_eq!(r.code(), Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("./cert.key"), "{}", r.stderr);
+
+    std::fs::write(dir.join("cert.key"), b"not a key").unwrap();
+    let mut c = Command::new(ours("server"));
+    c.current_dir(&dir).env("QUICHE_EV_QUIET", "1").args(["127.0.0.1", "0"]);
+    let r = run(c, DEADLINE);
+    assert_eq!(r.code(), Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("failed to load ./cert.key"), "{}", r.stderr);
+}
+
+#[test]
+fn client_with_no_answer_fails_after_the_idle_timeout() {
+    // A bound socket that never answers.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let r = our_client("client", port, &[]);
+    assert_eq!(r.code(), Some(1), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    assert!(r.stderr.contains("error: no answer from the server: idle timeout"), "{}", r.stderr);
+}
+
+#[test]
+fn garbage_datagrams_are_dropped_and_the_server_keeps_serving() {
+    let s = Server::ours("server", &[]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target = ("127.0.0.1", s.port);
+    sock.send_to(b"", target).unwrap();
+    sock.send_to(b"hello, not QUIC", target).unwrap();
+    sock.send_to(&[0xc0; 5], target).unwrap();
+    sock.send_to(&[0x40; 3], target).unwrap();
+    assert!(s.stderr.wait_for("failed to parse header", DEADLINE), "{}", s.stderr.dump());
+    let r = our_client("client", s.port, &[]);
+    assert_eq!(r.stdout, b"byez\n", "{}", r.stderr);
+}
+
+#[test]
+fn short_header_packets_for_unknown_connections_get_no_version_negotiation() {
+    // Upstream answers a stray short-header packet with a Version
+    // Negotiation packet (its version field reads as 0); we drop it.
+    let s = Server::ours("server", &[]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut pkt = vec![0x40u8];
+    pkt.extend_from_slice(&[7u8; 40]);
+    sock.send_to(&pkt, ("127.0.0.1", s.port)).unwrap();
+    assert!(s.stderr.wait_for("packet for unknown connection dropped", DEADLINE), "{}", s.stderr.dump());
+    let mut buf = [0u8; 1500];
+    assert!(sock.recv_from(&mut buf).is_err(), "the server answered a stray short-header packet");
+    assert!(!s.stderr.has("version negotiation"));
+}
+
+#[test]
+fn initial_with_a_short_dcid_is_rejected() {
+    // RFC 9000 §7.2: a client's first DCID is at least 8 bytes. Upstream's
+    // create_conn would copy 16 bytes out of it regardless.
+    let s = Server::ours("server", &[]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut pkt = vec![0xc0u8, 0, 0, 0, 1]; // long header, Initial, QUIC v1
+    pkt.push(4);
+    pkt.extend_from_slice(&[1, 2, 3, 4]); // DCID of 4 bytes
+    pkt.push(0); // empty SCID
+    pkt.push(0); // empty token
+    pkt.extend_from_slice(&[0x44, 0xd0]); // length 1232
+    pkt.resize(1250, 0);
+    sock.send_to(&pkt, ("127.0.0.1", s.port)).unwrap();
+    assert!(s.stderr.wait_for("destination connection ID of 4 bytes dropped", DEADLINE), "{}", s.stderr.dump());
+    assert!(!s.stderr.has("stateless retry"));
+}
