@@ -49,6 +49,8 @@ mod tests {
         for _ in 0..1000 {
             gen_cid();
         }
-        assert_eq!(count(), before);
+        // Other tests in this process may open a few files meanwhile; a
+        // descriptor per call (upstream's gen_cid) would add a thousand.
+        assert!(count() < before + 10, "descriptors grew from {before} to {}", count());
     }
 }
