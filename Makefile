@@ -100,3 +100,7 @@ test: deps all upstream peers
 clean:
 	$(CARGO) clean
 	rm -f $(EXAMPLES) c-examples/cert.crt c-examples/cert.key
+
+# Further targets, one concern per file: sanitizers, the comparison
+# harness, benchmarks.
+include $(wildcard mk/*.mk)
