@@ -170,8 +170,10 @@ void quiche_ev_server_recv_cb(struct ev_loop *loop_,
 
 /**
  * A signal watcher's callback for SIGINT/SIGTERM (`w.data = server`):
- * closes every connection with CONNECTION_CLOSE, sends it, frees the
- * connections and breaks the loop, so `main` can free and exit 0.
+ * refuses new connections, closes every connection with CONNECTION_CLOSE
+ * and sends it, then breaks the loop once they are closed (lingering at
+ * most a second to repeat the close to peers that missed it), so `main`
+ * can free the server and exit 0. A second signal breaks at once.
  */
 void quiche_ev_server_signal_cb(struct ev_loop *loop_,
                                 ev_signal *w,

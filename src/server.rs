@@ -57,7 +57,16 @@ pub struct Server {
     buf: Vec<u8>,
     out: Vec<u8>,
     touched: Vec<Cid>,
+    /// Set by `shutdown`: no new connections; break the loop once the
+    /// table is empty (or when `stop_timer` fires).
+    stopping: bool,
+    stop_timer: ev_timer,
 }
+
+/// How long a shutting-down server lingers so that peers whose first
+/// CONNECTION_CLOSE was lost get another one (quiche's closing state
+/// answers their packets) before the process exits.
+const SHUTDOWN_LINGER_SECS: f64 = 1.0;
 
 impl Server {
     /// # Safety
@@ -73,6 +82,8 @@ impl Server {
             buf: vec![0; 65535],
             out: vec![0; MAX_DATAGRAM_SIZE],
             touched: Vec::new(),
+            stopping: false,
+            stop_timer: ev_timer::zeroed(),
         })
     }
 
@@ -150,6 +161,9 @@ impl Server {
     /// A packet for no known connection: version negotiation, stateless
     /// retry, token validation and finally `create_conn`.
     fn accept(&mut self, hdr: &quiche::Header, from: SocketAddr) -> Option<Cid> {
+        if self.stopping {
+            return None;
+        }
         match hdr.ty {
             Type::Short | Type::VersionNegotiation => {
                 eprintln!("packet for unknown connection dropped");
@@ -246,6 +260,10 @@ impl Server {
         if sc.conn.is_closed() {
             eprintln!("{}", closed_line(&sc.conn, true));
             self.remove(cid);
+            if self.stopping && self.conns.is_empty() {
+                // SAFETY: lp is the loop we were created for.
+                unsafe { ev_break(self.lp, EVBREAK_ALL) };
+            }
         }
     }
 
@@ -265,21 +283,31 @@ impl Server {
         }
     }
 
-    /// Closes every connection with CONNECTION_CLOSE, sends it, frees
-    /// them, and breaks the loop.
+    /// SIGINT/SIGTERM: closes every connection with CONNECTION_CLOSE and
+    /// sends it, then breaks the loop once all are closed (at most
+    /// `SHUTDOWN_LINGER_SECS` later). A second signal breaks at once.
     pub fn shutdown(&mut self) {
+        if self.stopping || self.conns.is_empty() {
+            // SAFETY: lp is the loop we were created for.
+            unsafe { ev_break(self.lp, EVBREAK_ALL) };
+            return;
+        }
+        self.stopping = true;
         let cids: Vec<Cid> = self.conns.keys().copied().collect();
         for cid in &cids {
             if let Some(sc) = self.conns.get_mut(cid) {
                 let _ = sc.conn.close(true, 0, b"server shutting down");
-                // SAFETY: as in flush_conn.
-                unsafe { flush_egress(self.lp, self.sock, &mut sc.conn, &mut sc.timer, &mut self.out) };
-                eprintln!("{}", closed_line(&sc.conn, true));
             }
-            self.remove(cid);
+            self.flush_conn(cid);
         }
-        // SAFETY: lp is the loop we were created for.
-        unsafe { ev_break(self.lp, EVBREAK_ALL) };
+        if !self.conns.is_empty() {
+            // SAFETY: the timer lives in the boxed server, stopped in Drop.
+            unsafe {
+                ev_timer_init(&mut self.stop_timer, stop_cb, SHUTDOWN_LINGER_SECS, 0.0);
+                self.stop_timer.data = self as *mut Server as *mut c_void;
+                ev_timer_start(self.lp, &mut self.stop_timer);
+            }
+        }
     }
 }
 
@@ -289,7 +317,17 @@ impl Drop for Server {
         for cid in &cids {
             self.remove(cid);
         }
+        // SAFETY: stopping an inactive timer is a no-op.
+        unsafe { ev_timer_stop(self.lp, &mut self.stop_timer) };
     }
+}
+
+/// The shutdown linger is over: stop the loop; `Drop` frees the rest.
+unsafe extern "C" fn stop_cb(lp: *mut ev_loop, _w: *mut ev_timer, _revents: c_int) {
+    crate::ffi::guard::callback(lp, || {
+        // SAFETY: lp is the loop running us.
+        unsafe { ev_break(lp, EVBREAK_ALL) };
+    });
 }
 
 /// `timeout_cb`: libev calls it when a connection's timer expires.

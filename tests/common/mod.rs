@@ -78,6 +78,11 @@ impl Lines {
         self.all().iter().filter(|l| l.contains(pat)).count()
     }
 
+    /// How many lines are exactly `line`.
+    pub fn count_exact(&self, line: &str) -> usize {
+        self.all().iter().filter(|l| *l == line).count()
+    }
+
     pub fn has(&self, pat: &str) -> bool {
         self.count(pat) > 0
     }
@@ -127,6 +132,11 @@ impl Lines {
     pub fn dump(&self) -> String {
         self.all().join("\n")
     }
+}
+
+/// Collects the lines of any pipe (e.g. a client's stderr).
+pub fn lines_of(r: impl Read + Send + 'static) -> Lines {
+    Lines::collect(r)
 }
 
 /// A running server process; killed when dropped.
