@@ -123,6 +123,11 @@ impl Server {
                 }
             }
         }
+        self.flush_touched();
+    }
+
+    /// Flushes the connections that received packets since the last call.
+    pub fn flush_touched(&mut self) {
         let touched = mem::take(&mut self.touched);
         for cid in &touched {
             self.flush_conn(cid);
@@ -131,7 +136,10 @@ impl Server {
         self.touched.clear();
     }
 
-    fn handle_datagram(&mut self, pkt: &mut [u8], from: SocketAddr) {
+    /// One datagram from `from`: header parse, table lookup, version
+    /// negotiation, retry, token validation, `create_conn`, then quiche.
+    /// Public as the entry point of the fuzz harness (tests/fuzz_datagram.rs).
+    pub fn handle_datagram(&mut self, pkt: &mut [u8], from: SocketAddr) {
         let cid = match quiche::Header::from_slice(pkt, LOCAL_CONN_ID_LEN) {
             Err(e) => {
                 eprintln!("failed to parse header: {e:?}");
