@@ -17,9 +17,12 @@ fn main() {
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is valid");
+    // Only src/ffi/ is the C API: cbindgen reads that module (and its
+    // submodules) alone, so internal constants and types never leak into
+    // the header.
     let header = cbindgen::Builder::new()
-        .with_crate(&crate_dir)
         .with_config(config)
+        .with_src(crate_dir.join("src/ffi/mod.rs"))
         .generate()
         .expect("cbindgen can read the C API");
     let path = crate_dir.join("include/quiche_ev.h");
@@ -27,3 +30,4 @@ fn main() {
     // `make` does not rebuild the examples for nothing.
     header.write_to_file(&path);
 }
+

@@ -49,8 +49,8 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Connects to `peer` over the non-blocking UDP socket `sock` and sends
- * the first flight.
+ * Connects to `peer` over the non-blocking UDP socket `sock`; the first
+ * flight goes out as soon as `ev_run` starts.
  *
  * `host` is the TLS server name (and HTTP/3 `:authority`). `config` (and
  * `h3_config`) stay owned by the caller and must outlive the client. With

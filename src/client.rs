@@ -14,10 +14,10 @@ use libev_sys::*;
 use quiche::ConnectionId;
 
 use crate::app::{ClientApp, Outcome};
+use crate::batch_io::{enable_gro, grow_buffers, IoMode, RecvBatch, RECV_BATCH};
 use crate::cid::gen_cid;
-use crate::conn_io::{closed_line, flush_egress};
+use crate::conn_io::{closed_line, flush_egress, Flushed, Pending, SCRATCH_LEN};
 use crate::socket::recv_from;
-use crate::MAX_DATAGRAM_SIZE;
 
 pub struct Client {
     timer: ev_timer,
@@ -30,13 +30,18 @@ pub struct Client {
     established: bool,
     finished: bool,
     failure: Option<String>,
+    io: IoMode,
+    batch: Option<RecvBatch>,
     buf: Vec<u8>,
     out: Vec<u8>,
+    pending: Vec<Pending>,
+    /// Watches for writability while the socket is full.
+    write_watcher: ev_io,
 }
 
 impl Client {
-    /// Creates the connection (random 16-byte SCID, like upstream) and
-    /// sends the first flight.
+    /// Creates the connection (random 16-byte SCID, like upstream); the
+    /// first flight is sent as soon as the loop runs.
     pub fn new(lp: *mut ev_loop, sock: RawFd, host: Option<&str>, local: SocketAddr,
                peer: SocketAddr, config: &mut quiche::Config, app: ClientApp)
                -> Result<Box<Client>, String> {
@@ -50,15 +55,40 @@ impl Client {
             established: false,
             finished: false,
             failure: None,
+            io: IoMode::PLAIN,
+            batch: None,
             buf: vec![0; 65535],
-            out: vec![0; MAX_DATAGRAM_SIZE],
+            out: vec![0; SCRATCH_LEN],
+            pending: Vec::new(),
+            write_watcher: ev_io::zeroed(),
         });
-        // SAFETY: the timer lives in the box, which the C side keeps until
-        // quiche_ev_client_free (which stops it).
-        unsafe { ev_timer_init(&mut c.timer, timeout_cb, 0.0, 0.0) };
+        // SAFETY: the watchers live in the box, which the C side keeps until
+        // quiche_ev_client_free (which stops them).
+        unsafe {
+            ev_timer_init(&mut c.timer, timeout_cb, 0.0, 0.0);
+            ev_io_init(&mut c.write_watcher, write_cb, sock, EV_WRITE);
+        }
         c.timer.data = &mut *c as *mut Client as *mut c_void;
-        c.flush();
+        c.write_watcher.data = &mut *c as *mut Client as *mut c_void;
+        c.set_io(IoMode::BATCHED);
+        // The first flight goes out from the loop (a timer due at once),
+        // not from here: by then `main` has set up every watcher, signal
+        // handlers included.
+        // SAFETY: the timer is initialised above and lives in the box.
+        unsafe { ev_timer_start(lp, &mut c.timer) };
         Ok(c)
+    }
+
+    /// Batched (recvmmsg/GRO, GSO) or plain (recvfrom/sendto) I/O.
+    pub fn set_io(&mut self, mode: IoMode) {
+        if mode.batch_recv {
+            enable_gro(self.sock);
+        }
+        if mode.gso {
+            grow_buffers(self.sock);
+        }
+        self.io = mode;
+        self.batch = mode.batch_recv.then(|| RecvBatch::new(RECV_BATCH));
     }
 
     /// Where response bodies go (stdout by default).
@@ -67,47 +97,101 @@ impl Client {
     }
 
     fn flush(&mut self) {
-        // SAFETY: the timer is ours and on our loop.
-        unsafe { flush_egress(self.lp, self.sock, &mut self.conn, &mut self.timer, &mut self.out) };
-    }
-
-    /// `recv_cb`: feeds every queued datagram to quiche, sends the request
-    /// once established, reads responses, flushes.
-    pub fn recv_cb(&mut self) {
-        if self.finished {
-            return;
-        }
-        loop {
-            match recv_from(self.sock, &mut self.buf) {
-                Ok((len, from)) => {
-                    let info = quiche::RecvInfo { from, to: self.local };
-                    if let Err(e) = self.conn.recv(&mut self.buf[..len], info) {
-                        eprintln!("failed to process packet: {e:?}");
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => continue,
-                Err(e) => {
-                    eprintln!("failed to read: {e}");
-                    break;
-                }
+        // SAFETY: the timer and the watcher are ours and on our loop.
+        unsafe {
+            if libev_sys::ev_is_active(&self.write_watcher as *const ev_io as *const c_void) != 0 {
+                return; // write_cb flushes once the socket has room
+            }
+            let flushed = flush_egress(self.lp, self.sock, &mut self.conn, &mut self.timer,
+                                       &mut self.pending, &mut self.out, self.io);
+            if flushed == Flushed::Blocked {
+                ev_io_start(self.lp, &mut self.write_watcher);
             }
         }
-        if self.conn.is_closed() {
-            return self.finish();
-        }
-        if self.conn.is_established() && !self.established {
-            self.established = true;
-            eprintln!("connection established: {}",
-                      String::from_utf8_lossy(self.conn.application_proto()));
-            self.app.on_established(&mut self.conn);
-        }
-        if self.conn.is_established() {
-            self.app.on_recv(&mut self.conn, &mut *self.output);
-        }
+    }
+
+    fn on_writable(&mut self) {
+        // SAFETY: our watcher, our loop.
+        unsafe { ev_io_stop(self.lp, &mut self.write_watcher) };
         self.flush();
         if self.conn.is_closed() {
             self.finish();
+        }
+    }
+
+    /// Feeds one received datagram (or GRO segment) to quiche.
+    fn recv_one(conn: &mut quiche::Connection, pkt: &mut [u8], info: quiche::RecvInfo) {
+        if let Err(e) = conn.recv(pkt, info) {
+            eprintln!("failed to process packet: {e:?}");
+        }
+    }
+
+    /// Reads one batch (recvmmsg, or up to RECV_BATCH recvfrom calls) into
+    /// quiche; false once the socket is drained.
+    fn read_batch(&mut self) -> bool {
+        if let Some(mut batch) = self.batch.take() {
+            let more = match batch.recv(self.sock) {
+                Ok(n) => {
+                    for i in 0..n {
+                        let (from, segment) = (batch.got[i].from, batch.got[i].segment);
+                        let info = quiche::RecvInfo { from, to: self.local };
+                        for pkt in batch.buf(i).chunks_mut(segment.max(1)) {
+                            Self::recv_one(&mut self.conn, pkt, info);
+                        }
+                    }
+                    true
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+                Err(e) => {
+                    eprintln!("failed to read: {e}");
+                    false
+                }
+            };
+            self.batch = Some(batch);
+            return more;
+        }
+        for _ in 0..RECV_BATCH {
+            match recv_from(self.sock, &mut self.buf) {
+                Ok((len, from)) => {
+                    let info = quiche::RecvInfo { from, to: self.local };
+                    Self::recv_one(&mut self.conn, &mut self.buf[..len], info);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => continue,
+                Err(e) => {
+                    eprintln!("failed to read: {e}");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// `recv_cb`: per read batch, feeds the datagrams to quiche, sends the
+    /// request once established, reads responses and flushes (so ACKs and
+    /// flow-control credit flow while a large response streams in).
+    pub fn recv_cb(&mut self) {
+        while !self.finished {
+            let more = self.read_batch();
+            if self.conn.is_closed() {
+                return self.finish();
+            }
+            if self.conn.is_established() && !self.established {
+                self.established = true;
+                eprintln!("connection established: {}",
+                          String::from_utf8_lossy(self.conn.application_proto()));
+                self.app.on_established(&mut self.conn);
+            }
+            if self.conn.is_established() {
+                self.app.on_recv(&mut self.conn, &mut *self.output);
+            }
+            self.flush();
+            if self.conn.is_closed() {
+                return self.finish();
+            }
+            if !more {
+                break;
+            }
         }
     }
 
@@ -151,9 +235,10 @@ impl Client {
         if let Some(why) = &self.failure {
             eprintln!("error: {why}");
         }
-        // SAFETY: our timer, our loop.
+        // SAFETY: our watchers, our loop.
         unsafe {
             ev_timer_stop(self.lp, &mut self.timer);
+            ev_io_stop(self.lp, &mut self.write_watcher);
             ev_break(self.lp, EVBREAK_ONE);
         }
     }
@@ -188,8 +273,11 @@ impl Client {
 impl Drop for Client {
     fn drop(&mut self) {
         let _ = self.output.flush();
-        // SAFETY: stop before the box (and the timer in it) is freed.
-        unsafe { ev_timer_stop(self.lp, &mut self.timer) };
+        // SAFETY: stop before the box (and the watchers in it) is freed.
+        unsafe {
+            ev_timer_stop(self.lp, &mut self.timer);
+            ev_io_stop(self.lp, &mut self.write_watcher);
+        }
     }
 }
 
@@ -198,5 +286,13 @@ unsafe extern "C" fn timeout_cb(lp: *mut ev_loop, w: *mut ev_timer, _revents: c_
         // SAFETY: `data` is the client owning this timer (set in `new`).
         let client = unsafe { &mut *((*w).data as *mut Client) };
         client.on_timeout();
+    });
+}
+
+unsafe extern "C" fn write_cb(lp: *mut ev_loop, w: *mut ev_io, _revents: c_int) {
+    crate::ffi::guard::callback(lp, || {
+        // SAFETY: `data` is the client owning this watcher (set in `new`).
+        let client = unsafe { &mut *((*w).data as *mut Client) };
+        client.on_writable();
     });
 }

@@ -1,60 +1,195 @@
 //! Per-connection I/O shared by the server and the client: `flush_egress`,
 //! the connection's libev timer, and the closing statistics line.
+//!
+//! Egress builds GSO batches (consecutive packets for one address, all of
+//! one size but the last), honours quiche's pacing time (`send_info.at`)
+//! with the connection timer, and keeps what the socket would not take
+//! (EAGAIN/ENOBUFS) until it is writable again, instead of dropping it.
 
-use std::io;
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
 
 use libev_sys::{ev_loop, ev_timer, ev_timer_again, ev_timer_stop};
 
-use crate::socket::send_to;
+use crate::batch_io::{is_full, send_segments, IoMode, MAX_GSO_BYTES, MAX_SEGMENTS};
 
 /// Smallest timer interval. `ev_timer_again` with a repeat of 0 stops the
 /// timer, so an already-expired quiche timeout (0 ns) must become "now".
 const MIN_TIMER_SECS: f64 = 1e-6;
 
-/// `flush_egress`: sends every packet quiche has for `conn`, each to the
-/// address quiche chose (`send_info.to`), then re-arms `timer` from
-/// `conn.timeout()`.
+/// Packets due this close to now are sent now (libev's timers are no finer
+/// than about a millisecond).
+const PACING_GRANULARITY: Duration = Duration::from_millis(1);
+
+/// Bytes for one batch plus one packet that did not fit it.
+pub(crate) const SCRATCH_LEN: usize = MAX_GSO_BYTES + 1500;
+
+/// A batch quiche produced that has not gone out yet.
+pub struct Pending {
+    data: Vec<u8>,
+    segment: usize,
+    to: SocketAddr,
+    at: Option<Instant>,
+}
+
+/// What `flush_egress` left behind.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything quiche had is sent.
+    Done,
+    /// The socket is full: call again when it is writable.
+    Blocked,
+    /// The next packet is due later; the timer is set for it.
+    Paced,
+}
+
+/// One batch being built in the scratch buffer.
+struct Batch {
+    len: usize,
+    segment: usize,
+    to: SocketAddr,
+    at: Option<Instant>,
+    /// Length of a packet after the batch that could not join it.
+    carry: usize,
+    carry_to: SocketAddr,
+    carry_at: Option<Instant>,
+}
+
+/// Fills `scratch` with one batch from quiche. `None` when quiche has
+/// nothing to send.
+fn build(conn: &mut quiche::Connection, scratch: &mut [u8], mode: IoMode,
+         start: Option<(usize, SocketAddr, Option<Instant>)>) -> Option<Batch> {
+    let max_pkt = conn.max_send_udp_payload_size().min(1500);
+    let mut b = match start {
+        Some((len, to, at)) => Batch { len, segment: len, to, at, carry: 0, carry_to: to, carry_at: None },
+        None => match conn.send(&mut scratch[..max_pkt]) {
+            Ok((len, info)) => Batch { len, segment: len, to: info.to, at: Some(info.at), carry: 0,
+                                       carry_to: info.to, carry_at: None },
+            Err(quiche::Error::Done) => return None,
+            Err(e) => {
+                eprintln!("failed to create packet: {e:?}");
+                return None;
+            }
+        },
+    };
+    if !mode.gso {
+        return Some(b);
+    }
+    let max_segments = MAX_SEGMENTS.min(MAX_GSO_BYTES / b.segment.max(1));
+    let quantum = conn.send_quantum().max(b.segment);
+    while b.len / b.segment < max_segments && b.len + b.segment <= quantum.min(MAX_GSO_BYTES) {
+        let room = &mut scratch[b.len..b.len + max_pkt];
+        match conn.send(room) {
+            Ok((len, info)) if info.to == b.to && len <= b.segment => {
+                b.len += len;
+                if len < b.segment {
+                    break; // a short packet ends a GSO batch
+                }
+            }
+            Ok((len, info)) => {
+                b.carry = len;
+                b.carry_to = info.to;
+                b.carry_at = Some(info.at);
+                break;
+            }
+            Err(quiche::Error::Done) => break,
+            Err(e) => {
+                eprintln!("failed to create packet: {e:?}");
+                break;
+            }
+        }
+    }
+    Some(b)
+}
+
+fn due_later(at: Option<Instant>, now: Instant) -> Option<Duration> {
+    at.and_then(|at| at.checked_duration_since(now)).filter(|d| *d > PACING_GRANULARITY)
+}
+
+/// Sends one batch; Ok(true) when all of it went out. On a full socket
+/// (or a pacing delay) the rest is appended to `pending`.
+fn send_batch(sock: RawFd, data: &[u8], segment: usize, to: SocketAddr, at: Option<Instant>,
+              mode: IoMode, pending: &mut Vec<Pending>) -> Result<(), Flushed> {
+    if due_later(at, Instant::now()).is_some() {
+        pending.push(Pending { data: data.to_vec(), segment, to, at });
+        return Err(Flushed::Paced);
+    }
+    match send_segments(sock, data, segment, &to, mode.gso) {
+        Ok(n) if n == data.len() => Ok(()),
+        Ok(n) => {
+            pending.push(Pending { data: data[n..].to_vec(), segment, to, at: None });
+            Err(Flushed::Blocked)
+        }
+        Err(e) if is_full(&e) => {
+            pending.push(Pending { data: data.to_vec(), segment, to, at: None });
+            Err(Flushed::Blocked)
+        }
+        Err(e) => {
+            // Unreachable peer and the like: the packet is lost; quiche's
+            // loss recovery resends its frames.
+            eprintln!("failed to send: {e}");
+            Ok(())
+        }
+    }
+}
+
+/// `flush_egress`: sends what is pending, then every packet quiche has for
+/// `conn` (each to `send_info.to`), then re-arms `timer` for quiche's next
+/// timeout or the next paced packet, whichever is sooner.
 ///
 /// # Safety
 /// `lp` must be the loop `timer` runs on and `timer` must stay at this
 /// address while active.
 pub unsafe fn flush_egress(lp: *mut ev_loop, sock: RawFd, conn: &mut quiche::Connection,
-                           timer: &mut ev_timer, out: &mut [u8]) {
-    loop {
-        let (len, info) = match conn.send(out) {
-            Ok(v) => v,
-            Err(quiche::Error::Done) => break,
-            Err(e) => {
-                eprintln!("failed to create packet: {e:?}");
-                // quiche closes the connection itself on internal errors;
-                // make sure it cannot spin here.
-                let _ = conn.close(false, 0x1, b"internal error");
-                break;
-            }
-        };
-        match send_to(sock, &out[..len], &info.to) {
-            Ok(_) => {}
-            // The socket buffer is full: the packet is counted as sent
-            // and quiche's loss recovery will resend its data. Stop now
-            // instead of spinning; the timer brings us back.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock
-                || e.raw_os_error() == Some(libc::ENOBUFS) => break,
-            Err(e) => {
-                eprintln!("failed to send: {e}");
-                break;
-            }
-        }
+                           timer: &mut ev_timer, pending: &mut Vec<Pending>,
+                           scratch: &mut [u8], mode: IoMode) -> Flushed {
+    let result = flush(sock, conn, pending, scratch, mode);
+    let now = Instant::now();
+    let mut next = conn.timeout();
+    if result == Flushed::Paced {
+        let wait = pending.first().and_then(|p| due_later(p.at, now)).unwrap_or_default();
+        next = Some(next.map_or(wait, |t| t.min(wait)));
     }
-    arm_timer(lp, conn, timer);
+    arm_timer(lp, next, timer);
+    result
 }
 
-/// Re-arms (or stops) the connection timer from quiche's next timeout.
+fn flush(sock: RawFd, conn: &mut quiche::Connection, pending: &mut Vec<Pending>,
+         scratch: &mut [u8], mode: IoMode) -> Flushed {
+    // What an earlier flush could not send goes first, in order.
+    while !pending.is_empty() {
+        let p = pending.remove(0);
+        let mut rest = Vec::new();
+        if let Err(why) = send_batch(sock, &p.data, p.segment, p.to, p.at, mode, &mut rest) {
+            rest.append(pending);
+            *pending = rest;
+            return why;
+        }
+    }
+    let mut carried = None;
+    while let Some(b) = build(conn, scratch, mode, carried.take()) {
+        if let Err(why) = send_batch(sock, &scratch[..b.len], b.segment, b.to, b.at, mode, pending) {
+            if b.carry > 0 {
+                let c = &scratch[b.len..b.len + b.carry];
+                pending.push(Pending { data: c.to_vec(), segment: b.carry, to: b.carry_to, at: b.carry_at });
+            }
+            return why;
+        }
+        if b.carry > 0 {
+            scratch.copy_within(b.len..b.len + b.carry, 0);
+            carried = Some((b.carry, b.carry_to, b.carry_at));
+        }
+    }
+    Flushed::Done
+}
+
+/// Re-arms (or stops) the connection timer for `after` from now.
 ///
 /// # Safety
 /// As for [`flush_egress`].
-pub unsafe fn arm_timer(lp: *mut ev_loop, conn: &quiche::Connection, timer: &mut ev_timer) {
-    match conn.timeout() {
+pub unsafe fn arm_timer(lp: *mut ev_loop, after: Option<Duration>, timer: &mut ev_timer) {
+    match after {
         Some(d) => {
             timer.repeat = d.as_secs_f64().max(MIN_TIMER_SECS);
             ev_timer_again(lp, timer);

@@ -5,6 +5,7 @@
 //! programs set up. See `include/quiche_ev.h` for the C API.
 
 pub mod app;
+pub mod batch_io;
 pub mod cid;
 pub mod client;
 pub mod conn_io;

@@ -19,14 +19,19 @@ use libev_sys::*;
 use quiche::{ConnectionId, Type};
 
 use crate::app::{ServerApp, ServerAppConfig};
+use crate::batch_io::{enable_gro, grow_buffers, IoMode, RecvBatch, RECV_BATCH};
 use crate::cid::gen_cid;
-use crate::conn_io::{closed_line, flush_egress};
+use crate::conn_io::{closed_line, flush_egress, Flushed, Pending, SCRATCH_LEN};
 use crate::socket::{recv_from, send_to};
 use crate::token::{TokenKey, DEFAULT_LIFETIME};
-use crate::{LOCAL_CONN_ID_LEN, MAX_DATAGRAM_SIZE};
+use crate::LOCAL_CONN_ID_LEN;
 
 /// Default bound on live connections.
 pub const DEFAULT_MAX_CONNS: usize = 10_000;
+
+/// Read batches per `recv_cb` before egress gets its turn (the socket
+/// stays readable, so libev calls again).
+const MAX_READS_PER_CALLBACK: usize = 64;
 
 /// Smallest destination CID a client may put in its first Initial
 /// (RFC 9000 §7.2).
@@ -42,6 +47,10 @@ pub struct ServerConn {
     conn: quiche::Connection,
     app: ServerApp,
     touched: bool,
+    /// Egress the socket did not take yet (or held for pacing).
+    pending: Vec<Pending>,
+    /// Waiting for the socket to become writable.
+    blocked: bool,
 }
 
 pub struct Server {
@@ -54,9 +63,17 @@ pub struct Server {
     conns: HashMap<Cid, Box<ServerConn>>,
     tokens: TokenKey,
     max_conns: usize,
+    io: IoMode,
+    /// recvmmsg buffers (taken out while datagrams are handled).
+    batch: Option<RecvBatch>,
     buf: Vec<u8>,
+    /// Egress scratch: one GSO batch (also Version Negotiation and Retry).
     out: Vec<u8>,
     touched: Vec<Cid>,
+    /// Connections waiting for the socket to become writable, and the
+    /// watcher that tells us.
+    blocked: Vec<Cid>,
+    write_watcher: ev_io,
     /// Set by `shutdown`: no new connections; break the loop once the
     /// table is empty (or when `stop_timer` fires).
     stopping: bool,
@@ -74,17 +91,42 @@ impl Server {
     /// runs, until the server is dropped.
     pub unsafe fn new(lp: *mut ev_loop, sock: RawFd, local: SocketAddr,
                       config: *mut quiche::Config, app: ServerAppConfig) -> Box<Server> {
-        Box::new(Server {
+        let mut server = Box::new(Server {
             lp, sock, local, config, app,
+            io: IoMode::PLAIN,
+            batch: None,
+            blocked: Vec::new(),
+            write_watcher: ev_io::zeroed(),
             conns: HashMap::new(),
             tokens: TokenKey::new(DEFAULT_LIFETIME),
             max_conns: DEFAULT_MAX_CONNS,
             buf: vec![0; 65535],
-            out: vec![0; MAX_DATAGRAM_SIZE],
+            out: vec![0; SCRATCH_LEN],
             touched: Vec::new(),
             stopping: false,
             stop_timer: ev_timer::zeroed(),
-        })
+        });
+        // SAFETY: the watcher lives in the boxed server and is stopped in
+        // Drop; it is started only while a connection is blocked.
+        unsafe {
+            ev_io_init(&mut server.write_watcher, write_cb, sock, EV_WRITE);
+            server.write_watcher.data = &mut *server as *mut Server as *mut c_void;
+        }
+        server.set_io(IoMode::BATCHED);
+        server
+    }
+
+    /// Batched (recvmmsg/GRO, GSO) or plain (recvfrom/sendto) I/O.
+    pub fn set_io(&mut self, mode: IoMode) {
+        if mode.batch_recv {
+            // Without GRO the kernel just does not coalesce: still correct.
+            enable_gro(self.sock);
+        }
+        if mode.gso {
+            grow_buffers(self.sock);
+        }
+        self.io = mode;
+        self.batch = mode.batch_recv.then(|| RecvBatch::new(RECV_BATCH));
     }
 
     pub fn conn_count(&self) -> usize {
@@ -106,7 +148,46 @@ impl Server {
     /// `recv_cb`: reads every queued datagram, then flushes the
     /// connections that got packets.
     pub fn recv_cb(&mut self) {
-        loop {
+        match self.batch.take() {
+            Some(batch) => self.recv_batched(batch),
+            None => self.recv_plain(),
+        }
+        self.flush_touched();
+    }
+
+    fn recv_batched(&mut self, mut batch: RecvBatch) {
+        for _ in 0..MAX_READS_PER_CALLBACK {
+            match batch.recv(self.sock) {
+                Ok(n) => {
+                    for i in 0..n {
+                        let (from, segment) = (batch.got[i].from, batch.got[i].segment);
+                        let buf = batch.buf(i);
+                        if buf.is_empty() {
+                            eprintln!("failed to parse header: empty datagram");
+                            continue;
+                        }
+                        // GRO may have coalesced several packets of one size.
+                        for pkt in buf.chunks_mut(segment.max(1)) {
+                            self.handle_datagram(pkt, from);
+                        }
+                    }
+                    // ACKs and flow-control credit go out per batch, not
+                    // after the socket is drained: keeps the peer's
+                    // sending clock running.
+                    self.flush_touched();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    eprintln!("failed to read: {e}");
+                    break;
+                }
+            }
+        }
+        self.batch = Some(batch);
+    }
+
+    fn recv_plain(&mut self) {
+        for _ in 0..MAX_READS_PER_CALLBACK * RECV_BATCH {
             let mut buf = mem::take(&mut self.buf);
             let res = recv_from(self.sock, &mut buf);
             if let Ok((len, from)) = res {
@@ -123,7 +204,6 @@ impl Server {
                 }
             }
         }
-        self.flush_touched();
     }
 
     /// Flushes the connections that received packets since the last call.
@@ -249,6 +329,8 @@ impl Server {
             conn,
             app: ServerApp::new(&self.app),
             touched: false,
+            pending: Vec::new(),
+            blocked: false,
         });
         // SAFETY: the timer lives in the box, which stays put until the
         // connection is removed (and the timer stopped).
@@ -263,8 +345,21 @@ impl Server {
     fn flush_conn(&mut self, cid: &Cid) {
         let Some(sc) = self.conns.get_mut(cid) else { return };
         sc.touched = false;
+        if sc.blocked {
+            return; // write_cb flushes it once the socket has room
+        }
         // SAFETY: the timer is in the connection's box, on our loop.
-        unsafe { flush_egress(self.lp, self.sock, &mut sc.conn, &mut sc.timer, &mut self.out) };
+        let flushed = unsafe {
+            flush_egress(self.lp, self.sock, &mut sc.conn, &mut sc.timer, &mut sc.pending,
+                         &mut self.out, self.io)
+        };
+        if flushed == Flushed::Blocked {
+            sc.blocked = true;
+            self.blocked.push(*cid);
+            // SAFETY: the watcher lives in the boxed server.
+            unsafe { ev_io_start(self.lp, &mut self.write_watcher) };
+            return;
+        }
         if sc.conn.is_closed() {
             eprintln!("{}", closed_line(&sc.conn, true));
             self.remove(cid);
@@ -280,6 +375,19 @@ impl Server {
             // SAFETY: stop before the box (and the timer in it) is freed.
             unsafe { ev_timer_stop(self.lp, &mut sc.timer) };
             eprintln!("connection freed, {} left", self.conns.len());
+        }
+    }
+
+    /// The socket has room again: flush the connections that were blocked.
+    fn on_writable(&mut self) {
+        // SAFETY: the watcher lives in the boxed server.
+        unsafe { ev_io_stop(self.lp, &mut self.write_watcher) };
+        let blocked = mem::take(&mut self.blocked);
+        for cid in &blocked {
+            if let Some(sc) = self.conns.get_mut(cid) {
+                sc.blocked = false;
+                self.flush_conn(cid);
+            }
         }
     }
 
@@ -325,9 +433,20 @@ impl Drop for Server {
         for cid in &cids {
             self.remove(cid);
         }
-        // SAFETY: stopping an inactive timer is a no-op.
-        unsafe { ev_timer_stop(self.lp, &mut self.stop_timer) };
+        // SAFETY: stopping inactive watchers is a no-op.
+        unsafe {
+            ev_timer_stop(self.lp, &mut self.stop_timer);
+            ev_io_stop(self.lp, &mut self.write_watcher);
+        }
     }
+}
+
+/// The socket became writable while connections were blocked.
+unsafe extern "C" fn write_cb(lp: *mut ev_loop, w: *mut ev_io, _revents: c_int) {
+    crate::ffi::guard::callback(lp, || {
+        // SAFETY: `data` is the boxed server owning this watcher.
+        unsafe { (*((*w).data as *mut Server)).on_writable() };
+    });
 }
 
 /// The shutdown linger is over: stop the loop; `Drop` frees the rest.

@@ -29,12 +29,15 @@ fn descriptors_stay_flat_across_retries() {
 #[test]
 fn upstream_leaks_a_descriptor_per_retry() {
     // The baseline the test above guards against: upstream's gen_cid.
+    // (Our client: upstream's own sometimes hangs after closing, when
+    // quiche's timeout is 0 and ev_timer_again with repeat 0 stops its
+    // timer; see the README.)
     let s = Server::upstream("quiche", "server");
     let pid = s.child.id();
-    assert_eq!(upstream_client("quiche", "client", s.port).stdout, b"byez\n");
+    assert_eq!(our_client("client", s.port, &[]).stdout, b"byez\n");
     let before = fd_count(pid);
     for _ in 0..5 {
-        upstream_client("quiche", "client", s.port);
+        assert_eq!(our_client("client", s.port, &[]).stdout, b"byez\n");
     }
     assert!(fd_count(pid) >= before + 5, "upstream no longer leaks: update the README");
 }

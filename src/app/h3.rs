@@ -7,38 +7,20 @@ use std::io::Write;
 
 use quiche::h3::{self, NameValue};
 
-use super::serve::{Responder, Response};
+use super::serve::{Body, Responder, Response, Sent};
 use super::Outcome;
 
-/// Body bytes still to send on a request stream.
-struct PendingBody {
-    data: Vec<u8>,
-    off: usize,
-}
-
-impl PendingBody {
-    /// Sends as much as flow control allows; true when finished (or failed).
-    fn write(&mut self, h3: &mut h3::Connection, conn: &mut quiche::Connection, s: u64) -> bool {
-        loop {
-            let rest = &self.data[self.off..];
-            match h3.send_body(conn, s, rest, true) {
-                Ok(n) => {
-                    self.off += n;
-                    if self.off == self.data.len() {
-                        return true;
-                    }
-                    if n == 0 {
-                        return false;
-                    }
-                }
-                Err(h3::Error::Done) => return false,
-                Err(e) => {
-                    eprintln!("failed to send response body on stream {s}: {e:?}");
-                    return true;
-                }
-            }
+/// Writes as much of `body` to request stream `s` as flow control allows;
+/// true when it is all out.
+fn write_body(h3: &mut h3::Connection, conn: &mut quiche::Connection, s: u64, body: &mut Body) -> bool {
+    body.write(|data, fin| match h3.send_body(conn, s, data, fin) {
+        Ok(n) => Sent::Took(n),
+        Err(h3::Error::Done) => Sent::Took(0),
+        Err(e) => {
+            eprintln!("failed to send response body on stream {s}: {e:?}");
+            Sent::Failed
         }
-    }
+    })
 }
 
 fn log_headers(list: &[h3::Header]) {
@@ -52,7 +34,7 @@ fn log_headers(list: &[h3::Header]) {
 pub struct H3Server {
     /// Made once the transport is established; dropped with the connection.
     h3: Option<h3::Connection>,
-    pending: HashMap<u64, PendingBody>,
+    pending: HashMap<u64, Body>,
 }
 
 impl H3Server {
@@ -77,9 +59,9 @@ impl H3Server {
                     log_headers(&list);
                     let path = list.iter().find(|h| h.name() == b":path")
                         .map(|h| h.value().to_vec()).unwrap_or_else(|| b"/".to_vec());
-                    let (status, body) = match serve.respond(&path) {
+                    let (status, mut body) = match serve.respond(&path) {
                         Response::Body(b) => ("200", b),
-                        Response::NotFound => ("404", Vec::new()),
+                        Response::NotFound => ("404", Body::from_bytes(Vec::new())),
                     };
                     let len = body.len().to_string();
                     let headers = [
@@ -91,9 +73,8 @@ impl H3Server {
                         eprintln!("failed to send response on stream {s}: {e:?}");
                         continue;
                     }
-                    let mut pending = PendingBody { data: body, off: 0 };
-                    if !pending.write(h3, conn, s) {
-                        self.pending.insert(s, pending);
+                    if !write_body(h3, conn, s, &mut body) {
+                        self.pending.insert(s, body);
                     }
                 }
                 Ok((_, h3::Event::Data)) => eprintln!("got HTTP data"),
@@ -111,8 +92,8 @@ impl H3Server {
         }
         if !self.pending.is_empty() {
             for s in conn.writable() {
-                if let Some(p) = self.pending.get_mut(&s) {
-                    if p.write(h3, conn, s) {
+                if let Some(body) = self.pending.get_mut(&s) {
+                    if write_body(h3, conn, s, body) {
                         self.pending.remove(&s);
                     }
                 }

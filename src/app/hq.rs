@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use super::serve::{hq_request_path, Responder, Response};
+use super::serve::{hq_request_path, Body, Responder, Response, Sent};
 use super::Outcome;
 
 /// Longest request we buffer before giving up on a stream.
@@ -15,33 +15,23 @@ const MAX_REQUEST_LEN: usize = 8192;
 /// its own; HTTP/3's H3_REQUEST_REJECTED reads well in logs).
 const STREAM_REFUSED: u64 = 0x10b;
 
-/// Bytes of a response still to be written to a stream.
-pub struct PendingBody {
-    pub data: Vec<u8>,
-    pub off: usize,
-}
-
-impl PendingBody {
-    /// Writes as much as flow control allows; true when all of it is out.
-    pub fn write(&mut self, conn: &mut quiche::Connection, stream: u64) -> bool {
-        while self.off < self.data.len() {
-            match conn.stream_send(stream, &self.data[self.off..], true) {
-                Ok(0) | Err(quiche::Error::Done) => return false,
-                Ok(n) => self.off += n,
-                Err(e) => {
-                    eprintln!("failed to send response on stream {stream}: {e:?}");
-                    return true;
-                }
-            }
+/// Writes as much of `body` to stream `s` as flow control allows; true
+/// when it is all out.
+fn write_body(conn: &mut quiche::Connection, s: u64, body: &mut Body) -> bool {
+    body.write(|data, fin| match conn.stream_send(s, data, fin) {
+        Ok(n) => Sent::Took(n),
+        Err(quiche::Error::Done) => Sent::Took(0),
+        Err(e) => {
+            eprintln!("failed to send response on stream {s}: {e:?}");
+            Sent::Failed
         }
-        true
-    }
+    })
 }
 
 #[derive(Default)]
 pub struct HqServer {
     requests: HashMap<u64, Vec<u8>>,
-    pending: HashMap<u64, PendingBody>,
+    pending: HashMap<u64, Body>,
 }
 
 impl HqServer {
@@ -80,9 +70,8 @@ impl HqServer {
 
     fn respond(&mut self, conn: &mut quiche::Connection, s: u64, req: &[u8], serve: &Responder) {
         match serve.respond(hq_request_path(req)) {
-            Response::Body(data) => {
-                let mut body = PendingBody { data, off: 0 };
-                if !body.write(conn, s) {
+            Response::Body(mut body) => {
+                if !write_body(conn, s, &mut body) {
                     self.pending.insert(s, body);
                 }
             }
@@ -100,7 +89,7 @@ impl HqServer {
         }
         for s in conn.writable() {
             if let Some(body) = self.pending.get_mut(&s) {
-                if body.write(conn, s) {
+                if write_body(conn, s, body) {
                     self.pending.remove(&s);
                 }
             }

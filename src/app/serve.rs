@@ -1,17 +1,120 @@
 //! What a server answers for a request path: upstream's fixed `byez\n`, or
-//! (with a document root) the file under that root.
+//! (with a document root) the file under that root, streamed in chunks as
+//! flow control allows (never read whole into memory).
 
-use std::fs;
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
 /// The fixed answer of upstream's servers.
 pub const BYEZ: &[u8] = b"byez\n";
 
+/// Bytes read from a file per chunk.
+const FILE_CHUNK: usize = 256 * 1024;
+
 /// The answer to one request.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Response {
-    Body(Vec<u8>),
+    Body(Body),
     NotFound,
+}
+
+/// A response body: in memory or streamed from a file.
+#[derive(Debug)]
+pub struct Body {
+    source: Source,
+    /// Bytes not yet handed to the transport.
+    remaining: u64,
+}
+
+#[derive(Debug)]
+enum Source {
+    Memory { data: Vec<u8>, off: usize },
+    File { file: File, buf: Vec<u8>, start: usize, end: usize },
+}
+
+/// What a send function reports for one call.
+pub enum Sent {
+    /// This many bytes were taken (0: no room now).
+    Took(usize),
+    /// The stream is gone; stop.
+    Failed,
+}
+
+impl Body {
+    pub fn from_bytes(data: Vec<u8>) -> Body {
+        Body { remaining: data.len() as u64, source: Source::Memory { data, off: 0 } }
+    }
+
+    fn from_file(file: File) -> io::Result<Body> {
+        let len = file.metadata()?.len();
+        Ok(Body { remaining: len, source: Source::File { file, buf: Vec::new(), start: 0, end: 0 } })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.remaining
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remaining == 0
+    }
+
+    /// The next bytes to send (reading the next file chunk when needed).
+    fn chunk(&mut self) -> io::Result<&[u8]> {
+        match &mut self.source {
+            Source::Memory { data, off } => Ok(&data[*off..]),
+            Source::File { file, buf, start, end } => {
+                if *start == *end && self.remaining > 0 {
+                    buf.resize(FILE_CHUNK, 0);
+                    let want = FILE_CHUNK.min(self.remaining as usize);
+                    let n = file.read(&mut buf[..want])?;
+                    if n == 0 {
+                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank"));
+                    }
+                    (*start, *end) = (0, n);
+                }
+                Ok(&buf[*start..*end])
+            }
+        }
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.remaining -= n as u64;
+        match &mut self.source {
+            Source::Memory { off, .. } => *off += n,
+            Source::File { start, .. } => *start += n,
+        }
+    }
+
+    /// Hands the body to `send(bytes, fin)` until it is all out (true) or
+    /// the transport has no room (false; call again when writable). A
+    /// failure ends the body (true).
+    pub fn write(&mut self, mut send: impl FnMut(&[u8], bool) -> Sent) -> bool {
+        loop {
+            let remaining = self.remaining;
+            let chunk = match self.chunk() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("failed to read response body: {e}");
+                    return true;
+                }
+            };
+            let fin = chunk.len() as u64 == remaining;
+            let len = chunk.len();
+            match send(chunk, fin) {
+                Sent::Failed => return true,
+                Sent::Took(n) => {
+                    self.consume(n);
+                    if n == len && fin {
+                        return true;
+                    }
+                    if n < len || n == 0 {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Maps request paths to responses.
@@ -38,12 +141,13 @@ impl Responder {
 
     pub fn respond(&self, path: &[u8]) -> Response {
         let Some(root) = &self.root else {
-            return Response::Body(BYEZ.to_vec());
+            return Response::Body(Body::from_bytes(BYEZ.to_vec()));
         };
-        match resolve(root, path) {
-            Some(file) => fs::read(file).map(Response::Body).unwrap_or(Response::NotFound),
-            None => Response::NotFound,
-        }
+        resolve(root, path)
+            .and_then(|f| File::open(f).ok())
+            .and_then(|f| Body::from_file(f).ok())
+            .map(Response::Body)
+            .unwrap_or(Response::NotFound)
     }
 }
 
@@ -85,9 +189,32 @@ pub fn hq_request_path(req: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
+    /// The whole body, through `write` with a transport that takes at
+    /// most 1000 bytes per call and is full every third call.
+    fn drain(r: Response) -> Option<Vec<u8>> {
+        let Response::Body(mut b) = r else { return None };
+        let mut out = Vec::new();
+        let mut calls = 0;
+        let mut fins = 0;
+        while !b.write(|data, fin| {
+            calls += 1;
+            if calls % 3 == 0 {
+                return Sent::Took(0);
+            }
+            let n = data.len().min(1000);
+            out.extend_from_slice(&data[..n]);
+            if fin && n == data.len() {
+                fins += 1;
+            }
+            Sent::Took(n)
+        }) {}
+        assert_eq!(fins, 1, "fin is set exactly once, with the last byte");
+        Some(out)
+    }
+
     #[test]
     fn byez_without_root() {
-        assert_eq!(Responder::byez().respond(b"/anything"), Response::Body(BYEZ.to_vec()));
+        assert_eq!(drain(Responder::byez().respond(b"/anything")).unwrap(), BYEZ);
     }
 
     #[test]
@@ -99,15 +226,17 @@ mod tests {
         fs::write(root.join("sub/b.txt"), b"world").unwrap();
         fs::write(dir.join("secret"), b"no").unwrap();
         let _ = std::os::unix::fs::symlink(dir.join("secret"), root.join("link"));
+        let big: Vec<u8> = (0..3 * FILE_CHUNK as u32 + 7).map(|i| (i % 251) as u8).collect();
+        fs::write(root.join("big"), &big).unwrap();
+        fs::write(root.join("empty"), b"").unwrap();
         let r = Responder::with_root(&root).unwrap();
-        assert_eq!(r.respond(b"/a.txt"), Response::Body(b"hello".to_vec()));
-        assert_eq!(r.respond(b"/sub/b.txt?x=1"), Response::Body(b"world".to_vec()));
-        assert_eq!(r.respond(b"/missing"), Response::NotFound);
-        assert_eq!(r.respond(b"/../secret"), Response::NotFound);
-        assert_eq!(r.respond(b"/sub/../../secret"), Response::NotFound);
-        assert_eq!(r.respond(b"//etc/passwd"), Response::NotFound);
-        assert_eq!(r.respond(b"/link"), Response::NotFound);
-        assert_eq!(r.respond(b"/sub"), Response::NotFound);
+        assert_eq!(drain(r.respond(b"/a.txt")).unwrap(), b"hello");
+        assert_eq!(drain(r.respond(b"/sub/b.txt?x=1")).unwrap(), b"world");
+        assert_eq!(drain(r.respond(b"/big")).unwrap(), big);
+        assert_eq!(drain(r.respond(b"/empty")).unwrap(), b"");
+        for missing in [&b"/missing"[..], b"/../secret", b"/sub/../../secret", b"//etc/passwd", b"/link", b"/sub"] {
+            assert!(drain(r.respond(missing)).is_none(), "{}", String::from_utf8_lossy(missing));
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -25,8 +25,8 @@ fn client<'a>(p: *mut quiche_ev_client) -> Option<&'a mut Client> {
     unsafe { as_mut(p.cast::<Client>()) }
 }
 
-/// Connects to `peer` over the non-blocking UDP socket `sock` and sends
-/// the first flight.
+/// Connects to `peer` over the non-blocking UDP socket `sock`; the first
+/// flight goes out as soon as `ev_run` starts.
 ///
 /// `host` is the TLS server name (and HTTP/3 `:authority`). `config` (and
 /// `h3_config`) stay owned by the caller and must outlive the client. With

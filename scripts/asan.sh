@@ -1,0 +1,28 @@
+#!/bin/bash
+# make asan: the hq and h3 pairs built with AddressSanitizer and UBSan
+# (BINDIR, default target/asan) run the scenario of scripts/mem-scenario.sh.
+# The C code is instrumented; the Rust staticlib is not, but its heap goes
+# through the intercepted malloc, so LeakSanitizer sees its leaks too.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+bin=$(realpath "${1:-target/asan}")
+LOGDIR=$PWD/target/memcheck/asan
+source scripts/mem-scenario.sh
+
+# Reports go to REPORT.<pid>, written only when something is found.
+checked() {
+    local report=$1
+    shift
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:log_path=$report \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$report \
+        exec "$@"
+}
+
+report_clean() {
+    ! compgen -G "$1.*" >/dev/null
+}
+
+cd c-examples
+run_pair hq "$bin/server" "$bin/client"
+run_pair h3 "$bin/http3-server" "$bin/http3-client"

@@ -1,0 +1,131 @@
+//! Interop with aioquic, an independent QUIC and HTTP/3 stack in Python:
+//! our clients against an aioquic server and an aioquic client against our
+//! servers, for hq-interop and for h3. The aioquic side is the small peer
+//! in `tests/peers/aioquic_peer.py`, run with the venv `make peers` makes.
+
+mod common;
+use common::*;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// The venv's interpreter; a missing venv is a failure, not a skip.
+fn python() -> PathBuf {
+    let venv = root().join("target/venv");
+    let py = venv.join("bin/python");
+    assert!(py.exists() && venv.join(".installed").exists(),
+            "aioquic venv {} is missing or incomplete: run `make peers` first", venv.display());
+    py
+}
+
+fn peer_script() -> PathBuf {
+    let p = root().join("tests/peers/aioquic_peer.py");
+    assert!(p.exists(), "{} is missing", p.display());
+    p
+}
+
+/// Starts the aioquic peer server (`alpn` "hq-interop" or "h3") on a
+/// kernel-chosen port, with the same cert as ours; `extra` goes before
+/// HOST PORT. Waits for its "listening on" line.
+fn aioquic_server(alpn: &str, extra: &[&str]) -> Server {
+    let mut cmd = Command::new(python());
+    cmd.current_dir(root().join("c-examples"))
+        .arg(peer_script())
+        .args(["server", "--alpn", alpn, "--cert", "cert.crt", "--key", "cert.key"])
+        .args(extra)
+        .args(["127.0.0.1", "0"]);
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped())
+        .spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let stderr = lines_of(child.stderr.take().unwrap());
+    let stdout = lines_of(child.stdout.take().unwrap());
+    let mut s = Server { child, port: 0, stderr, stdout };
+    assert!(s.stderr.wait_for("listening on", DEADLINE),
+            "aioquic server did not start:\n{}", s.stderr.dump());
+    let line = s.stderr.last("listening on").unwrap();
+    s.port = line.rsplit(':').next().unwrap().trim().parse()
+        .unwrap_or_else(|e| panic!("bad listening line {line:?}: {e}"));
+    s
+}
+
+/// Runs the aioquic peer client against 127.0.0.1:`port`.
+fn aioquic_client(alpn: &str, port: u16, extra: &[&str]) -> Run {
+    let mut cmd = Command::new(python());
+    cmd.arg(peer_script())
+        .args(["client", "--alpn", alpn, "--timeout", "10"])
+        .args(extra)
+        .args(["127.0.0.1", &port.to_string()]);
+    run(cmd, DEADLINE)
+}
+
+// ---- hq-interop ---------------------------------------------------------
+
+#[test]
+fn our_hq_client_against_aioquic_server() {
+    let s = aioquic_server("hq-interop", &[]);
+    let r = our_client("client", s.port, &[]);
+    assert_eq!(r.stdout, b"byez\n", "stderr:\n{}\naioquic:\n{}", r.stderr, s.stderr.dump());
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    assert!(r.stderr.contains("connection established: hq-interop"), "{}", r.stderr);
+    // The independent server saw our HTTP/0.9 request on stream 4.
+    assert!(s.stderr.wait_for("request on stream 4: GET /index.html", DEADLINE),
+            "aioquic never got our request:\n{}", s.stderr.dump());
+}
+
+#[test]
+fn our_hq_client_against_aioquic_server_with_retry() {
+    // aioquic's own stateless retry, handled by our client.
+    let s = aioquic_server("hq-interop", &["--retry"]);
+    let r = our_client("client", s.port, &[]);
+    assert_eq!(r.stdout, b"byez\n", "stderr:\n{}\naioquic:\n{}", r.stderr, s.stderr.dump());
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+}
+
+#[test]
+fn aioquic_hq_client_against_our_server() {
+    let s = Server::ours("server", &[]);
+    let r = aioquic_client("hq-interop", s.port, &[]);
+    assert_eq!(r.stdout, b"byez\n", "aioquic stderr:\n{}\nserver:\n{}", r.stderr, s.stderr.dump());
+    assert_eq!(r.code(), Some(0), "aioquic stderr:\n{}", r.stderr);
+    for ev in ["stateless retry", "new connection", "connection closed, recv="] {
+        assert!(s.stderr.wait_for(ev, DEADLINE), "server never logged {ev:?}:\n{}", s.stderr.dump());
+    }
+}
+
+// ---- HTTP/3 -------------------------------------------------------------
+
+#[test]
+fn our_h3_client_against_aioquic_server() {
+    let s = aioquic_server("h3", &[]);
+    let r = our_client("http3-client", s.port, &[]);
+    assert_eq!(r.stdout, b"byez\n", "stderr:\n{}\naioquic:\n{}", r.stderr, s.stderr.dump());
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    for line in ["connection established: h3", "got HTTP header: :status=200",
+                 "got HTTP header: server=aioquic-peer", "got HTTP header: content-length=5"] {
+        assert!(r.stderr.contains(line), "client never logged {line:?}:\n{}", r.stderr);
+    }
+    assert!(s.stderr.wait_for("request on stream 0: GET /", DEADLINE),
+            "aioquic never got our request:\n{}", s.stderr.dump());
+}
+
+#[test]
+fn our_h3_client_against_aioquic_server_with_retry() {
+    let s = aioquic_server("h3", &["--retry"]);
+    let r = our_client("http3-client", s.port, &[]);
+    assert_eq!(r.stdout, b"byez\n", "stderr:\n{}\naioquic:\n{}", r.stderr, s.stderr.dump());
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+}
+
+#[test]
+fn aioquic_h3_client_against_our_server() {
+    let s = Server::ours("http3-server", &[]);
+    let r = aioquic_client("h3", s.port, &[]);
+    assert_eq!(r.stdout, b"byez\n", "aioquic stderr:\n{}\nserver:\n{}", r.stderr, s.stderr.dump());
+    assert_eq!(r.code(), Some(0), "aioquic stderr:\n{}", r.stderr);
+    for line in ["got header: :status=200", "got header: server=quiche", "got header: content-length=5"] {
+        assert!(r.stderr.contains(line), "aioquic never got {line:?}:\n{}", r.stderr);
+    }
+    for ev in ["stateless retry", "new connection", "got HTTP header: :method=GET",
+               "got HTTP header: :path=/", "got HTTP header: user-agent=aioquic-peer",
+               "connection closed, recv="] {
+        assert!(s.stderr.wait_for(ev, DEADLINE), "server never logged {ev:?}:\n{}", s.stderr.dump());
+    }
+}
