@@ -162,6 +162,10 @@ int run_server(struct ev_loop *loop, int sock, quiche_ev_server *server,
         quiche_ev_server_set_max_conns(server, (size_t) args->max_conns);
     }
 
+    if (getenv("QUICHE_EV_PLAIN_IO")) {
+        quiche_ev_server_set_batched_io(server, 0);
+    }
+
     ev_io watcher;
     ev_io_init(&watcher, quiche_ev_server_recv_cb, sock, EV_READ);
     watcher.data = server;
@@ -186,6 +190,10 @@ int run_client(struct ev_loop *loop, int sock, quiche_ev_client *client,
     if (args->output != NULL &&
         quiche_ev_client_set_output(client, args->output) != 0) {
         return 1;
+    }
+
+    if (getenv("QUICHE_EV_PLAIN_IO")) {
+        quiche_ev_client_set_batched_io(client, 0);
     }
 
     ev_io watcher;

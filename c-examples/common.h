@@ -61,13 +61,14 @@ struct client_args {
 
 bool parse_client_args(int argc, char *argv[], struct client_args *args);
 
-/* Applies --root/--max-conns, starts the socket watcher (recv_cb) and the
+/* Applies --root/--max-conns (and QUICHE_EV_PLAIN_IO: one recvfrom/sendto
+ * per packet instead of batched I/O, for comparison), starts the socket watcher (recv_cb) and the
  * SIGINT/SIGTERM watchers on `server`, and runs the loop until a signal.
  * Returns the exit status. */
 int run_server(struct ev_loop *loop, int sock, quiche_ev_server *server,
                const struct server_args *args);
 
-/* Applies --output, starts the socket and signal watchers on `client`, runs
+/* Applies --output (and QUICHE_EV_PLAIN_IO), starts the socket and signal watchers on `client`, runs
  * the loop until the connection closes, and returns the exit status: 0
  * only when every response arrived in full. */
 int run_client(struct ev_loop *loop, int sock, quiche_ev_client *client,

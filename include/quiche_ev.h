@@ -80,6 +80,13 @@ int quiche_ev_client_set_output(quiche_ev_client *client_,
                                 const char *path);
 
 /**
+ * Chooses the datagram path, as `quiche_ev_server_set_batched_io`.
+ * Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_client_set_batched_io(quiche_ev_client *client_,
+                                    int batched);
+
+/**
  * The socket watcher's callback (upstream's `recv_cb`): set it with
  * `ev_io_init(&w, quiche_ev_client_recv_cb, sock, EV_READ)` and
  * `w.data = client`. The loop breaks when the connection is closed.
@@ -153,6 +160,15 @@ int quiche_ev_server_set_max_conns(quiche_ev_server *server,
  */
 int quiche_ev_server_set_token_lifetime(quiche_ev_server *server,
                                         uint64_t ms);
+
+/**
+ * Chooses the datagram path: `batched` non-zero (the default) reads with
+ * `recvmmsg` + UDP GRO and sends GSO batches; 0 uses one `recvfrom` /
+ * `sendto` per packet like upstream (for comparison). Returns 0 or
+ * `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_server_set_batched_io(quiche_ev_server *server,
+                                    int batched);
 
 /**
  * The number of live connections, or `QUICHE_EV_ERR_NULL`.

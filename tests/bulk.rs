@@ -10,16 +10,19 @@ fn large_download_arrives_intact() {
     let dir = tempdir("large");
     let data: Vec<u8> = (0..(24u32 << 20)).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     std::fs::write(dir.join("blob.bin"), &data).unwrap();
-    for (srv, cli) in [("server", "client"), ("http3-server", "http3-client")] {
-        let s = Server::ours(srv, &["--root", dir.to_str().unwrap()]);
+    // Batched I/O (default) and the plain path, hq and HTTP/3.
+    for (srv, cli, plain) in [("server", "client", false), ("http3-server", "http3-client", false),
+                              ("server", "client", true), ("http3-server", "http3-client", true)] {
+        let env: &[(&str, &str)] = if plain { &[("QUICHE_EV_PLAIN_IO", "1")] } else { &[] };
+        let s = Server::ours_env(srv, &["--root", dir.to_str().unwrap()], env);
         let out = dir.join(format!("{cli}.out"));
         let mut cmd = Command::new(ours(cli));
-        cmd.env("QUICHE_EV_QUIET", "1")
+        cmd.env("QUICHE_EV_QUIET", "1").envs(env.iter().copied())
             .args(["--output", out.to_str().unwrap(), "127.0.0.1", &s.port.to_string(), "/blob.bin"]);
         let r = run(cmd, Duration::from_secs(60));
-        assert_eq!(r.code(), Some(0), "{cli}: {}", r.stderr);
+        assert_eq!(r.code(), Some(0), "{cli} (plain: {plain}): {}", r.stderr);
         let got = std::fs::read(&out).unwrap();
-        assert!(got == data, "{cli}: {} bytes arrived, content differs", got.len());
+        assert!(got == data, "{cli} (plain: {plain}): {} bytes arrived, content differs", got.len());
     }
 }
 

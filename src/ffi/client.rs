@@ -10,6 +10,7 @@ use super::guard::{as_mut, as_str, callback, guard};
 use super::types::{quiche_config, quiche_h3_config};
 use super::{QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL};
 use crate::app::{h3::H3Client, hq::HqClient, ClientApp};
+use crate::batch_io::IoMode;
 use crate::client::Client;
 use crate::socket::{local_addr, sockaddr_to_std};
 
@@ -116,6 +117,17 @@ pub extern "C" fn quiche_ev_client_set_output(client_: *mut quiche_ev_client, pa
                 QUICHE_EV_ERR_INVALID
             }
         }
+    })
+}
+
+/// Chooses the datagram path, as `quiche_ev_server_set_batched_io`.
+/// Returns 0 or `QUICHE_EV_ERR_NULL`.
+#[no_mangle]
+pub extern "C" fn quiche_ev_client_set_batched_io(client_: *mut quiche_ev_client, batched: c_int) -> c_int {
+    guard(QUICHE_EV_ERR_INTERNAL, || {
+        let Some(c) = client(client_) else { return QUICHE_EV_ERR_NULL };
+        c.set_io(if batched != 0 { IoMode::BATCHED } else { IoMode::PLAIN });
+        0
     })
 }
 

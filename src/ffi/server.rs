@@ -11,6 +11,7 @@ use super::types::{quiche_config, quiche_h3_config};
 use super::{QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL};
 use crate::app::serve::Responder;
 use crate::app::ServerAppConfig;
+use crate::batch_io::IoMode;
 use crate::server::Server;
 use crate::socket::sockaddr_to_std;
 
@@ -115,6 +116,19 @@ pub extern "C" fn quiche_ev_server_set_token_lifetime(server: *mut quiche_ev_ser
             return QUICHE_EV_ERR_INVALID;
         }
         s.set_token_lifetime(Duration::from_millis(ms));
+        0
+    })
+}
+
+/// Chooses the datagram path: `batched` non-zero (the default) reads with
+/// `recvmmsg` + UDP GRO and sends GSO batches; 0 uses one `recvfrom` /
+/// `sendto` per packet like upstream (for comparison). Returns 0 or
+/// `QUICHE_EV_ERR_NULL`.
+#[no_mangle]
+pub extern "C" fn quiche_ev_server_set_batched_io(server: *mut quiche_ev_server, batched: c_int) -> c_int {
+    guard(QUICHE_EV_ERR_INTERNAL, || {
+        let Some(s) = handle(server) else { return QUICHE_EV_ERR_NULL };
+        s.set_io(if batched != 0 { IoMode::BATCHED } else { IoMode::PLAIN });
         0
     })
 }

@@ -1,0 +1,146 @@
+//! Interop with ngtcp2/nghttp3 (Debian's ngtcp2-server and ngtcp2-client,
+//! the GnuTLS builds `gtlsserver` / `gtlsclient`): our http3-client
+//! downloads a file that gtlsserver serves, and gtlsclient fetches from our
+//! http3-server.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const INSTALL: &str = "sudo apt-get install ngtcp2-server ngtcp2-client";
+
+/// `name` on PATH; missing is a failure that says how to install it.
+fn tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} not found on PATH: install it with `{INSTALL}`"))
+}
+
+/// 20000 bytes of a non-repeating pattern (an LCG), so a dropped,
+/// duplicated or reordered chunk shows.
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x1234_5678;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) as u8
+        })
+        .collect()
+}
+
+/// gtlsserver on a free port serving `dir`, with our cert; `extra` are
+/// more options. gtlsserver takes a fixed port, so if another process
+/// grabbed the port in between, it exits at once and we try another.
+fn gtlsserver(dir: &Path, extra: &[&str]) -> Server {
+    let bin = tool("gtlsserver");
+    let c = root().join("c-examples");
+    for _ in 0..5 {
+        let port = free_udp_port();
+        let mut cmd = Command::new(&bin);
+        cmd.current_dir(&c)
+            .arg("-q")
+            .arg("-d").arg(dir)
+            .args(extra)
+            .args(["127.0.0.1", &port.to_string()])
+            .arg(c.join("cert.key"))
+            .arg(c.join("cert.crt"));
+        let mut s = Server::fixed_port(cmd, port);
+        // Bound by someone: make sure it is gtlsserver, still running.
+        if s.wait_exit(Duration::from_millis(100)).is_none() {
+            return s;
+        }
+        eprintln!("gtlsserver on port {port} exited early:\n{}", s.stderr.dump());
+    }
+    panic!("gtlsserver did not start");
+}
+
+/// Runs gtlsclient against 127.0.0.1:`port` for `paths`, saving the
+/// bodies under a fresh directory, which it returns with the run.
+fn gtlsclient(port: u16, extra: &[&str], paths: &[&str], tag: &str) -> (Run, PathBuf) {
+    let dl = tempdir(tag);
+    let mut cmd = Command::new(tool("gtlsclient"));
+    cmd.arg("-q")
+        .arg("--exit-on-all-streams-close")
+        .arg("--timeout=10s")
+        .arg("--download").arg(&dl)
+        .args(extra)
+        .args(["127.0.0.1", &port.to_string()])
+        .args(paths.iter().map(|p| format!("https://127.0.0.1:{port}{p}")))
+        .stdin(Stdio::null());
+    (run(cmd, DEADLINE), dl)
+}
+
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
+}
+
+// ---- our client, ngtcp2's server ----------------------------------------
+
+#[test]
+fn our_h3_client_downloads_a_file_from_gtlsserver() {
+    let dir = tempdir("ngtcp2-htdocs");
+    let data = pattern(20_000);
+    std::fs::write(dir.join("data.bin"), &data).unwrap();
+    let s = gtlsserver(&dir, &[]);
+    let r = our_client("http3-client", s.port, &["/data.bin"]);
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    assert_eq!(r.stdout.len(), data.len(), "stderr:\n{}", r.stderr);
+    assert!(r.stdout == data, "body differs from the file (first difference at byte {:?})",
+            r.stdout.iter().zip(&data).position(|(a, b)| a != b));
+    for line in ["connection established: h3", "got HTTP header: :status=200",
+                 "got HTTP header: content-length=20000", "connection closed, recv="] {
+        assert!(r.stderr.contains(line), "client never logged {line:?}:\n{}", r.stderr);
+    }
+}
+
+#[test]
+fn our_h3_client_follows_gtlsserver_retry() {
+    // gtlsserver -V does stateless address validation (a Retry), so our
+    // client handles an independent implementation's Retry and token.
+    let dir = tempdir("ngtcp2-htdocs-v");
+    let data = pattern(3000);
+    std::fs::write(dir.join("small.bin"), &data).unwrap();
+    let s = gtlsserver(&dir, &["-V"]);
+    let r = our_client("http3-client", s.port, &["/small.bin"]);
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    assert!(r.stdout == data, "body differs ({} bytes, want {}); stderr:\n{}",
+            r.stdout.len(), data.len(), r.stderr);
+}
+
+// ---- ngtcp2's client, our server ----------------------------------------
+
+#[test]
+fn gtlsclient_gets_byez_from_our_h3_server() {
+    let s = Server::ours("http3-server", &[]);
+    let (r, dl) = gtlsclient(s.port, &[], &["/"], "ngtcp2-dl");
+    assert_eq!(r.code(), Some(0), "gtlsclient stderr:\n{}\nserver:\n{}", r.stderr, s.stderr.dump());
+    // A path without a file name is saved as index.html.
+    assert_eq!(read(&dl.join("index.html")), b"byez\n");
+    for ev in ["stateless retry", "new connection", "got HTTP header: :method=GET",
+               "got HTTP header: :path=/", "got HTTP header: user-agent=nghttp3/ngtcp2 client",
+               "connection closed, recv="] {
+        assert!(s.stderr.wait_for(ev, DEADLINE), "server never logged {ev:?}:\n{}", s.stderr.dump());
+    }
+}
+
+#[test]
+fn gtlsclient_with_unknown_version_and_three_streams() {
+    // gtlsclient starts with a version we do not speak, so our server
+    // answers with version negotiation; then three requests share the
+    // connection.
+    let s = Server::ours("http3-server", &[]);
+    let (r, dl) = gtlsclient(s.port, &["-v", "0x1a2a3a4a", "--preferred-versions", "v1"],
+                             &["/a.txt", "/b.txt", "/c.txt"], "ngtcp2-dl3");
+    assert_eq!(r.code(), Some(0), "gtlsclient stderr:\n{}\nserver:\n{}", r.stderr, s.stderr.dump());
+    for f in ["a.txt", "b.txt", "c.txt"] {
+        assert_eq!(read(&dl.join(f)), b"byez\n", "{f}");
+    }
+    for ev in ["version negotiation", "stateless retry", "new connection"] {
+        assert!(s.stderr.wait_for(ev, DEADLINE), "server never logged {ev:?}:\n{}", s.stderr.dump());
+    }
+    assert!(s.stderr.wait_for_n("got HTTP header: :method=GET", 3, DEADLINE), "{}", s.stderr.dump());
+}
