@@ -61,6 +61,19 @@ pub fn grow_buffers(fd: RawFd) {
     }
 }
 
+/// Prepares socket `fd` for `mode` (GRO for batched reads, larger buffers
+/// for GSO bursts) and returns the read buffers it needs, if any.
+pub fn prepare_socket(fd: RawFd, mode: IoMode) -> Option<RecvBatch> {
+    if mode.gso {
+        grow_buffers(fd);
+    }
+    // Without GRO the kernel just does not coalesce: still correct.
+    mode.batch_recv.then(|| {
+        enable_gro(fd);
+        RecvBatch::new(RECV_BATCH)
+    })
+}
+
 /// Turns on UDP GRO for `fd`; false when the kernel does not have it.
 pub fn enable_gro(fd: RawFd) -> bool {
     let one: libc::c_int = 1;

@@ -14,7 +14,7 @@ use libev_sys::*;
 use quiche::ConnectionId;
 
 use crate::app::{ClientApp, Outcome};
-use crate::batch_io::{enable_gro, grow_buffers, IoMode, RecvBatch, RECV_BATCH};
+use crate::batch_io::{prepare_socket, IoMode, RecvBatch, RECV_BATCH};
 use crate::cid::gen_cid;
 use crate::conn_io::{closed_line, flush_egress, Flushed, Pending, SCRATCH_LEN};
 use crate::socket::recv_from;
@@ -81,14 +81,8 @@ impl Client {
 
     /// Batched (recvmmsg/GRO, GSO) or plain (recvfrom/sendto) I/O.
     pub fn set_io(&mut self, mode: IoMode) {
-        if mode.batch_recv {
-            enable_gro(self.sock);
-        }
-        if mode.gso {
-            grow_buffers(self.sock);
-        }
         self.io = mode;
-        self.batch = mode.batch_recv.then(|| RecvBatch::new(RECV_BATCH));
+        self.batch = prepare_socket(self.sock, mode);
     }
 
     /// Where response bodies go (stdout by default).

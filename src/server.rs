@@ -19,7 +19,7 @@ use libev_sys::*;
 use quiche::{ConnectionId, Type};
 
 use crate::app::{ServerApp, ServerAppConfig};
-use crate::batch_io::{enable_gro, grow_buffers, IoMode, RecvBatch, RECV_BATCH};
+use crate::batch_io::{prepare_socket, IoMode, RecvBatch, RECV_BATCH};
 use crate::cid::gen_cid;
 use crate::conn_io::{closed_line, flush_egress, Flushed, Pending, SCRATCH_LEN};
 use crate::socket::{recv_from, send_to};
@@ -118,15 +118,8 @@ impl Server {
 
     /// Batched (recvmmsg/GRO, GSO) or plain (recvfrom/sendto) I/O.
     pub fn set_io(&mut self, mode: IoMode) {
-        if mode.batch_recv {
-            // Without GRO the kernel just does not coalesce: still correct.
-            enable_gro(self.sock);
-        }
-        if mode.gso {
-            grow_buffers(self.sock);
-        }
         self.io = mode;
-        self.batch = mode.batch_recv.then(|| RecvBatch::new(RECV_BATCH));
+        self.batch = prepare_socket(self.sock, mode);
     }
 
     pub fn conn_count(&self) -> usize {

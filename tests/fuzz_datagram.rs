@@ -7,6 +7,8 @@
 //! token from our own Retry. Mutations flip bits, truncate, splice and
 //! randomise. Any panic fails the test; the table must respect its bound.
 
+mod common;
+use common::Rng;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -15,18 +17,6 @@ use libev_sys::*;
 use quiche_ev::app::{serve::Responder, ServerAppConfig};
 use quiche_ev::server::Server;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn config(server: bool) -> quiche::Config {
     let mut c = quiche::Config::new(quiche::PROTOCOL_VERSION).unwrap();
