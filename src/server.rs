@@ -33,6 +33,9 @@ pub const DEFAULT_MAX_CONNS: usize = 10_000;
 /// stays readable, so libev calls again).
 const MAX_READS_PER_CALLBACK: usize = 64;
 
+/// Smallest UDP payload that may carry a client's first Initial.
+const MIN_INITIAL_DATAGRAM: usize = 1200;
+
 /// Smallest destination CID a client may put in its first Initial
 /// (RFC 9000 §7.2).
 const MIN_INITIAL_DCID_LEN: usize = 8;
@@ -213,6 +216,7 @@ impl Server {
     /// negotiation, retry, token validation, `create_conn`, then quiche.
     /// Public as the entry point of the fuzz harness (tests/fuzz_datagram.rs).
     pub fn handle_datagram(&mut self, pkt: &mut [u8], from: SocketAddr) {
+        let len = pkt.len();
         let cid = match quiche::Header::from_slice(pkt, LOCAL_CONN_ID_LEN) {
             Err(e) => {
                 eprintln!("failed to parse header: {e:?}");
@@ -220,7 +224,7 @@ impl Server {
             }
             Ok(hdr) => match Cid::try_from(hdr.dcid.as_ref()) {
                 Ok(cid) if self.conns.contains_key(&cid) => cid,
-                _ => match self.accept(&hdr, from) {
+                _ => match self.accept(&hdr, len, from) {
                     Some(cid) => cid,
                     None => return,
                 },
@@ -241,7 +245,7 @@ impl Server {
 
     /// A packet for no known connection: version negotiation, stateless
     /// retry, token validation and finally `create_conn`.
-    fn accept(&mut self, hdr: &quiche::Header, from: SocketAddr) -> Option<Cid> {
+    fn accept(&mut self, hdr: &quiche::Header, len: usize, from: SocketAddr) -> Option<Cid> {
         if self.stopping {
             return None;
         }
@@ -251,6 +255,13 @@ impl Server {
                 return None;
             }
             _ => {}
+        }
+        // A client's first datagram is padded to 1200 bytes (RFC 9000
+        // §14.1); answering shorter ones (with Version Negotiation or Retry)
+        // would make us an amplifier for spoofed sources.
+        if len < MIN_INITIAL_DATAGRAM {
+            eprintln!("datagram of {len} bytes for unknown connection dropped");
+            return None;
         }
         if !quiche::version_is_supported(hdr.version) {
             eprintln!("version negotiation");

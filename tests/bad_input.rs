@@ -114,3 +114,27 @@ fn initial_with_a_short_dcid_is_rejected() {
     assert!(s.stderr.wait_for("destination connection ID of 4 bytes dropped", DEADLINE), "{}", s.stderr.dump());
     assert!(!s.stderr.has("stateless retry"));
 }
+
+#[test]
+fn short_datagrams_get_no_version_negotiation_or_retry() {
+    // Upstream answers any long-header packet with an unknown version, so a
+    // 30-byte spoofed datagram earns a larger reply. We answer only
+    // datagrams of at least 1200 bytes, as RFC 9000 §14.1 requires of a
+    // client's first.
+    let s = Server::ours("server", &[]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut pkt = vec![0xc0u8, 0x1a, 0x2a, 0x3a, 0x4a, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0];
+    pkt.resize(30, 0);
+    sock.send_to(&pkt, ("127.0.0.1", s.port)).unwrap();
+    assert!(s.stderr.wait_for("datagram of 30 bytes for unknown connection dropped", DEADLINE),
+            "{}", s.stderr.dump());
+    let mut buf = [0u8; 1500];
+    assert!(sock.recv_from(&mut buf).is_err(), "a short datagram was answered");
+    // The same packet padded to 1200 bytes gets Version Negotiation.
+    pkt.resize(1200, 0);
+    sock.send_to(&pkt, ("127.0.0.1", s.port)).unwrap();
+    sock.set_read_timeout(Some(DEADLINE)).unwrap();
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    assert!(n > 0 && buf[1..5] == [0, 0, 0, 0], "a Version Negotiation packet");
+}
