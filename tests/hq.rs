@@ -80,3 +80,15 @@ fn many_clients_in_turn_leave_an_empty_table() {
     assert!(s.stderr.wait_for_n("connection freed", 5, DEADLINE), "{}", s.stderr.dump());
     assert_eq!(s.stderr.last("connection freed").unwrap(), "connection freed, 0 left");
 }
+
+#[test]
+fn ipv6_loopback_pair() {
+    for (srv, cli) in [("server", "client"), ("http3-server", "http3-client")] {
+        let s = Server::ours_on(srv, "::1", &[], &[]);
+        let mut cmd = std::process::Command::new(ours(cli));
+        cmd.env("QUICHE_EV_QUIET", "1").args(["::1", &s.port.to_string()]);
+        let r = run(cmd, DEADLINE);
+        assert_eq!(r.stdout, b"byez\n", "{cli}: {}", r.stderr);
+        assert_eq!(r.code(), Some(0));
+    }
+}

@@ -155,8 +155,13 @@ impl Server {
     }
 
     pub fn ours_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::ours_on(name, "127.0.0.1", args, env)
+    }
+
+    /// One of our servers on `host` (e.g. "::1").
+    pub fn ours_on(name: &str, host: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(ours(name));
-        cmd.current_dir(root().join("c-examples")).args(args).args(["127.0.0.1", "0"]);
+        cmd.current_dir(root().join("c-examples")).args(args).args([host, "0"]);
         cmd.env("QUICHE_EV_QUIET", "1");
         for (k, v) in env {
             cmd.env(k, v);
