@@ -67,19 +67,19 @@ pub fn prepare_socket(fd: RawFd, mode: IoMode) -> Option<RecvBatch> {
     if mode.gso {
         grow_buffers(fd);
     }
-    // Without GRO the kernel just does not coalesce: still correct.
-    mode.batch_recv.then(|| {
-        enable_gro(fd);
-        RecvBatch::new(RECV_BATCH)
-    })
+    // GRO must be off on the plain path: recvfrom would hand quiche several
+    // coalesced packets as one datagram. Without GRO support the kernel
+    // just does not coalesce: still correct.
+    set_gro(fd, mode.batch_recv);
+    mode.batch_recv.then(|| RecvBatch::new(RECV_BATCH))
 }
 
-/// Turns on UDP GRO for `fd`; false when the kernel does not have it.
-pub fn enable_gro(fd: RawFd) -> bool {
-    let one: libc::c_int = 1;
+/// Turns UDP GRO on or off for `fd`; false when the kernel does not have it.
+pub fn set_gro(fd: RawFd, on: bool) -> bool {
+    let v: libc::c_int = on.into();
     // SAFETY: a c_int option value of the right size.
     unsafe {
-        libc::setsockopt(fd, SOL_UDP, UDP_GRO, &one as *const _ as *const libc::c_void,
+        libc::setsockopt(fd, SOL_UDP, UDP_GRO, &v as *const _ as *const libc::c_void,
                          mem::size_of::<libc::c_int>() as libc::socklen_t) == 0
     }
 }
@@ -258,7 +258,7 @@ mod tests {
     fn gso_send_arrives_as_packets_or_gro_segments() {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
         rx.set_nonblocking(true).unwrap();
-        let gro = enable_gro(rx.as_raw_fd());
+        let gro = set_gro(rx.as_raw_fd(), true);
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let data: Vec<u8> = (0..10 * 1000 + 300).map(|i| i as u8).collect();
         let n = send_segments(tx.as_raw_fd(), &data, 1000, &rx.local_addr().unwrap(), true).unwrap();
@@ -290,5 +290,28 @@ mod tests {
         assert_eq!(rx.recv(&mut buf).unwrap(), 1000);
         assert_eq!(rx.recv(&mut buf).unwrap(), 1000);
         assert_eq!(rx.recv(&mut buf).unwrap(), 500);
+    }
+}
+
+#[cfg(test)]
+mod plain_path_tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn the_plain_path_turns_gro_back_off() {
+        // Batched first (as every server and client starts), then plain:
+        // a GSO burst must arrive as separate datagrams again.
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(prepare_socket(rx.as_raw_fd(), IoMode::BATCHED).is_some());
+        assert!(prepare_socket(rx.as_raw_fd(), IoMode::PLAIN).is_none());
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let data = vec![7u8; 5 * 1000];
+        send_segments(tx.as_raw_fd(), &data, 1000, &rx.local_addr().unwrap(), true).unwrap();
+        let mut buf = [0u8; 65535];
+        for _ in 0..5 {
+            assert_eq!(rx.recv(&mut buf).unwrap(), 1000, "one packet per recvfrom");
+        }
     }
 }

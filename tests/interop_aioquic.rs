@@ -46,13 +46,15 @@ fn aioquic_server(alpn: &str, extra: &[&str]) -> Server {
     s
 }
 
-/// Runs the aioquic peer client against 127.0.0.1:`port`.
-fn aioquic_client(alpn: &str, port: u16, extra: &[&str]) -> Run {
+/// Runs the aioquic peer client against 127.0.0.1:`port`; `opts` go
+/// before HOST PORT, `path` (if any) after.
+fn aioquic_client(alpn: &str, port: u16, opts: &[&str], path: Option<&str>) -> Run {
     let mut cmd = Command::new(python());
     cmd.arg(peer_script())
         .args(["client", "--alpn", alpn, "--timeout", "10"])
-        .args(extra)
-        .args(["127.0.0.1", &port.to_string()]);
+        .args(opts)
+        .args(["127.0.0.1", &port.to_string()])
+        .args(path);
     run(cmd, DEADLINE)
 }
 
@@ -82,7 +84,7 @@ fn our_hq_client_against_aioquic_server_with_retry() {
 #[test]
 fn aioquic_hq_client_against_our_server() {
     let s = Server::ours("server", &[]);
-    let r = aioquic_client("hq-interop", s.port, &[]);
+    let r = aioquic_client("hq-interop", s.port, &[], None);
     assert_eq!(r.stdout, b"byez\n", "aioquic stderr:\n{}\nserver:\n{}", r.stderr, s.stderr.dump());
     assert_eq!(r.code(), Some(0), "aioquic stderr:\n{}", r.stderr);
     for ev in ["stateless retry", "new connection", "connection closed, recv="] {
@@ -117,7 +119,7 @@ fn our_h3_client_against_aioquic_server_with_retry() {
 #[test]
 fn aioquic_h3_client_against_our_server() {
     let s = Server::ours("http3-server", &[]);
-    let r = aioquic_client("h3", s.port, &[]);
+    let r = aioquic_client("h3", s.port, &[], None);
     assert_eq!(r.stdout, b"byez\n", "aioquic stderr:\n{}\nserver:\n{}", r.stderr, s.stderr.dump());
     assert_eq!(r.code(), Some(0), "aioquic stderr:\n{}", r.stderr);
     for line in ["got header: :status=200", "got header: server=quiche", "got header: content-length=5"] {
@@ -128,4 +130,46 @@ fn aioquic_h3_client_against_our_server() {
                "connection closed, recv="] {
         assert!(s.stderr.wait_for(ev, DEADLINE), "server never logged {ev:?}:\n{}", s.stderr.dump());
     }
+}
+
+// ---- larger bodies ------------------------------------------------------
+
+/// `len` bytes of a non-repeating pattern (an LCG).
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) as u8
+        })
+        .collect()
+}
+
+/// aioquic (`alpn`) downloads a 2 MB file from our server `name` started
+/// with `--root`, on the batched or the plain datagram path.
+fn aioquic_downloads_large_file(name: &str, alpn: &str, plain_io: bool) {
+    let dir = tempdir(&format!("aioquic-root-{alpn}-{plain_io}"));
+    let data = pattern(2_000_000);
+    std::fs::write(dir.join("big.bin"), &data).unwrap();
+    let env: &[(&str, &str)] = if plain_io { &[("QUICHE_EV_PLAIN_IO", "1")] } else { &[] };
+    let s = Server::ours_env(name, &["--root", dir.to_str().unwrap()], env);
+    let r = aioquic_client(alpn, s.port, &[], Some("/big.bin"));
+    assert_eq!(r.code(), Some(0), "got {} bytes; aioquic stderr:\n{}\nserver:\n{}",
+               r.stdout.len(), r.stderr, s.stderr.dump());
+    assert!(r.stdout == data, "body differs ({} bytes, want {})", r.stdout.len(), data.len());
+}
+
+#[test]
+fn aioquic_hq_client_downloads_two_megabytes_from_our_server() {
+    aioquic_downloads_large_file("server", "hq-interop", false);
+}
+
+#[test]
+fn aioquic_h3_client_downloads_two_megabytes_from_our_server() {
+    aioquic_downloads_large_file("http3-server", "h3", false);
+}
+
+#[test]
+fn aioquic_h3_client_downloads_two_megabytes_from_our_plain_io_server() {
+    aioquic_downloads_large_file("http3-server", "h3", true);
 }

@@ -64,14 +64,16 @@ class ClientProtocol(QuicConnectionProtocol):
     def __init__(self, *args, alpn, **kwargs):
         super().__init__(*args, **kwargs)
         self.alpn = alpn
-        self.http = None
+        # From the start: the server's control and QPACK streams can arrive
+        # during the handshake, and a HEADERS block may refer to its QPACK
+        # encoder stream, so no event may be dropped.
+        self.http = make_http(alpn, self._quic)
         self.stream_id = None
         self.status = None
         self.body = bytearray()
         self.done = asyncio.get_running_loop().create_future()
 
     def request(self, host, port, path):
-        self.http = make_http(self.alpn, self._quic)
         self.stream_id = self._quic.get_next_available_stream_id()
         headers = [
             (b":method", b"GET"),
@@ -91,8 +93,6 @@ class ClientProtocol(QuicConnectionProtocol):
         if isinstance(event, ConnectionTerminated):
             self._finish(False, f"connection closed by peer: error {event.error_code}"
                                 f" {event.reason_phrase!r}")
-            return
-        if self.http is None:
             return
         for ev in self.http.handle_event(event):
             if getattr(ev, "stream_id", None) != self.stream_id:
