@@ -8,75 +8,23 @@
 //! randomise. Any panic fails the test; the table must respect its bound.
 
 mod common;
+use common::inproc::InProc;
 use common::Rng;
-use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-use libev_sys::*;
-use quiche_ev::app::{serve::Responder, ServerAppConfig};
-use quiche_ev::server::Server;
-
-
-fn config(server: bool) -> quiche::Config {
-    let mut c = quiche::Config::new(quiche::PROTOCOL_VERSION).unwrap();
-    c.set_application_protos(&[b"hq-interop"]).unwrap();
-    c.set_max_idle_timeout(5000);
-    c.set_initial_max_data(1_000_000);
-    c.set_initial_max_stream_data_bidi_local(100_000);
-    c.set_initial_max_stream_data_bidi_remote(100_000);
-    c.set_initial_max_streams_bidi(10);
-    if server {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/c-examples");
-        c.load_cert_chain_from_pem_file(&format!("{dir}/cert.crt")).expect("run `make` first");
-        c.load_priv_key_from_pem_file(&format!("{dir}/cert.key")).unwrap();
-    }
-    c
-}
-
-fn drain(sock: &UdpSocket) -> Vec<Vec<u8>> {
-    let mut got = Vec::new();
-    let mut buf = [0u8; 65535];
-    while let Ok(n) = sock.recv(&mut buf) {
-        got.push(buf[..n].to_vec());
-    }
-    got
-}
 
 #[test]
 fn fuzz_the_datagram_entry_point() {
     let secs: u64 = std::env::var("QUICHE_EV_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
-    let srv_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    srv_sock.set_nonblocking(true).unwrap();
-    let local = srv_sock.local_addr().unwrap();
-    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sink.set_nonblocking(true).unwrap();
-    let peer: SocketAddr = sink.local_addr().unwrap();
-
-    let lp = unsafe { ev_loop_new(EVFLAG_AUTO) };
-    let mut scfg = Box::new(config(true));
-    let mut server = unsafe {
-        Server::new(lp, srv_sock.as_raw_fd(), local, &mut *scfg,
-                    ServerAppConfig::Hq { serve: Responder::byez() })
-    };
-    server.set_max_conns(4);
-
-    // Seed 1: a client's first Initial (no token).
-    let mut ccfg = config(false);
-    let mut client = quiche::connect(None, &quiche::ConnectionId::from_ref(&[9; 16]), peer, local, &mut ccfg).unwrap();
-    let mut out = [0u8; 1350];
-    let (n, _) = client.send(&mut out).unwrap();
-    let initial = out[..n].to_vec();
-    server.handle_datagram(&mut initial.clone(), peer);
-    server.flush_touched();
-    let retry = drain(&sink).pop().expect("the server answers an Initial with a Retry");
-    // Seed 2: the Initial carrying our token.
-    client.recv(&mut retry.clone(), quiche::RecvInfo { from: local, to: peer }).unwrap();
-    let (n, _) = client.send(&mut out).unwrap();
-    let with_token = out[..n].to_vec();
-    server.handle_datagram(&mut with_token.clone(), peer);
-    server.flush_touched();
-    assert_eq!(server.conn_count(), 1, "the token from our Retry is accepted");
+    let mut t = InProc::new();
+    t.server().set_max_conns(4);
+    // Seeds: a client's first Initial (no token), the Retry, and the
+    // Initial carrying our token.
+    let (_client, initial, retry, with_token) = t.retry_flow();
+    t.feed(&with_token, t.peer);
+    assert_eq!(t.server().conn_count(), 1, "the token from our Retry is accepted");
+    let peer = t.peer;
+    let mut server = t.server.take().unwrap();
     let seeds = [initial, with_token, retry];
 
     let mut rng = Rng(0x2545F4914F6CDD1D);
@@ -116,11 +64,10 @@ fn fuzz_the_datagram_entry_point() {
             runs += 1;
         }
         server.flush_touched();
-        drain(&sink);
+        t.drain();
         assert!(server.conn_count() <= 4, "the connection bound was exceeded");
     }
     eprintln!("{runs} fuzzed datagrams in {secs} s, {} connections", server.conn_count());
     assert!(runs > 10_000);
     drop(server);
-    unsafe { ev_loop_destroy(lp) };
 }

@@ -6,6 +6,9 @@
 
 #![allow(dead_code)]
 
+pub mod aioquic;
+pub mod inproc;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -328,4 +331,17 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
+}
+
+/// 16 bytes that differ from run to run and call to call.
+pub fn random16() -> [u8; 16] {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(1);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let mut r = Rng(t ^ COUNTER.fetch_add(0x9e37_79b9, Ordering::Relaxed) | 1);
+    let mut id = [0u8; 16];
+    for b in &mut id {
+        *b = r.next() as u8;
+    }
+    id
 }
