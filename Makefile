@@ -94,7 +94,10 @@ $(VENV)/.installed:
 	$(VENV)/bin/pip install -q aioquic
 	touch $@
 
+# Sanitizer runs first (mk/sanitizers.mk), so cargo's summary closes the
+# output.
 test: deps all upstream peers
+	$(MAKE) --no-print-directory asan valgrind
 	$(CARGO) test --release --workspace
 
 clean:

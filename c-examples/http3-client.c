@@ -19,22 +19,30 @@ int main(int argc, char *argv[]) {
         return EXIT_USAGE;
     }
 
+    int status = 1;
+    struct addrinfo *peer = NULL;
+    int sock = -1;
+    quiche_config *config = NULL;
+    quiche_h3_config *http3_config = NULL;
+    struct ev_loop *loop = NULL;
+    quiche_ev_client *client = NULL;
+
     enable_debug_logging();
 
-    struct addrinfo *peer = resolve(args.host, args.port);
+    peer = resolve(args.host, args.port);
     if (peer == NULL) {
-        return 1;
+        goto out;
     }
 
-    int sock = udp_socket(peer, false);
+    sock = udp_socket(peer, false);
     if (sock < 0) {
-        return 1;
+        goto out;
     }
 
-    quiche_config *config = quiche_config_new(0xbabababa);
+    config = quiche_config_new(0xbabababa);
     if (config == NULL) {
         fprintf(stderr, "failed to create config\n");
-        return 1;
+        goto out;
     }
 
     quiche_config_set_application_protos(config,
@@ -56,31 +64,43 @@ int main(int argc, char *argv[]) {
         quiche_config_log_keys(config);
     }
 
-    quiche_h3_config *http3_config = quiche_h3_config_new();
+    http3_config = quiche_h3_config_new();
     if (http3_config == NULL) {
         fprintf(stderr, "failed to create HTTP/3 config\n");
-        return 1;
+        goto out;
     }
 
-    struct ev_loop *loop = ev_default_loop(0);
+    loop = ev_default_loop(0);
 
-    quiche_ev_client *client = quiche_ev_client_new(loop, sock, args.host,
-                                                    peer->ai_addr,
-                                                    peer->ai_addrlen,
-                                                    config, http3_config,
-                                                    args.paths, args.paths_len);
+    client = quiche_ev_client_new(loop, sock, args.host,
+                                  peer->ai_addr,
+                                  peer->ai_addrlen,
+                                  config, http3_config,
+                                  args.paths, args.paths_len);
     if (client == NULL) {
-        return 1;
+        goto out;
     }
 
-    int status = run_client(loop, sock, client, &args);
+    status = run_client(loop, sock, client, &args);
 
+out:
+    /* Every exit path frees what was made (sanitizer runs stay clean). */
     quiche_ev_client_free(client);
-    ev_loop_destroy(loop);
-    freeaddrinfo(peer);
-    quiche_h3_config_free(http3_config);
-    quiche_config_free(config);
-    close(sock);
+    if (loop != NULL) {
+        ev_loop_destroy(loop);
+    }
+    if (http3_config != NULL) {
+        quiche_h3_config_free(http3_config);
+    }
+    if (config != NULL) {
+        quiche_config_free(config);
+    }
+    if (peer != NULL) {
+        freeaddrinfo(peer);
+    }
+    if (sock >= 0) {
+        close(sock);
+    }
 
     return status;
 }

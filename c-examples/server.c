@@ -17,26 +17,33 @@ int main(int argc, char *argv[]) {
         return EXIT_USAGE;
     }
 
+    int status = 1;
+    struct addrinfo *local = NULL;
+    int sock = -1;
+    quiche_config *config = NULL;
+    struct ev_loop *loop = NULL;
+    quiche_ev_server *server = NULL;
+
     enable_debug_logging();
 
-    struct addrinfo *local = resolve(args.host, args.port);
+    local = resolve(args.host, args.port);
     if (local == NULL) {
-        return 1;
+        goto out;
     }
 
-    int sock = udp_socket(local, true);
+    sock = udp_socket(local, true);
     if (sock < 0) {
-        return 1;
+        goto out;
     }
 
-    quiche_config *config = quiche_config_new(QUICHE_PROTOCOL_VERSION);
+    config = quiche_config_new(QUICHE_PROTOCOL_VERSION);
     if (config == NULL) {
         fprintf(stderr, "failed to create config\n");
-        return 1;
+        goto out;
     }
 
     if (!load_cert(config)) {
-        return 1;
+        goto out;
     }
 
     quiche_config_set_application_protos(config,
@@ -51,22 +58,32 @@ int main(int argc, char *argv[]) {
     quiche_config_set_initial_max_streams_bidi(config, 100);
     quiche_config_set_cc_algorithm(config, QUICHE_CC_RENO);
 
-    struct ev_loop *loop = ev_default_loop(0);
+    loop = ev_default_loop(0);
 
-    quiche_ev_server *server = quiche_ev_server_new(loop, sock, local->ai_addr,
-                                                    local->ai_addrlen,
-                                                    config, NULL);
+    server = quiche_ev_server_new(loop, sock, local->ai_addr,
+                                  local->ai_addrlen,
+                                  config, NULL);
     if (server == NULL) {
-        return 1;
+        goto out;
     }
 
-    int status = run_server(loop, sock, server, &args);
+    status = run_server(loop, sock, server, &args);
 
+out:
+    /* Every exit path frees what was made (sanitizer runs stay clean). */
     quiche_ev_server_free(server);
-    ev_loop_destroy(loop);
-    freeaddrinfo(local);
-    quiche_config_free(config);
-    close(sock);
+    if (loop != NULL) {
+        ev_loop_destroy(loop);
+    }
+    if (config != NULL) {
+        quiche_config_free(config);
+    }
+    if (local != NULL) {
+        freeaddrinfo(local);
+    }
+    if (sock >= 0) {
+        close(sock);
+    }
 
     return status;
 }

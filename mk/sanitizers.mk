@@ -1,8 +1,10 @@
 # Memory checks (issue "Hardening"). Both run the hq pair (server/client)
 # and the h3 pair (http3-server/http3-client) through the scenario of
 # scripts/mem-scenario.sh: a full download, a client SIGKILLed mid-download,
-# then SIGTERM to the server with that connection live. Logs go to
-# target/memcheck/.
+# then SIGTERM to the server with that connection live (and a second round
+# with SIGTERM + SIGINT at once, so the server frees a still-open
+# connection). Any memory error or definite/indirect leak fails the target,
+# printing the logs; they stay in target/memcheck/.
 #
 #   make valgrind   the c-examples/ binaries under valgrind's memcheck
 #   make asan       the examples rebuilt with ASan + UBSan into target/asan/
@@ -14,6 +16,7 @@
 valgrind: examples cert
 	scripts/valgrind.sh
 
+# gcc brings libasan/libubsan; clang needs libclang-rt-<version>-dev.
 ASAN_CC ?= $(CC)
 ASAN_CFLAGS ?= -O1 -g
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer

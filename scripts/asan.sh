@@ -10,17 +10,18 @@ bin=$(realpath "${1:-target/asan}")
 LOGDIR=$PWD/target/memcheck/asan
 source scripts/mem-scenario.sh
 
-# Reports go to REPORT.<pid>, written only when something is found.
+# ASan and LSan write REPORT.<pid>, only when they find something; UBSan
+# writes to stderr (X.err beside X.report) whatever log_path says.
 checked() {
     local report=$1
     shift
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:log_path=$report \
-    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$report \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         exec "$@"
 }
 
 report_clean() {
-    ! compgen -G "$1.*" >/dev/null
+    ! compgen -G "$1.*" >/dev/null && ! grep -q 'runtime error:' "${1%.report}.err"
 }
 
 cd c-examples

@@ -1,38 +1,52 @@
-# The scenario that scripts/valgrind.sh and scripts/asan.sh run, once per
-# pair (hq: server/client, h3: http3-server/http3-client). Sourced, not run.
+# The scenario that scripts/valgrind.sh and scripts/asan.sh run for each
+# pair (hq: server/client; h3: http3-server/http3-client). Sourced, not run.
 #
-# The caller defines two functions and sets LOGDIR:
+# The caller sets LOGDIR and defines two functions:
 #   checked REPORT CMD...  exec CMD under the memory checker, which writes
-#                          its findings to REPORT (or REPORT.*)
+#                          its findings to REPORT (or REPORT.*). It replaces
+#                          the shell: call it in a subshell or with &.
 #   report_clean REPORT    true when REPORT shows no error and no leak
+# REPORT is always DIR/X.report, and the command's stderr is in DIR/X.err.
 #
 # run_pair NAME SERVER CLIENT (absolute paths; the cwd must be c-examples/,
-# where the servers find ./cert.crt and ./cert.key):
-#   1. the server, under the checker, serves a document root on a free port;
-#   2. a client, under the checker, fetches / (index.html = "byez"): it must
-#      print byez, exit 0 and have a clean report;
-#   3. a second client (not checked: SIGKILL would lose its report) fetches
-#      a 1 GiB file and is SIGKILLed once the body flows, so the server is
-#      left with a live connection in the middle of a file transfer;
-#   4. SIGTERM to the server while that connection is live: it must exit 0
-#      with a clean report (no error, no definite/indirect leak).
-# Every wait has a deadline; any failure prints the logs and exits 1.
+# where the servers find ./cert.crt and ./cert.key) runs two rounds, each
+# with a fresh server under the checker serving a document root
+# (index.html = "byez", big = 1 GiB) on a free port:
+#   NAME        a checked client fetches /: it must print byez, exit 0 and
+#               have a clean report. Then a second client (not checked: its
+#               report would die with it) fetches /big and is SIGKILLed
+#               once the body flows, leaving the server a live connection in
+#               the middle of a file; then SIGTERM to the server.
+#   NAME-twice  the same killed download, then SIGTERM and SIGINT at once:
+#               the second signal breaks the loop without waiting, so the
+#               server frees a connection that is still open (not closed).
+# Each server must exit 0 with a clean report (no memory error, no
+# definitely or indirectly lost block). Every wait has a deadline; any
+# failure prints the round's logs and exits 1.
 
 DEADLINE=${DEADLINE:-60} # seconds; valgrind is slow to start
 export QUICHE_EV_QUIET=1
 
-declare -a STARTED=() # pids we started, killed (by pid) on the way out
+SCRATCH=$(mktemp -d)
 
+# On the way out, SIGKILL the background jobs still running (only those we
+# started and have not reaped, so no pid can have been reused).
 cleanup() {
     local pid
-    for pid in "${STARTED[@]}"; do
+    for pid in $(jobs -p); do
         kill -KILL "$pid" 2>/dev/null || true
     done
-    [[ -z ${SCRATCH:-} ]] || rm -rf "$SCRATCH"
+    rm -rf "$SCRATCH"
 }
 trap cleanup EXIT
 
-# fail DIR MESSAGE: print MESSAGE and every log of the pair, then exit 1.
+ROOT=$SCRATCH/root
+mkdir -p "$ROOT"
+printf 'byez\n' >"$ROOT/index.html"
+truncate -s 1G "$ROOT/big" # sparse: no disk used
+
+# fail DIR MESSAGE...: print MESSAGE, every log in DIR and MESSAGE again
+# (after pages of logs), then exit 1.
 fail() {
     local dir=$1 f
     shift
@@ -42,84 +56,102 @@ fail() {
         echo "===== $f =====" >&2
         cat "$f" >&2
     done
+    echo "FAIL: $* (logs above, and in $dir)" >&2
     exit 1
 }
 
-# wait_for DIR FILE PATTERN PID: until FILE has a line matching PATTERN,
-# failing if PID exits first or the deadline passes.
-wait_for() {
-    local dir=$1 file=$2 pattern=$3 pid=$4 end=$((SECONDS + DEADLINE))
-    until grep -q "$pattern" "$file" 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || fail "$dir" "process $pid exited before '$pattern' in $file"
-        ((SECONDS < end)) || fail "$dir" "no '$pattern' in $file after ${DEADLINE}s"
+# wait_until DIR WHAT PID TEST...: until TEST succeeds; fails when PID
+# exits first or after the deadline.
+wait_until() {
+    local dir=$1 what=$2 pid=$3 end=$((SECONDS + DEADLINE))
+    shift 3
+    until "$@"; do
+        kill -0 "$pid" 2>/dev/null || fail "$dir" "process $pid exited before $what"
+        ((SECONDS < end)) || fail "$dir" "no $what after ${DEADLINE}s"
         sleep 0.05
     done
 }
 
-# wait_exit DIR PID: PID's exit status, SIGKILLing it after the deadline.
-wait_exit() {
-    local dir=$1 pid=$2 end=$((SECONDS + DEADLINE)) rc=0
-    while kill -0 "$pid" 2>/dev/null; do
-        if ((SECONDS >= end)); then
-            kill -KILL "$pid" 2>/dev/null || true
-            fail "$dir" "process $pid still running ${DEADLINE}s after SIGTERM"
-        fi
+has_line() { grep -q "$2" "$1" 2>/dev/null; }
+
+# start_server DIR SERVER: sets SPID and PORT.
+start_server() {
+    local dir=$1 server=$2
+    checked "$dir/server.report" "$server" --root "$ROOT" 127.0.0.1 0 2>"$dir/server.err" &
+    SPID=$!
+    wait_until "$dir" "'listening on'" "$SPID" has_line "$dir/server.err" 'listening on'
+    PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$dir/server.err")
+}
+
+# byez_client DIR CLIENT: a checked client with a full response.
+byez_client() {
+    local dir=$1 client=$2 rc=0
+    (checked "$dir/client.report" "$client" 127.0.0.1 "$PORT") \
+        >"$dir/client.out" 2>"$dir/client.err" || rc=$?
+    ((rc == 0)) || fail "$dir" "client exit status $rc"
+    [[ $(cat "$dir/client.out") == byez ]] || fail "$dir" "the client did not print byez"
+    report_clean "$dir/client.report" || fail "$dir" "the client's report is not clean"
+}
+
+# killed_download DIR CLIENT: a client SIGKILLed in the middle of /big.
+killed_download() {
+    local dir=$1 client=$2 body=$SCRATCH/body
+    rm -f "$body"
+    "$client" 127.0.0.1 "$PORT" /big >"$body" 2>"$dir/killed.err" &
+    local pid=$!
+    wait_until "$dir" "'connection established'" "$pid" \
+        has_line "$dir/killed.err" 'connection established'
+    wait_until "$dir" "body at the second client" "$pid" test -s "$body"
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null || true
+}
+
+# stop_server DIR SIGNAL...: the signals while a connection is live (its
+# idle timeout is 5 s); the server must exit 0 with a clean report.
+stop_server() {
+    local dir=$1 sig opened closed status=0 end=$((SECONDS + DEADLINE))
+    shift
+    opened=$(grep -c 'new connection' "$dir/server.err" || true)
+    closed=$(grep -c 'connection closed' "$dir/server.err" || true)
+    ((opened > closed)) || fail "$dir" "no live connection on the server before the signal"
+    for sig in "$@"; do
+        kill -"$sig" "$SPID"
+    done
+    while kill -0 "$SPID" 2>/dev/null; do
+        ((SECONDS < end)) || fail "$dir" "server still running ${DEADLINE}s after $*"
         sleep 0.05
     done
-    wait "$pid" || rc=$?
-    echo "$rc"
+    wait "$SPID" || status=$?
+    ((status == 0)) || fail "$dir" "server exit status $status after $*"
+    report_clean "$dir/server.report" || fail "$dir" "the server's report is not clean"
+}
+
+# The two rounds (see the top of this file).
+signal_once() {
+    start_server "$DIR" "$SERVER"
+    byez_client "$DIR" "$CLIENT"
+    killed_download "$DIR" "$CLIENT"
+    stop_server "$DIR" TERM
+}
+
+signal_twice() {
+    start_server "$DIR" "$SERVER"
+    killed_download "$DIR" "$CLIENT"
+    stop_server "$DIR" TERM INT
+}
+
+# round NAME FUNCTION: FUNCTION with its logs in DIR=LOGDIR/NAME.
+round() {
+    local name=$1 start=$SECONDS
+    DIR=$LOGDIR/$name
+    rm -rf "$DIR"
+    mkdir -p "$DIR"
+    "$2"
+    echo "$name: ok ($((SECONDS - start)) s; logs in $DIR)"
 }
 
 run_pair() {
-    local name=$1 server=$2 client=$3
-    local dir=$LOGDIR/$name start=$SECONDS
-    rm -rf "$dir"
-    mkdir -p "$dir"
-
-    SCRATCH=${SCRATCH:-$(mktemp -d)}
-    local root=$SCRATCH/root
-    mkdir -p "$root"
-    printf 'byez\n' >"$root/index.html"
-    truncate -s 1G "$root/big" # sparse: no disk used
-
-    # 1. The server.
-    checked "$dir/server.report" "$server" --root "$root" 127.0.0.1 0 2>"$dir/server.err" &
-    local spid=$!
-    STARTED+=("$spid")
-    wait_for "$dir" "$dir/server.err" 'listening on' "$spid"
-    local port
-    port=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$dir/server.err")
-
-    # 2. A checked client with a full response.
-    local rc=0
-    checked "$dir/client.report" "$client" 127.0.0.1 "$port" \
-        >"$dir/client.out" 2>"$dir/client.err" || rc=$?
-    ((rc == 0)) || fail "$dir" "$name: client exit status $rc"
-    [[ $(cat "$dir/client.out") == byez ]] || fail "$dir" "$name: client did not print byez"
-    report_clean "$dir/client.report" || fail "$dir" "$name: client report not clean"
-
-    # 3. A client killed in the middle of a download.
-    "$client" 127.0.0.1 "$port" /big >"$dir/killed.out" 2>"$dir/killed.err" &
-    local kpid=$!
-    STARTED+=("$kpid")
-    wait_for "$dir" "$dir/killed.err" 'connection established' "$kpid"
-    local end=$((SECONDS + DEADLINE))
-    until [[ -s $dir/killed.out ]]; do
-        ((SECONDS < end)) || fail "$dir" "$name: no body reached the second client"
-        sleep 0.05
-    done
-    kill -KILL "$kpid"
-    wait "$kpid" 2>/dev/null || true
-
-    # 4. SIGTERM with that connection live (its idle timeout is 5 s).
-    local opened closed
-    opened=$(grep -c 'new connection' "$dir/server.err" || true)
-    closed=$(grep -c 'connection closed' "$dir/server.err" || true)
-    ((opened > closed)) || fail "$dir" "$name: no live connection on the server before SIGTERM"
-    kill -TERM "$spid"
-    rc=$(wait_exit "$dir" "$spid")
-    ((rc == 0)) || fail "$dir" "$name: server exit status $rc after SIGTERM"
-    report_clean "$dir/server.report" || fail "$dir" "$name: server report not clean"
-
-    echo "$name: ok ($((SECONDS - start)) s; logs in $dir)"
+    SERVER=$2 CLIENT=$3
+    round "$1" signal_once
+    round "$1-twice" signal_twice
 }
