@@ -33,7 +33,8 @@ fn log_headers(list: &[h3::Header]) {
 #[derive(Default)]
 pub struct H3Server {
     /// Made once the transport is established; dropped with the connection.
-    h3: Option<h3::Connection>,
+    /// Boxed: it is large, and idle or hq connections should not pay for it.
+    h3: Option<Box<h3::Connection>>,
     pending: HashMap<u64, Body>,
 }
 
@@ -44,7 +45,7 @@ impl H3Server {
         }
         if self.h3.is_none() {
             match h3::Connection::with_transport(conn, config) {
-                Ok(h) => self.h3 = Some(h),
+                Ok(h) => self.h3 = Some(Box::new(h)),
                 Err(e) => {
                     eprintln!("failed to create HTTP/3 connection: {e:?}");
                     let _ = conn.close(true, 0x0101, b"h3 setup failed");
