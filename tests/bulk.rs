@@ -47,3 +47,23 @@ fn sigterm_closes_live_connections_and_exits_0() {
             "the client never saw the CONNECTION_CLOSE:\n{}", client_err.dump());
 }
 
+
+#[test]
+fn requests_cannot_escape_the_document_root() {
+    let base = tempdir("escape");
+    let root = base.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("ok.txt"), b"inside\n").unwrap();
+    std::fs::write(base.join("secret.txt"), b"outside\n").unwrap();
+    std::os::unix::fs::symlink(base.join("secret.txt"), root.join("link.txt")).unwrap();
+    for (srv, cli) in [("server", "client"), ("http3-server", "http3-client")] {
+        let s = Server::ours(srv, &["--root", root.to_str().unwrap()]);
+        assert_eq!(our_client(cli, s.port, &["/ok.txt"]).stdout, b"inside\n");
+        for path in ["/../secret.txt", "/ok.txt/../../secret.txt", "/link.txt", "//etc/passwd"] {
+            let r = our_client(cli, s.port, &[path]);
+            assert_eq!(r.code(), Some(1), "{cli} {path}: {}", r.stderr);
+            assert!(!String::from_utf8_lossy(&r.stdout).contains("outside"), "{cli} {path} escaped");
+            assert!(!String::from_utf8_lossy(&r.stdout).contains("root:"), "{cli} {path} escaped");
+        }
+    }
+}
