@@ -5,7 +5,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include <ev.h>
 #include <quiche.h>
@@ -75,20 +74,8 @@ int main(int argc, char *argv[]) {
     status = run_client(loop, sock, client, &args);
 
 out:
-    /* Every exit path frees what was made (sanitizer runs stay clean). */
     quiche_ev_client_free(client);
-    if (loop != NULL) {
-        ev_loop_destroy(loop);
-    }
-    if (config != NULL) {
-        quiche_config_free(config);
-    }
-    if (peer != NULL) {
-        freeaddrinfo(peer);
-    }
-    if (sock >= 0) {
-        close(sock);
-    }
+    free_process(loop, NULL, config, peer, sock);
 
     return status;
 }

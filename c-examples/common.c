@@ -212,3 +212,22 @@ int run_client(struct ev_loop *loop, int sock, quiche_ev_client *client,
 
     return quiche_ev_client_status(client) == 0 ? 0 : 1;
 }
+
+void free_process(struct ev_loop *loop, quiche_h3_config *http3_config,
+                  quiche_config *config, struct addrinfo *ai, int sock) {
+    if (loop != NULL) {
+        ev_loop_destroy(loop);
+    }
+    if (http3_config != NULL) {
+        quiche_h3_config_free(http3_config);
+    }
+    if (config != NULL) {
+        quiche_config_free(config);
+    }
+    if (ai != NULL) {
+        freeaddrinfo(ai);
+    }
+    if (sock >= 0) {
+        close(sock);
+    }
+}

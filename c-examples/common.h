@@ -74,4 +74,10 @@ int run_server(struct ev_loop *loop, int sock, quiche_ev_server *server,
 int run_client(struct ev_loop *loop, int sock, quiche_ev_client *client,
                const struct client_args *args);
 
+/* Frees what an example made, in reverse order; any may be NULL (or -1
+ * for the socket). Every exit path of main() comes through here, so
+ * sanitizer runs stay clean. */
+void free_process(struct ev_loop *loop, quiche_h3_config *http3_config,
+                  quiche_config *config, struct addrinfo *ai, int sock);
+
 #endif

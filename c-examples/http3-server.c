@@ -4,7 +4,6 @@
  * quiche-ev's (Rust). */
 
 #include <stdio.h>
-#include <unistd.h>
 
 #include <ev.h>
 #include <quiche.h>
@@ -82,23 +81,8 @@ int main(int argc, char *argv[]) {
     status = run_server(loop, sock, server, &args);
 
 out:
-    /* Every exit path frees what was made (sanitizer runs stay clean). */
     quiche_ev_server_free(server);
-    if (loop != NULL) {
-        ev_loop_destroy(loop);
-    }
-    if (http3_config != NULL) {
-        quiche_h3_config_free(http3_config);
-    }
-    if (config != NULL) {
-        quiche_config_free(config);
-    }
-    if (local != NULL) {
-        freeaddrinfo(local);
-    }
-    if (sock >= 0) {
-        close(sock);
-    }
+    free_process(loop, http3_config, config, local, sock);
 
     return status;
 }

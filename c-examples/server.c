@@ -3,7 +3,6 @@
  * token handling, version negotiation and retry are quiche-ev's (Rust). */
 
 #include <stdio.h>
-#include <unistd.h>
 
 #include <ev.h>
 #include <quiche.h>
@@ -70,20 +69,8 @@ int main(int argc, char *argv[]) {
     status = run_server(loop, sock, server, &args);
 
 out:
-    /* Every exit path frees what was made (sanitizer runs stay clean). */
     quiche_ev_server_free(server);
-    if (loop != NULL) {
-        ev_loop_destroy(loop);
-    }
-    if (config != NULL) {
-        quiche_config_free(config);
-    }
-    if (local != NULL) {
-        freeaddrinfo(local);
-    }
-    if (sock >= 0) {
-        close(sock);
-    }
+    free_process(loop, NULL, config, local, sock);
 
     return status;
 }

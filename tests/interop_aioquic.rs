@@ -85,17 +85,6 @@ fn aioquic_h3_client_against_our_server() {
 
 // ---- larger bodies ------------------------------------------------------
 
-/// `len` bytes of a non-repeating pattern (an LCG).
-fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x9e37_79b9;
-    (0..len)
-        .map(|_| {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            (x >> 16) as u8
-        })
-        .collect()
-}
-
 /// aioquic (`alpn`) downloads a 2 MB file from our server `name` started
 /// with `--root`, on the batched or the plain datagram path.
 fn aioquic_downloads_large_file(name: &str, alpn: &str, plain_io: bool) {

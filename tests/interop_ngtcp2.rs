@@ -20,18 +20,6 @@ fn tool(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("{name} not found on PATH: install it with `{INSTALL}`"))
 }
 
-/// `len` bytes of a non-repeating pattern (an LCG), so a dropped,
-/// duplicated or reordered chunk shows.
-fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x1234_5678;
-    (0..len)
-        .map(|_| {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            (x >> 16) as u8
-        })
-        .collect()
-}
-
 /// gtlsserver on a free port serving `dir`, with our cert; `extra` are
 /// more options. gtlsserver takes a fixed port, so if another process
 /// grabbed the port in between, it exits at once and we try another.

@@ -345,3 +345,15 @@ pub fn random16() -> [u8; 16] {
     }
     id
 }
+
+/// `len` bytes of a non-repeating pattern (an LCG), so a dropped,
+/// duplicated or reordered chunk shows.
+pub fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) as u8
+        })
+        .collect()
+}
