@@ -34,7 +34,11 @@ lib: $(LIB)
 $(LIB): FORCE
 	$(CARGO) build --release
 
-$(QUICHE_LIB): $(LIB)
+# quiche's own staticlib (its crate-type list has one) is only produced
+# when quiche is built as a package of its own; the ffi feature is on
+# because our dependency asks for it.
+$(QUICHE_LIB): FORCE
+	$(CARGO) build --release -p quiche
 
 examples: $(EXAMPLES)
 
