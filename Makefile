@@ -31,14 +31,14 @@ lib: $(LIB)
 
 # Cargo decides whether anything changed; the archive's timestamp moves
 # only when it did, so the examples relink only then.
+# quiche is named too: its own staticlib (libquiche.a, for upstream's
+# samples) is only produced when it is a package being built. Built
+# together with quiche-ev, it has the same features (ffi on) and is the
+# same compiled crate.
 $(LIB): FORCE
-	$(CARGO) build --release
+	$(CARGO) build --release -p quiche-ev -p quiche
 
-# quiche's own staticlib (its crate-type list has one) is only produced
-# when quiche is built as a package of its own; the ffi feature is on
-# because our dependency asks for it.
-$(QUICHE_LIB): FORCE
-	$(CARGO) build --release -p quiche
+$(QUICHE_LIB): $(LIB)
 
 examples: $(EXAMPLES)
 
