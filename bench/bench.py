@@ -1,62 +1,208 @@
 #!/usr/bin/env python3
-"""quiche-ev benchmarks: `make bench` (after `make`, `make upstream`,
-`make peers`). Not a test: it measures and reports ratios, each against a
-baseline run in the same invocation. Writes target/bench.md.
+"""quiche-ev benchmark: `make bench` (or `python3 bench/bench.py` after
+`make all upstream peers` and `make target/bench/upstream/server`).
 
-Rows:
-  1. handshake load: N connections (our `client`, 16 at a time) against our
-     `server` and upstream's `server.c`, with 0 and with 500 idle connections
-     held open in the background (bench/idle_holder.py, aioquic): server CPU
-     per connection (utime+stime from /proc/PID/stat), p50/p99 completion.
-  2. bulk: one file over loopback, our server -> our client (hq and h3),
-     batched I/O (GSO/GRO, the default) and plain (QUICHE_EV_PLAIN_IO=1),
-     and ngtcp2 gtlsserver -> gtlsclient (h3) on the same file: Gbit/s and
-     CPU seconds per GiB on each side; the downloaded bytes are checked.
-  3. memory: server RSS per idle connection with 1000 held open, ours vs
-     upstream.
+Not a test: nothing here passes or fails on timing. Every figure is the
+median of several runs, and every row is a ratio against a baseline measured
+in the same invocation, so the table is read on one machine at one time.
+The table is printed on stdout and written to target/bench.md; the raw runs
+go to target/bench.json. Python 3 standard library only (the idle-connection
+holder, bench/idle_holder.py, runs under target/venv's aioquic).
 
-Every figure is the median of RUNS runs. BENCH_QUICK=1 shrinks everything.
-Upstream's samples always write quiche's debug log (to /dev/null here);
-ours run with QUICHE_EV_QUIET=1, as a deployment would.
+See bench/README.md for how to read the table. Settings (environment, or the
+command-line flags shown by --help):
+
+  BENCH_QUICK=1         short run: 200 handshakes, 200 idle, 32 MiB bulk
+  BENCH_RUNS            runs per figure (default 3; the median is reported)
+  BENCH_BULK_RUNS       runs per bulk figure (default 5, quick 3)
+  BENCH_HANDSHAKES      client connections per handshake run (default 1000)
+  BENCH_CONCURRENCY     client processes at a time (default 16)
+  BENCH_IDLE            idle connections held during the loaded runs (500)
+  BENCH_MEM_IDLE        idle connections for the memory rows (1000)
+  BENCH_BULK_MIB        bulk file size in MiB (256)
+  BENCH_IO_MODES        our I/O modes for the bulk rows (batched,plain)
+  BENCH_SECTIONS        handshake,bulk,memory (any subset)
+  BENCH_SHIPPED=0       skip upstream's server as built by `make upstream`
+  BENCH_PING_INTERVAL   seconds between PINGs on each idle connection (1.0)
+  BENCH_DEADLINE        seconds for the whole run (default 1200); what is
+                        left when it passes is reported as skipped
 """
 
+import argparse
 import hashlib
+import json
 import os
+import platform
+import select
 import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EX = os.path.join(ROOT, "c-examples")
-UP = os.path.join(ROOT, "target/upstream/quiche")
-PY = os.path.join(ROOT, "target/venv/bin/python")
-HOLDER = os.path.join(ROOT, "bench/idle_holder.py")
-QUICK = os.environ.get("BENCH_QUICK") == "1"
-RUNS = int(os.environ.get("BENCH_RUNS", "3"))
-HANDSHAKES = int(os.environ.get("BENCH_HANDSHAKES", "200" if QUICK else "1000"))
-IDLE = int(os.environ.get("BENCH_IDLE", "100" if QUICK else "500"))
-MEM_IDLE = int(os.environ.get("BENCH_MEM_IDLE", "200" if QUICK else "1000"))
-BULK_MIB = int(os.environ.get("BENCH_BULK_MIB", "32" if QUICK else "256"))
-CONCURRENCY = 16
+WORK = os.path.join(ROOT, "target", "bench")
+LOGS = os.path.join(WORK, "logs")
+PY = os.path.join(ROOT, "target", "venv", "bin", "python")
+HOLDER = os.path.join(ROOT, "bench", "idle_holder.py")
+HOST = "127.0.0.1"
+
+# Our programs always run with the quiet switch (quiche's trace log off), as
+# a deployment would.
+OURS_ENV = {"QUICHE_EV_QUIET": "1"}
+
+# The I/O path of our programs, per bulk row. This is the hook for the
+# "with and without GSO" column: each mode is a set of environment variables
+# given to both our server and our client, and the mode's name is printed in
+# the row. QUICHE_EV_PLAIN_IO=1 is what the programs read today (plain
+# recvfrom/sendto: no recvmmsg/sendmmsg, no GSO/GRO); QUICHE_EV_GSO is set
+# for the day the library grows a GSO-only switch. Add a mode here (and name
+# it in BENCH_IO_MODES) to get its rows.
+IO_MODES = {
+    "batched": {"QUICHE_EV_GSO": "1"},
+    "plain": {"QUICHE_EV_GSO": "0", "QUICHE_EV_PLAIN_IO": "1"},
+    "nogso": {"QUICHE_EV_GSO": "0"},
+}
+
+# The servers of the handshake and memory rows.
+SERVERS = {
+    "ours": {
+        "argv": [os.path.join(EX, "server")],
+        "env": OURS_ENV, "port": "zero",
+        "label": "ours (c-examples/server)",
+    },
+    "upstream": {
+        "argv": [os.path.join(WORK, "upstream", "server")],
+        "env": {}, "port": "fixed",
+        "label": "upstream server.c, -O2, debug log off (target/bench/upstream/server)",
+    },
+    "shipped": {
+        "argv": [os.path.join(ROOT, "target", "upstream", "quiche", "server")],
+        "env": {}, "port": "fixed", "stderr_null": True,
+        "label": "upstream server.c as `make upstream` builds it (-O0, debug log to /dev/null)",
+    },
+}
+
+
+class MeasureError(Exception):
+    """One measurement could not be made; the message goes into the row."""
+
+
+# ---------------------------------------------------------------- processes
+
+_children = {}
+_children_lock = threading.RLock()
+_stopping = threading.Event()
+
+
+def spawn(argv, env=None, **kw):
+    """Starts a child in its own process group, remembered until reaped."""
+    if _stopping.is_set():
+        raise MeasureError("stopping")
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    p = subprocess.Popen(argv, env=full_env, start_new_session=True, **kw)
+    with _children_lock:
+        _children[p.pid] = p
+    return p
+
+
+def forget(p):
+    with _children_lock:
+        _children.pop(p.pid, None)
+
+
+def kill_group(p):
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop(p, grace=5.0):
+    """SIGTERM, then SIGKILL to the group after `grace` seconds."""
+    if p.poll() is None:
+        try:
+            p.send_signal(signal.SIGTERM)
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            pass
+    kill_group(p)
+    try:
+        p.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+    forget(p)
+
+
+def kill_all():
+    _stopping.set()
+    with _children_lock:
+        procs = list(_children.values())
+        _children.clear()
+    for p in procs:
+        kill_group(p)
+    for p in procs:
+        try:
+            p.wait(5)
+        except (subprocess.TimeoutExpired, ChildProcessError):
+            pass
+
+
+def on_signal(signum, _frame):
+    kill_all()
+    raise SystemExit(128 + signum)
+
+
+# ------------------------------------------------------------ measurements
+
+def cpu_source():
+    if os.environ.get("BENCH_CPU_SOURCE", "") == "stat":
+        return "stat"
+    return "schedstat" if os.path.exists(f"/proc/{os.getpid()}/schedstat") else "stat"
+
+
+CPU_SOURCE = cpu_source()
 TICK = os.sysconf("SC_CLK_TCK")
-QUIET = dict(os.environ, QUICHE_EV_QUIET="1")
-children = []
 
 
-def die(msg):
-    print(f"bench: {msg}", file=sys.stderr)
-    sys.exit(1)
+def cpu_seconds(pid):
+    """CPU time of a live process: the sum of its threads' on-CPU time from
+    /proc/PID/task/*/schedstat (nanoseconds), or utime+stime from
+    /proc/PID/stat (clock ticks) where schedstat is missing."""
+    try:
+        if CPU_SOURCE == "schedstat":
+            total = 0
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            return total / 1e9
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError) as e:
+        raise MeasureError(f"process {pid} is gone ({e})")
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    raise MeasureError(f"no VmRSS for process {pid}")
 
 
 def free_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
+    s.bind((HOST, 0))
     port = s.getsockname()[1]
     s.close()
     return port
@@ -65,7 +211,7 @@ def free_port():
 def port_bound(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        s.bind(("127.0.0.1", port))
+        s.bind((HOST, port))
         return False
     except OSError:
         return True
@@ -73,159 +219,384 @@ def port_bound(port):
         s.close()
 
 
-def wait_for(cond, what, deadline=30.0):
-    end = time.monotonic() + deadline
-    while not cond():
-        if time.monotonic() > end:
-            die(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+def tail(path, n=5):
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 4000))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+        return " | ".join(lines[-n:])
+    except OSError:
+        return ""
 
 
 class Server:
-    """A server on a free port; `kind` is "ours" or "upstream"."""
+    """A server process on a free loopback port, its stderr in a log file."""
 
-    def __init__(self, kind, name, args=(), env=None):
-        port = free_port()
-        binary = os.path.join(EX if kind == "ours" else UP, name)
-        self.proc = subprocess.Popen([binary, *args, "127.0.0.1", str(port)], cwd=EX,
-                                     env=env or QUIET, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        children.append(self.proc)
-        self.port = port
-        wait_for(lambda: port_bound(port) or self.proc.poll() is not None, f"{name} to bind")
+    serial = 0
+
+    def __init__(self, name, argv, env, port_mode, stderr_null=False, cwd=EX, start_timeout=15.0):
+        Server.serial += 1
+        self.name = name
+        self.log = os.path.join(LOGS, f"{Server.serial:03d}-{name}.log")
+        if port_mode == "zero":
+            port_arg = "0"
+        else:
+            self.port = free_port()
+            port_arg = str(self.port)
+        full = list(argv)
+        if "{port}" in full:  # ngtcp2 puts the key and cert after the port
+            full[full.index("{port}")] = port_arg
+        else:
+            full += [HOST, port_arg]
+        if not os.path.exists(full[0]) and not shutil.which(full[0]):
+            raise MeasureError(f"{full[0]} is missing")
+        err = subprocess.DEVNULL if stderr_null else open(self.log, "wb")
+        try:
+            self.proc = spawn(full, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=err)
+        finally:
+            if err is not subprocess.DEVNULL:
+                err.close()
+        end = time.monotonic() + start_timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise MeasureError(f"{name} exited at start with {self.proc.returncode}: {tail(self.log)}")
+            if port_mode == "zero":
+                port = self._listening_port()
+                if port:
+                    self.port = port
+                    break
+            elif port_bound(self.port):
+                break
+            if time.monotonic() > end:
+                self.stop()
+                raise MeasureError(f"{name} did not bind within {start_timeout:.0f} s")
+            time.sleep(0.01)
+
+    def _listening_port(self):
+        try:
+            with open(self.log, "rb") as f:
+                for line in f.read(8192).decode("utf-8", "replace").splitlines():
+                    if line.startswith("listening on "):
+                        return int(line.rsplit(":", 1)[1])
+        except (OSError, ValueError):
+            pass
+        return None
+
+    def check(self):
         if self.proc.poll() is not None:
-            die(f"{binary} exited at start")
+            raise MeasureError(f"{self.name} exited with {self.proc.returncode} during the run "
+                               f"(log {os.path.relpath(self.log, ROOT)}: {tail(self.log)})")
 
     def cpu(self):
+        self.check()
         return cpu_seconds(self.proc.pid)
 
     def rss(self):
+        self.check()
         return rss_kib(self.proc.pid)
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
+        stop(self.proc)
+
+
+def read_line(proc, deadline):
+    """One line from a child's unbuffered stdout, or MeasureError at the deadline."""
+    buf = b""
+    fd = proc.stdout.fileno()
+    while not buf.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise MeasureError("idle holder did not answer in time")
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            chunk = os.read(fd, 1)
+            if not chunk:
+                raise MeasureError(f"idle holder exited ({proc.poll()})")
+            buf += chunk
+    return buf.decode().strip()
+
+
+class Holder:
+    """N idle QUIC connections held open by bench/idle_holder.py (aioquic)."""
+
+    def __init__(self, port, n, interval, timeout):
+        if not os.path.exists(PY):
+            raise MeasureError("target/venv is missing (`make peers` installs aioquic)")
+        self.log = os.path.join(LOGS, f"{Server.serial:03d}-holder.log")
+        with open(self.log, "wb") as err:
+            self.proc = spawn([PY, HOLDER, HOST, str(port), str(n), "--interval", str(interval),
+                               "--max-seconds", str(int(timeout) + 600)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, bufsize=0)
+        t0 = time.monotonic()
         try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            line = read_line(self.proc, t0 + timeout)
+        except MeasureError as e:
+            self.close()
+            raise MeasureError(f"{e}: {tail(self.log)}")
+        self.setup_s = time.monotonic() - t0
+        parts = line.split()
+        if len(parts) != 3 or parts[0] != "ready":
+            self.close()
+            raise MeasureError(f"idle holder said {line!r}: {tail(self.log)}")
+        self.ready, self.asked = int(parts[1]), int(parts[2])
 
-
-class Idle:
-    """N idle connections held open by the aioquic holder."""
-
-    def __init__(self, port, n):
-        self.proc = subprocess.Popen([PY, HOLDER, "127.0.0.1", str(port), str(n)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
-        children.append(self.proc)
-        line = self.proc.stdout.readline()
-        if not line.startswith("ready"):
-            die(f"idle holder failed: {line!r}")
+    def alive(self):
+        try:
+            self.proc.stdin.write(b"count\n")
+            line = read_line(self.proc, time.monotonic() + 10)
+            return int(line.split()[1])
+        except (OSError, MeasureError, IndexError, ValueError):
+            return -1
 
     def close(self):
-        self.proc.stdin.close()
         try:
-            self.proc.wait(10)
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(15)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            pass
+        stop(self.proc, grace=1)
 
 
-def one_client(port):
-    t = time.monotonic()
-    r = subprocess.run([os.path.join(EX, "client"), "127.0.0.1", str(port)], env=QUIET,
-                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30)
-    if r.stdout != b"byez\n":
-        raise RuntimeError(f"client got {r.stdout!r}")
-    return time.monotonic() - t
+def run_client(argv, env, timeout, running=None):
+    """Runs one client; returns (seconds, exit code, stdout). `running`, a
+    set, holds the client while it runs (so a caller can kill the lot)."""
+    t0 = time.monotonic()
+    p = spawn(argv, env=env, cwd=EX, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+              stderr=subprocess.DEVNULL)
+    if running is not None:
+        running.add(p)
+    try:
+        out, _ = p.communicate(timeout=timeout)
+        return time.monotonic() - t0, p.returncode, out
+    except subprocess.TimeoutExpired:
+        kill_group(p)
+        p.communicate()
+        return time.monotonic() - t0, "timeout", b""
+    finally:
+        forget(p)
+        if running is not None:
+            running.discard(p)
 
 
-def handshake_run(kind, idle):
-    s = Server(kind, "server")
-    holder = Idle(s.port, idle) if idle else None
-    one_client(s.port)  # warm-up
-    before = s.cpu()
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
-        times = sorted(pool.map(one_client, [s.port] * HANDSHAKES))
-    used = s.cpu() - before
-    if holder:
-        holder.close()
-    s.stop()
-    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
-    return used / HANDSHAKES * 1e6, statistics.median(times) * 1e3, p99 * 1e3
+def percentile(sorted_values, q):
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return float("nan")
+    k = max(0, min(len(sorted_values) - 1, int(-(-q * len(sorted_values) // 1)) - 1))
+    return sorted_values[k]
 
 
-def median_of(fn, *args):
-    runs = [fn(*args) for _ in range(RUNS)]
-    return tuple(statistics.median(col) for col in zip(*runs))
+# ------------------------------------------------------------------ runner
 
+class Bench:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.end = time.monotonic() + cfg.deadline
+        self.raw = {}  # key -> list of per-run dicts or error strings
 
-def bulk_ours(name, cli, path, digest, size, plain):
-    env = dict(QUIET, QUICHE_EV_PLAIN_IO="1") if plain else QUIET
-    root = os.path.dirname(path)
-    s = Server("ours", name, ["--root", root], env)
-    out = path + ".out"
-    before = s.cpu()
-    t = time.monotonic()
-    p = subprocess.Popen([os.path.join(EX, cli), "--output", out, "127.0.0.1", str(s.port),
-                          "/" + os.path.basename(path)], env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.monotonic() - t
-    srv = s.cpu() - before
-    s.stop()
-    ok = status == 0 and file_digest(out) == digest
-    os.unlink(out)
-    if not ok:
-        die(f"{cli} download failed or differs (status {status})")
-    return throughput(size, wall, srv, ru.ru_utime + ru.ru_stime)
+    def remaining(self):
+        return self.end - time.monotonic()
 
+    def guard(self, need):
+        if self.remaining() < need:
+            raise MeasureError("skipped: BENCH_DEADLINE reached")
 
-def bulk_ngtcp2(path, digest, size):
-    if not shutil.which("gtlsserver") or not shutil.which("gtlsclient"):
-        return None
-    port = free_port()
-    srv = subprocess.Popen(["gtlsserver", "-q", "-d", os.path.dirname(path), "127.0.0.1", str(port),
-                            os.path.join(EX, "cert.key"), os.path.join(EX, "cert.crt")],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    children.append(srv)
-    wait_for(lambda: port_bound(port), "gtlsserver to bind")
-    dl = tempfile.mkdtemp(prefix="bench-dl-")
-    before = cpu_seconds(srv.pid)
-    t = time.monotonic()
-    p = subprocess.Popen(["gtlsclient", "-q", "--download", dl, "--exit-on-all-streams-close",
-                          "127.0.0.1", str(port), f"https://127.0.0.1:{port}/{os.path.basename(path)}"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.monotonic() - t
-    used = cpu_seconds(srv.pid) - before
-    srv.kill()
-    srv.wait()
-    got = os.path.join(dl, os.path.basename(path))
-    ok = status == 0 and os.path.exists(got) and file_digest(got) == digest
-    shutil.rmtree(dl)
-    if not ok:
-        die(f"gtlsclient download failed or differs (status {status})")
-    return throughput(size, wall, used, ru.ru_utime + ru.ru_stime)
+    def record(self, key, fn, *args):
+        """Runs one measurement; keeps its result dict or its error text."""
+        t0 = time.monotonic()
+        try:
+            res = fn(*args)
+        except MeasureError as e:
+            res = {"error": str(e)}
+        except Exception as e:  # a bug or an OS error: keep going, say so
+            res = {"error": f"{type(e).__name__}: {e}"}
+        res["seconds"] = round(time.monotonic() - t0, 2)
+        self.raw.setdefault(key, []).append(res)
+        shown = res.get("error") or ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                              for k, v in res.items() if k not in ("seconds",))
+        print(f"  [{key}] run {len(self.raw[key])}: {shown} ({res['seconds']} s)", file=sys.stderr, flush=True)
+        return res
 
+    # -- 1. handshake load
 
-def throughput(size, wall, srv_cpu, cli_cpu):
-    gib = size / (1 << 30)
-    return size * 8 / wall / 1e9, srv_cpu / gib, cli_cpu / gib
+    def client_argv(self, port):
+        return [os.path.join(EX, "client"), HOST, str(port)]
+
+    def handshake_once(self, server_key, idle):
+        cfg = self.cfg
+        self.guard(30)
+        spec = SERVERS[server_key]
+        srv = Server(server_key, spec["argv"], spec["env"], spec["port"], spec.get("stderr_null", False))
+        holder = None
+        try:
+            res = {}
+            if idle:
+                holder = Holder(srv.port, idle, cfg.ping_interval, timeout=max(60, idle * 0.1))
+                res.update(idle_asked=idle, idle_ready=holder.ready, holder_setup_s=holder.setup_s)
+                time.sleep(cfg.ping_interval)  # one full ping round: steady state
+                c0, t0 = srv.cpu(), time.monotonic()
+                time.sleep(cfg.upkeep_secs)
+                res["upkeep_ms_per_s"] = (srv.cpu() - c0) / (time.monotonic() - t0) * 1e3
+            _, rc, out = run_client(self.client_argv(srv.port), OURS_ENV, 20)
+            if rc != 0 or out != b"byez\n":
+                raise MeasureError(f"warm-up client failed (exit {rc}, stdout {out[:40]!r})")
+            n = cfg.handshakes
+            c0, t0 = srv.cpu(), time.monotonic()
+            results = self.burst(srv, n)
+            wall = time.monotonic() - t0
+            used = srv.cpu() - c0
+            ok = sorted(t for t, rc, out in results if rc == 0 and out == b"byez\n")
+            failed = n - len(ok)
+            res.update(cpu_us=used / n * 1e6, p50_ms=percentile(ok, 0.50) * 1e3,
+                       p99_ms=percentile(ok, 0.99) * 1e3, wall_s=wall, conns_per_s=n / wall,
+                       failed=failed)
+            if idle:
+                res["net_cpu_us"] = (used - res["upkeep_ms_per_s"] / 1e3 * wall) / n * 1e6
+                res["idle_alive_after"] = holder.alive()
+            if failed:
+                bad = [(rc, out[:20]) for t, rc, out in results if not (rc == 0 and out == b"byez\n")][:3]
+                res["failures"] = repr(bad)
+            return res
+        finally:
+            if holder:
+                holder.close()
+            srv.stop()
+
+    def burst(self, srv, n):
+        """n client connections, cfg.concurrency at a time; stops early (and
+        kills the clients) if the server dies or the burst overruns."""
+        running = set()
+        pool = ThreadPoolExecutor(self.cfg.concurrency)
+        limit = max(120.0, n * 0.25)
+        deadline = time.monotonic() + limit
+        try:
+            futures = [pool.submit(run_client, self.client_argv(srv.port), OURS_ENV, 20, running)
+                       for _ in range(n)]
+            while wait(futures, timeout=0.2)[1]:
+                if srv.proc.poll() is not None or time.monotonic() > deadline:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    for p in list(running):
+                        kill_group(p)
+                    srv.check()
+                    raise MeasureError(f"stalled: {n} connections not done after {limit:.0f} s")
+            return [f.result() for f in futures]
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- 2. bulk
+
+    def bulk_ours(self, proto, mode, path, digest):
+        self.guard(30)
+        env = dict(OURS_ENV, **IO_MODES[mode])
+        sname, cname = ("server", "client") if proto == "hq" else ("http3-server", "http3-client")
+        srv = Server(f"{sname}-{mode}", [os.path.join(EX, sname), "--root", os.path.dirname(path)],
+                     env, "zero")
+        out = os.path.join(WORK, "dl", f"{proto}-{mode}.out")
+        try:
+            argv = [os.path.join(EX, cname), "--output", out, HOST, str(srv.port), "/" + os.path.basename(path)]
+            return self.download(srv, argv, env, out, path, digest)
+        finally:
+            srv.stop()
+            if os.path.exists(out):
+                os.unlink(out)
+
+    def bulk_ngtcp2(self, path, digest):
+        self.guard(30)
+        for tool in ("gtlsserver", "gtlsclient"):
+            if not shutil.which(tool):
+                raise MeasureError(f"{tool} not installed (Debian: ngtcp2-server ngtcp2-client)")
+        srv = Server("gtlsserver", ["gtlsserver", "-q", "-d", os.path.dirname(path), HOST, "{port}",
+                                    os.path.join(EX, "cert.key"), os.path.join(EX, "cert.crt")],
+                     {}, "fixed")
+        dl = os.path.join(WORK, "dl", "ngtcp2")
+        shutil.rmtree(dl, ignore_errors=True)
+        os.makedirs(dl)
+        out = os.path.join(dl, os.path.basename(path))
+        try:
+            argv = ["gtlsclient", "-q", "--exit-on-all-streams-close", "--download", dl,
+                    HOST, str(srv.port), f"https://{HOST}:{srv.port}/{os.path.basename(path)}"]
+            return self.download(srv, argv, {}, out, path, digest)
+        finally:
+            srv.stop()
+            shutil.rmtree(dl, ignore_errors=True)
+
+    def download(self, srv, argv, env, out, path, digest):
+        size = os.path.getsize(path)
+        timeout = max(60.0, size / (8 << 20))  # at least 8 MiB/s, or it is a stall
+        c0 = srv.cpu()
+        t0 = time.monotonic()
+        p = spawn(argv, env=env, cwd=EX, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                  stderr=subprocess.DEVNULL)
+        box = {}
+
+        def reap():
+            _, status, ru = os.wait4(p.pid, 0)
+            box.update(status=status, ru=ru, t=time.monotonic())
+
+        waiter = threading.Thread(target=reap, daemon=True)
+        waiter.start()
+        waiter.join(timeout)
+        if waiter.is_alive():
+            kill_group(p)
+            waiter.join(5)
+            forget(p)
+            srv_cpu = srv.cpu() - c0
+            got = os.path.getsize(out) if os.path.exists(out) else 0
+            raise MeasureError(f"stalled: {argv[0].rsplit('/', 1)[-1]} not done after {timeout:.0f} s "
+                               f"({got} of {size} bytes written, server used {srv_cpu:.1f} s CPU)")
+        forget(p)
+        p.returncode = os.waitstatus_to_exitcode(box["status"])
+        wall = box["t"] - t0
+        srv_cpu = srv.cpu() - c0
+        cli_cpu = box["ru"].ru_utime + box["ru"].ru_stime
+        if p.returncode != 0:
+            raise MeasureError(f"{os.path.basename(argv[0])} exited with {p.returncode}")
+        if not os.path.exists(out):
+            raise MeasureError("no output file")
+        got = file_digest(out)
+        if got != digest:
+            raise MeasureError(f"wrong bytes: {os.path.getsize(out)} bytes, sha256 {got[:16]}.. "
+                               f"(want {size} bytes, {digest[:16]}..)")
+        gib = size / (1 << 30)
+        return {"gbit_s": size * 8 / wall / 1e9, "server_s_per_gib": srv_cpu / gib,
+                "client_s_per_gib": cli_cpu / gib, "wall_s": wall}
+
+    # -- 3. memory
+
+    def memory_once(self, server_key, n):
+        self.guard(60)
+        spec = SERVERS[server_key]
+        srv = Server(server_key, spec["argv"], spec["env"], spec["port"], spec.get("stderr_null", False))
+        holder = None
+        try:
+            _, rc, out = run_client(self.client_argv(srv.port), OURS_ENV, 20)
+            if rc != 0 or out != b"byez\n":
+                raise MeasureError(f"warm-up client failed (exit {rc})")
+            base = srv.rss()
+            holder = Holder(srv.port, n, self.cfg.ping_interval, timeout=max(90, n * 0.15))
+            time.sleep(max(1.0, self.cfg.ping_interval) + 0.5)  # a ping round: steady state
+            held = srv.rss()
+            alive = holder.alive()
+            if alive < holder.ready:
+                raise MeasureError(f"only {alive} of {holder.ready} idle connections were still open when "
+                                   f"RSS was sampled (holder set-up took {holder.setup_s:.0f} s)")
+            c0, t0 = srv.cpu(), time.monotonic()
+            time.sleep(self.cfg.upkeep_secs)
+            upkeep = (srv.cpu() - c0) / (time.monotonic() - t0) * 1e3
+            if holder.ready == 0:
+                raise MeasureError("no idle connection could be opened")
+            return {"kib_per_conn": (held - base) / holder.ready, "rss_base_kib": base,
+                    "rss_held_kib": held, "idle_asked": n, "idle_ready": holder.ready,
+                    "idle_alive_after": holder.alive(),
+                    "upkeep_ms_per_s": upkeep, "holder_setup_s": holder.setup_s}
+        finally:
+            if holder:
+                holder.close()
+            srv.stop()
 
 
 def file_digest(path):
@@ -236,92 +607,285 @@ def file_digest(path):
     return h.hexdigest()
 
 
-def memory_run(kind):
-    s = Server(kind, "server")
-    one_client(s.port)
-    base = s.rss()
-    holder = Idle(s.port, MEM_IDLE)
-    time.sleep(1.0)  # let one ping round pass: steady state, not a timing
-    held = s.rss()
-    holder.close()
-    s.stop()
-    return ((held - base) / MEM_IDLE,)
+# ------------------------------------------------------------------- table
+
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, section, what, unit, better, ours, base, ours_label, base_label, field, note=""):
+        """ours/base: lists of per-run dicts (or errors) for the two sides."""
+        o, onote = summarize(ours, field)
+        b, bnote = summarize(base, field)
+        notes = [n for n in (note, onote and f"ours: {onote}", bnote and f"baseline: {bnote}") if n]
+        ratio = o / b if (o is not None and b) else None
+        self.rows.append(dict(section=section, what=what, unit=unit, better=better, ours=o, base=b,
+                              ratio=ratio, ours_label=ours_label, base_label=base_label,
+                              ours_runs=values(ours, field), base_runs=values(base, field),
+                              note="; ".join(notes)))
+
+    def render_text(self):
+        w = max([len(r["what"]) + len(r["unit"]) + 3 for r in self.rows] + [20])
+        head = f"{'#':<3} {'measurement [unit]':<{w}} {'ours':>9} {'baseline':>9} {'ratio':>6}  better  note"
+        lines = [head, "-" * len(head)]
+        for i, r in enumerate(self.rows, 1):
+            lines.append(f"{i:<3} {r['what'] + ' [' + r['unit'] + ']':<{w}} {fmt(r['ours']):>9} "
+                         f"{fmt(r['base']):>9} {fmt(r['ratio'], 2):>6}  {r['better']:<6}  {r['note']}")
+        return "\n".join(lines)
+
+    def render_md(self):
+        out = ["| # | measurement | unit | ours | baseline | ratio ours/baseline | better | runs (ours / baseline) | note |",
+               "|---|---|---|---:|---:|---:|---|---|---|"]
+        for i, r in enumerate(self.rows, 1):
+            runs = f"{' '.join(fmt(v) for v in r['ours_runs'])} / {' '.join(fmt(v) for v in r['base_runs'])}"
+            out.append(f"| {i} | {r['what']} | {r['unit']} | {fmt(r['ours'])} | {fmt(r['base'])} | "
+                       f"**{fmt(r['ratio'], 2)}** | {r['better']} | {runs} | {r['note'].replace('|', '/')} |")
+        return "\n".join(out)
 
 
-def main():
-    for path, what in [(os.path.join(EX, "server"), "make"), (os.path.join(UP, "server"), "make upstream"),
-                       (PY, "make peers")]:
-        if not os.path.exists(path):
-            die(f"{path} is missing: run `{what}` first")
-    rows = []
+def values(runs, field):
+    return [r[field] for r in runs if "error" not in r and r.get(field) is not None]
 
-    def row(what, ours, base, unit, note=""):
-        ratio = ours / base if base else float("nan")
-        rows.append((what, ours, base, ratio, unit, note))
-        print(f"{what:<58} {ours:>10.2f} {base:>10.2f} {ratio:>7.2f}  {unit} {note}", flush=True)
 
-    print(f"{'row':<58} {'ours':>10} {'baseline':>10} {'ratio':>7}")
-    # 1. handshake load
-    hs = {}
-    for kind in ["upstream", "ours"]:
-        for idle in [0, IDLE]:
-            hs[(kind, idle)] = median_of(handshake_run, kind, idle)
-    for idle in [0, IDLE]:
-        o, u = hs[("ours", idle)], hs[("upstream", idle)]
-        row(f"handshake: server CPU us/conn, {idle} idle (vs upstream)", o[0], u[0], "us")
-        row(f"handshake: p50 completion ms, {idle} idle (vs upstream)", o[1], u[1], "ms")
-        row(f"handshake: p99 completion ms, {idle} idle (vs upstream)", o[2], u[2], "ms")
-    row(f"handshake: ours CPU/conn {IDLE} idle vs ours 0 idle", hs[("ours", IDLE)][0], hs[("ours", 0)][0], "us")
+def summarize(runs, field):
+    """Median of the successful runs, and a note on failures."""
+    ok = values(runs, field)
+    errors = [r["error"] for r in runs if "error" in r]
+    note = ""
+    if errors:
+        note = f"{len(errors)}/{len(runs)} runs failed: {errors[0]}"
+    fails = sum(r.get("failed", 0) for r in runs if "error" not in r)
+    if fails:
+        note = (note + "; " if note else "") + f"{fails} client(s) failed in total: " + \
+            next(r["failures"] for r in runs if r.get("failures"))
+    short = [r for r in runs if "error" not in r and r.get("idle_ready") is not None
+             and (r.get("idle_alive_after", 0) < r["idle_ready"] or r["idle_ready"] < r["idle_asked"])]
+    if short:
+        r = short[0]
+        note = (note + "; " if note else "") + \
+            f"idle connections (run {runs.index(r) + 1}): {r['idle_asked']} asked, {r['idle_ready']} " \
+            f"opened, {r.get('idle_alive_after')} alive at the end"
+    return (statistics.median(ok) if ok else None), note
 
-    # 2. bulk
-    size = BULK_MIB << 20
-    tmp = tempfile.mkdtemp(prefix="bench-bulk-")
-    path = os.path.join(tmp, "bulk.bin")
-    with open(path, "wb") as f:
-        for _ in range(BULK_MIB):
-            f.write(os.urandom(1 << 20))
-    digest = file_digest(path)
-    ng = median_of(bulk_ngtcp2, path, digest, size) if shutil.which("gtlsserver") else None
-    res = {}
-    for name, cli in [("server", "client"), ("http3-server", "http3-client")]:
-        for plain in [False, True]:
-            res[(cli, plain)] = median_of(bulk_ours, name, cli, path, digest, size, plain)
-    shutil.rmtree(tmp)
-    label = {False: "GSO", True: "plain"}
-    for (cli, plain), r in res.items():
-        proto = "h3" if "http3" in cli else "hq"
-        if ng:
-            row(f"bulk {BULK_MIB} MiB {proto} {label[plain]}: Gbit/s (vs ngtcp2 h3)", r[0], ng[0], "Gbit/s")
-            row(f"bulk {BULK_MIB} MiB {proto} {label[plain]}: server CPU s/GiB (vs ngtcp2)", r[1], ng[1], "s/GiB")
-            row(f"bulk {BULK_MIB} MiB {proto} {label[plain]}: client CPU s/GiB (vs ngtcp2)", r[2], ng[2], "s/GiB")
-        else:
-            row(f"bulk {proto} {label[plain]}: Gbit/s", r[0], float("nan"), "Gbit/s", "ngtcp2 missing: apt-get install ngtcp2-server ngtcp2-client")
-    for proto, cli in [("hq", "client"), ("h3", "http3-client")]:
-        row(f"bulk {proto}: Gbit/s GSO vs plain (ours)", res[(cli, False)][0], res[(cli, True)][0], "Gbit/s")
 
-    # 3. memory
-    mo = median_of(memory_run, "ours")[0]
-    mu = median_of(memory_run, "upstream")[0]
-    row(f"memory: server RSS KiB per idle conn, {MEM_IDLE} idle (vs upstream)", mo, mu, "KiB")
+def fmt(v, digits=None):
+    if v is None:
+        return "n/a"
+    if digits is not None:
+        return f"{v:.{digits}f}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
 
-    os.makedirs(os.path.join(ROOT, "target"), exist_ok=True)
-    with open(os.path.join(ROOT, "target/bench.md"), "w") as f:
-        f.write("# quiche-ev benchmark\n\n")
-        f.write(f"Medians of {RUNS} runs; {HANDSHAKES} handshakes ({CONCURRENCY} at a time), "
-                f"{IDLE} idle connections for the loaded rows, {BULK_MIB} MiB bulk file, "
-                f"{MEM_IDLE} idle connections for memory. Ratio = ours / baseline "
-                "(below 1 is better for CPU, time and memory; above 1 is better for Gbit/s).\n\n")
-        f.write("| row | ours | baseline | ratio | unit |\n|---|---:|---:|---:|---|\n")
-        for what, o, b, r, unit, note in rows:
-            f.write(f"| {what} | {o:.2f} | {b:.2f} | {r:.2f} | {unit} {note} |\n")
-    print("\nwritten: target/bench.md")
+
+# -------------------------------------------------------------------- main
+
+def settings(argv):
+    env = os.environ.get
+    quick = env("BENCH_QUICK", "") not in ("", "0")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", default=quick)
+    ap.add_argument("--runs", type=int, default=None)
+    ap.add_argument("--bulk-runs", type=int, default=None)
+    ap.add_argument("--handshakes", type=int, default=None)
+    ap.add_argument("--concurrency", type=int, default=int(env("BENCH_CONCURRENCY", "16")))
+    ap.add_argument("--idle", type=int, default=None)
+    ap.add_argument("--mem-idle", type=int, default=None)
+    ap.add_argument("--bulk-mib", type=int, default=None)
+    ap.add_argument("--io-modes", default=env("BENCH_IO_MODES", "batched,plain"))
+    ap.add_argument("--sections", default=env("BENCH_SECTIONS", "handshake,bulk,memory"))
+    ap.add_argument("--shipped", type=int, default=int(env("BENCH_SHIPPED", "1")))
+    ap.add_argument("--ping-interval", type=float, default=float(env("BENCH_PING_INTERVAL", "1.0")))
+    ap.add_argument("--upkeep-secs", type=float, default=float(env("BENCH_UPKEEP_SECS", "2.0")))
+    ap.add_argument("--deadline", type=float, default=float(env("BENCH_DEADLINE", "1200")))
+    ap.add_argument("--out", default=os.path.join(ROOT, "target", "bench.md"))
+    cfg = ap.parse_args(argv)
+    q = cfg.quick
+    cfg.runs = cfg.runs or int(env("BENCH_RUNS", "3"))
+    cfg.bulk_runs = cfg.bulk_runs or int(env("BENCH_BULK_RUNS", "3" if q else "5"))
+    cfg.handshakes = cfg.handshakes or int(env("BENCH_HANDSHAKES", "200" if q else "1000"))
+    cfg.idle = cfg.idle if cfg.idle is not None else int(env("BENCH_IDLE", "200" if q else "500"))
+    cfg.mem_idle = cfg.mem_idle or int(env("BENCH_MEM_IDLE", "200" if q else "1000"))
+    cfg.bulk_mib = cfg.bulk_mib or int(env("BENCH_BULK_MIB", "32" if q else "256"))
+    cfg.io_modes = [m for m in cfg.io_modes.split(",") if m]
+    for m in cfg.io_modes:
+        if m not in IO_MODES:
+            ap.error(f"unknown I/O mode {m!r} (known: {', '.join(IO_MODES)})")
+    cfg.sections = [s for s in cfg.sections.split(",") if s]
+    return cfg
+
+
+def machine():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
+    except OSError:
+        pass
+    rev = ""
+    try:
+        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "-uno"], capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+        rev += " (uncommitted changes)" if dirty else ""
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return f"{os.cpu_count()} CPUs ({model}), Linux {platform.release()}, git {rev or '?'}"
+
+
+def main(argv):
+    cfg = settings(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    os.makedirs(LOGS, exist_ok=True)
+    os.makedirs(os.path.join(WORK, "dl"), exist_ok=True)
+    for f in os.listdir(LOGS):
+        os.unlink(os.path.join(LOGS, f))
+    started = time.monotonic()
+    bench = Bench(cfg)
+    table = Table()
+    missing = [p for p in (os.path.join(EX, "server"), os.path.join(EX, "client"), os.path.join(EX, "cert.crt"))
+               if not os.path.exists(p)]
+    if missing:
+        print(f"bench: {', '.join(missing)} missing: run `make` first", file=sys.stderr)
+        return 2
+    baselines = ["upstream"]
+    if not os.path.exists(SERVERS["upstream"]["argv"][0]):
+        print("bench: target/bench/upstream/server missing (`make bench` builds it); "
+              "using `make upstream`'s server as the baseline", file=sys.stderr)
+        baselines = ["shipped"]
+    elif cfg.shipped:
+        baselines.append("shipped")
+    print(f"bench: {machine()}; CPU time from {CPU_SOURCE}", file=sys.stderr)
+
+    if "handshake" in cfg.sections:
+        print(f"handshake load: {cfg.handshakes} connections, {cfg.concurrency} at a time, "
+              f"0 and {cfg.idle} idle; {cfg.runs} runs", file=sys.stderr, flush=True)
+        idles = [0, cfg.idle] if cfg.idle else [0]
+        for _ in range(cfg.runs):
+            for idle in idles:
+                for key in ["ours"] + baselines:
+                    bench.record(f"hs/{key}/{idle}", bench.handshake_once, key, idle)
+        hs = lambda key, idle: bench.raw.get(f"hs/{key}/{idle}", [])
+        for idle in idles:
+            for b in baselines:
+                vs = b
+                label = SERVERS[b]["label"]
+                table.add("handshake", f"hs {idle} idle: server CPU/conn vs {vs}",
+                          "us", "lower", hs("ours", idle), hs(b, idle), SERVERS["ours"]["label"], label, "cpu_us")
+                if idle:
+                    table.add("handshake", f"hs {idle} idle: server CPU/conn net of upkeep vs {vs}",
+                              "us", "lower", hs("ours", idle), hs(b, idle), SERVERS["ours"]["label"], label,
+                              "net_cpu_us")
+            b = baselines[0]
+            table.add("handshake", f"hs {idle} idle: client completion p50 vs {baselines[0]}", "ms",
+                      "lower", hs("ours", idle), hs(b, idle), "ours", SERVERS[b]["label"], "p50_ms")
+            table.add("handshake", f"hs {idle} idle: client completion p99 vs {baselines[0]}", "ms",
+                      "lower", hs("ours", idle), hs(b, idle), "ours", SERVERS[b]["label"], "p99_ms")
+        if cfg.idle:
+            table.add("handshake", f"hs server CPU/conn: ours {cfg.idle} idle vs ours 0 idle",
+                      "us", "lower", hs("ours", cfg.idle), hs("ours", 0), "ours loaded", "ours unloaded", "cpu_us")
+            table.add("handshake", f"hs server CPU/conn: ours {cfg.idle} idle net vs ours 0 idle",
+                      "us", "lower", [dict(r, cpu_us=r.get("net_cpu_us")) for r in hs("ours", cfg.idle)],
+                      hs("ours", 0), "ours loaded, net", "ours unloaded", "cpu_us")
+
+    if "bulk" in cfg.sections:
+        size = cfg.bulk_mib << 20
+        data = os.path.join(WORK, "data")
+        os.makedirs(data, exist_ok=True)
+        path = os.path.join(data, f"bulk-{cfg.bulk_mib}MiB.bin")
+        for old in os.listdir(data):  # files of other sizes from earlier runs
+            if old != os.path.basename(path):
+                os.unlink(os.path.join(data, old))
+        print(f"bulk: {cfg.bulk_mib} MiB over loopback; {cfg.bulk_runs} runs", file=sys.stderr, flush=True)
+        if not os.path.exists(path) or os.path.getsize(path) != size:
+            with open(path + ".tmp", "wb") as f:
+                for _ in range(cfg.bulk_mib):
+                    f.write(os.urandom(1 << 20))
+            os.replace(path + ".tmp", path)
+        digest = file_digest(path)
+        for _ in range(cfg.bulk_runs):
+            bench.record("bulk/ngtcp2/h3", bench.bulk_ngtcp2, path, digest)
+            for proto in ("hq", "h3"):
+                for mode in cfg.io_modes:
+                    bench.record(f"bulk/ours/{proto}/{mode}", bench.bulk_ours, proto, mode, path, digest)
+        ng = bench.raw["bulk/ngtcp2/h3"]
+        ng_label = "ngtcp2 gtlsserver -> gtlsclient (h3)"
+        for proto in ("hq", "h3"):
+            for mode in cfg.io_modes:
+                ours = bench.raw[f"bulk/ours/{proto}/{mode}"]
+                label = f"ours {proto}, io={mode}"
+                name = f"bulk {proto} io={mode}"
+                cross = "" if proto == "h3" else "hq-interop vs ngtcp2's h3"
+                table.add("bulk", f"{name}: throughput vs ngtcp2", "Gbit/s", "higher", ours, ng,
+                          label, ng_label, "gbit_s", cross)
+                table.add("bulk", f"{name}: server CPU/GiB vs ngtcp2", "s/GiB", "lower", ours, ng,
+                          label, ng_label, "server_s_per_gib")
+                table.add("bulk", f"{name}: client CPU/GiB vs ngtcp2", "s/GiB", "lower", ours, ng,
+                          label, ng_label, "client_s_per_gib")
+        if len(cfg.io_modes) > 1:
+            first = cfg.io_modes[0]
+            for proto in ("hq", "h3"):
+                for mode in cfg.io_modes[1:]:
+                    table.add("bulk", f"bulk {proto}: throughput, ours io={first} vs io={mode}", "Gbit/s",
+                              "higher", bench.raw[f"bulk/ours/{proto}/{first}"],
+                              bench.raw[f"bulk/ours/{proto}/{mode}"], f"io={first}", f"io={mode}", "gbit_s")
+
+    if "memory" in cfg.sections:
+        print(f"memory: {cfg.mem_idle} idle connections; {cfg.runs} runs", file=sys.stderr, flush=True)
+        b = baselines[0]
+        for _ in range(cfg.runs):
+            for key in ("ours", b):
+                bench.record(f"mem/{key}", bench.memory_once, key, cfg.mem_idle)
+        mo, mb = bench.raw["mem/ours"], bench.raw[f"mem/{b}"]
+        table.add("memory", f"mem {cfg.mem_idle} idle: server RSS/conn vs {b}", "KiB",
+                  "lower", mo, mb, "ours", SERVERS[b]["label"], "kib_per_conn")
+        table.add("memory", f"mem {cfg.mem_idle} idle: server RSS total vs {b}", "KiB",
+                  "lower", mo, mb, "ours", SERVERS[b]["label"], "rss_held_kib")
+        table.add("memory", f"mem {cfg.mem_idle} idle: server CPU keeping them vs {b}", "ms/s", "lower", mo, mb, "ours", SERVERS[b]["label"],
+                  "upkeep_ms_per_s")
+
+    elapsed = time.monotonic() - started
+    text = table.render_text()
+    print()
+    print(text)
+    baseline_text = "; ".join("`%s` = %s" % (k, SERVERS[k]["label"]) for k in baselines)
+    modes_text = ", ".join("%s = %s" % (m, " ".join("%s=%s" % kv for kv in IO_MODES[m].items()))
+                           for m in cfg.io_modes)
+    header = (
+        f"# quiche-ev benchmark\n\n"
+        f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}; {machine()}; took {elapsed:.0f} s.\n\n"
+        f"Settings: {'quick, ' if cfg.quick else ''}medians of {cfg.runs} runs ({cfg.bulk_runs} for bulk); handshake load "
+        f"{cfg.handshakes} connections ({cfg.concurrency} client processes at a time, our `client` "
+        f"against every server) with 0 and {cfg.idle} idle connections; bulk {cfg.bulk_mib} MiB; "
+        f"memory with {cfg.mem_idle} idle connections; idle connections ping every "
+        f"{cfg.ping_interval:g} s; server CPU time from /proc/PID/"
+        f"{'task/*/schedstat' if CPU_SOURCE == 'schedstat' else 'stat (utime+stime)'}.\n\n"
+        f"Baselines: {baseline_text}; ngtcp2 = `gtlsserver` -> `gtlsclient` (Debian "
+        f"ngtcp2-server/-client). I/O modes of ours: {modes_text}.\n\n"
+        f"Ratio = ours / baseline: below 1 is better where `better` says lower (CPU, time, memory), "
+        f"above 1 where it says higher (Gbit/s). See bench/README.md. Raw runs: target/bench.json; "
+        f"server logs: target/bench/logs/.\n\n")
+    os.makedirs(os.path.dirname(cfg.out), exist_ok=True)
+    with open(cfg.out, "w") as f:
+        f.write(header + table.render_md() + "\n")
+    with open(os.path.join(os.path.dirname(cfg.out), "bench.json"), "w") as f:
+        json.dump({"settings": {k: v for k, v in vars(cfg).items()}, "cpu_source": CPU_SOURCE,
+                   "machine": machine(), "elapsed_s": elapsed, "runs": bench.raw, "rows": table.rows},
+                  f, indent=1, default=str)
+    print(f"\nwritten: {os.path.relpath(cfg.out, os.getcwd())} ({elapsed:.0f} s)")
+    return 0
 
 
 if __name__ == "__main__":
     try:
-        main()
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        sys.exit(130)
     finally:
-        for p in children:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_all()

@@ -1,44 +1,133 @@
-"""Opens N QUIC connections (hq-interop) to HOST PORT and keeps them open
-and idle, pinging each once a second so the server's 5 s idle timeout never
-fires. Prints "ready N" on stdout once all are established; runs until
-stdin closes (or it is killed). Used by bench.py; needs aioquic."""
+"""Idle-connection holder for bench/bench.py (needs aioquic: target/venv).
 
+    python idle_holder.py HOST PORT N [--interval SECS] [--alpn hq-interop]
+                          [--max-seconds SECS]
+
+Opens N QUIC connections to HOST PORT (ALPN hq-interop, certificate not
+verified, at most 32 handshakes in flight) and keeps them open and idle: no
+stream is ever opened. Each connection sends a PING once per --interval
+(default 1 s) so the server's 5 s idle timeout never fires; the pings are
+spread evenly over the interval (each connection at its own phase, as
+independent clients would be), not sent as one burst.
+
+Protocol on stdin/stdout, one line each:
+  out: "ready K N"        once, after every handshake finished or failed
+                          (K established out of N asked; K < N is reported,
+                          not fatal)
+  in:  "count"            -> out: "alive K" (connections not terminated)
+  in:  EOF                -> close every connection and exit 0
+It also exits (closing everything) after --max-seconds (default 900), so a
+holder orphaned by a killed parent does not live forever.
+"""
+
+import argparse
 import asyncio
+import resource
 import ssl
 import sys
-from contextlib import AsyncExitStack
+import time
 
 from aioquic.asyncio import connect
+from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import ConnectionTerminated
+
+HANDSHAKE_TIMEOUT = 15.0
+IN_FLIGHT = 32
+TICK = 0.05
 
 
-async def hold(host, port, n):
-    config = QuicConfiguration(is_client=True, alpn_protocols=["hq-interop"],
-                               verify_mode=ssl.CERT_NONE, idle_timeout=30.0)
-    sem = asyncio.Semaphore(32)
-    async with AsyncExitStack() as stack:
-        conns = []
+class Held(QuicConnectionProtocol):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.terminated = False
 
-        async def one():
-            async with sem:
-                c = await stack.enter_async_context(connect(host, port, configuration=config))
-                conns.append(c)
+    def quic_event_received(self, event):
+        if isinstance(event, ConnectionTerminated):
+            self.terminated = True
+        super().quic_event_received(event)
 
-        await asyncio.gather(*(one() for _ in range(n)))
-        print(f"ready {len(conns)}", flush=True)
+    def send_ping(self):
+        if not self.terminated:
+            self._quic.send_ping(0)
+            self.transmit()
 
-        async def pinger():
-            while True:
-                await asyncio.sleep(1.0)
-                await asyncio.gather(*(c.ping() for c in conns), return_exceptions=True)
 
-        task = asyncio.ensure_future(pinger())
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, sys.stdin.read)
-        task.cancel()
-        for c in conns:
-            c.close()
+async def open_one(host, port, config, sem, conns):
+    async with sem:
+        ctx = connect(host, port, configuration=config, create_protocol=Held)
+        try:
+            proto = await asyncio.wait_for(ctx.__aenter__(), HANDSHAKE_TIMEOUT)
+        except Exception:
+            return
+        conns.append((ctx, proto))
+
+
+async def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("host")
+    ap.add_argument("port", type=int)
+    ap.add_argument("n", type=int)
+    ap.add_argument("--interval", type=float, default=1.0)
+    ap.add_argument("--alpn", default="hq-interop")
+    ap.add_argument("--max-seconds", type=float, default=900.0)
+    args = ap.parse_args()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, args.n + 256))
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+    config = QuicConfiguration(is_client=True, alpn_protocols=[args.alpn],
+                               verify_mode=ssl.CERT_NONE, idle_timeout=60.0)
+    loop = asyncio.get_running_loop()
+    sem = asyncio.Semaphore(IN_FLIGHT)
+    conns = []
+    openers = [asyncio.ensure_future(open_one(args.host, args.port, config, sem, conns))
+               for _ in range(args.n)]
+
+    # Ping while the rest are still handshaking: the first ones must not time out.
+    async def pinger():
+        i, budget = 0, 0.0
+        while True:
+            await asyncio.sleep(TICK)
+            if not conns:
+                continue
+            budget += len(conns) * TICK / args.interval
+            share, budget = int(budget), budget - int(budget)
+            for _ in range(min(share, len(conns))):
+                i %= len(conns)
+                conns[i][1].send_ping()
+                i += 1
+
+    ping_task = asyncio.ensure_future(pinger())
+
+    await asyncio.gather(*openers)
+    print(f"ready {len(conns)} {args.n}", flush=True)
+
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    end = time.monotonic() + args.max_seconds
+    while True:
+        try:
+            line = await asyncio.wait_for(reader.readline(), max(0.1, end - time.monotonic()))
+        except asyncio.TimeoutError:
+            break
+        if not line:
+            break
+        if line.strip() == b"count":
+            alive = sum(1 for _, p in conns if not p.terminated)
+            print(f"alive {alive}", flush=True)
+
+    ping_task.cancel()
+    for _, proto in conns:
+        proto.close()
+    try:
+        await asyncio.wait_for(asyncio.gather(*(ctx.__aexit__(None, None, None) for ctx, _ in conns),
+                                              return_exceptions=True), 5.0)
+    except asyncio.TimeoutError:
+        pass
 
 
 if __name__ == "__main__":
-    asyncio.run(hold(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+    asyncio.run(main())

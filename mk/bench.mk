@@ -1,9 +1,35 @@
-# Benchmarks (not part of `make test`): bench/bench.py prints a table and
-# writes target/bench.md; every row is a ratio against a baseline measured
-# in the same run. BENCH_QUICK=1 for a short run; BENCH_RUNS, BENCH_HANDSHAKES,
-# BENCH_IDLE, BENCH_MEM_IDLE, BENCH_BULK_MIB to tune.
+# `make bench`: the benchmark (never part of `make test`). bench/bench.py
+# prints a table and writes target/bench.md (raw runs: target/bench.json);
+# every row is a median of several runs and a ratio against a baseline
+# measured in the same run. bench/README.md explains how to read it.
+#
+#   make bench                  full run (about 6 minutes on 2 cores)
+#   make bench BENCH_QUICK=1    short run (about 2 minutes)
+#
+# Knobs (environment): BENCH_RUNS, BENCH_HANDSHAKES, BENCH_CONCURRENCY,
+# BENCH_IDLE, BENCH_MEM_IDLE, BENCH_BULK_MIB, BENCH_IO_MODES, BENCH_SECTIONS,
+# BENCH_SHIPPED, BENCH_PING_INTERVAL, BENCH_DEADLINE (see bench/bench.py).
 
-.PHONY: bench
+BENCH_UPSTREAM := target/bench/upstream/server
 
-bench: all upstream peers
+.PHONY: bench bench-quick
+
+# aioquic (make peers) holds the idle connections; without it those rows say
+# so instead of stopping the run.
+bench: all upstream $(BENCH_UPSTREAM)
+	@$(MAKE) --no-print-directory peers || echo "bench: aioquic unavailable (make peers failed): idle-connection rows will be empty"
 	python3 bench/bench.py
+
+bench-quick:
+	@$(MAKE) --no-print-directory bench BENCH_QUICK=1
+
+# The baseline: upstream's server.c compiled from the quiche package as
+# `make upstream` does, but with -O2 like our examples and quiche's debug
+# log off like ours under QUICHE_EV_QUIET (bench/no_debug_log.c). `make
+# upstream`'s own build (-O0, debug log on) is measured too, as "shipped".
+$(BENCH_UPSTREAM): $(QUICHE_LIB) bench/no_debug_log.c | target/bench/upstream
+	$(CC) -O2 -g -w -I$(QUICHE_DIR)/include -Dquiche_enable_debug_logging=bench_no_debug_logging \
+	  -o $@ -x c $(QUICHE_DIR)/examples/server.c bench/no_debug_log.c -x none $(QUICHE_LIB) $(NATIVE_LIBS)
+
+target/bench/upstream:
+	mkdir -p $@
