@@ -20,7 +20,7 @@ command-line flags shown by --help):
   BENCH_IDLE            idle connections held during the loaded runs (500)
   BENCH_MEM_IDLE        idle connections for the memory rows (1000)
   BENCH_BULK_MIB        bulk file size in MiB (256)
-  BENCH_IO_MODES        our I/O modes for the bulk rows (batched,plain)
+  BENCH_IO_MODES        our I/O modes for the bulk rows (batched,nogso,plain)
   BENCH_SECTIONS        handshake,bulk,memory (any subset)
   BENCH_SHIPPED=0       skip upstream's server as built by `make upstream`
   BENCH_PING_INTERVAL   seconds between PINGs on each idle connection (1.0)
@@ -59,10 +59,9 @@ OURS_ENV = {"QUICHE_EV_QUIET": "1"}
 # The I/O path of our programs, per bulk row. This is the hook for the
 # "with and without GSO" column: each mode is a set of environment variables
 # given to both our server and our client, and the mode's name is printed in
-# the row. QUICHE_EV_PLAIN_IO=1 is what the programs read today (plain
-# recvfrom/sendto: no recvmmsg/sendmmsg, no GSO/GRO); QUICHE_EV_GSO is set
-# for the day the library grows a GSO-only switch. Add a mode here (and name
-# it in BENCH_IO_MODES) to get its rows.
+# the row. QUICHE_EV_PLAIN_IO=1: plain recvfrom/sendto (no recvmmsg, no
+# GSO/GRO); QUICHE_EV_GSO=0: batched reads, one sendto per packet. Add a
+# mode here (and name it in BENCH_IO_MODES) to get its rows.
 IO_MODES = {
     "batched": {"QUICHE_EV_GSO": "1"},
     "plain": {"QUICHE_EV_GSO": "0", "QUICHE_EV_PLAIN_IO": "1"},
@@ -695,7 +694,7 @@ def settings(argv):
     ap.add_argument("--idle", type=int, default=None)
     ap.add_argument("--mem-idle", type=int, default=None)
     ap.add_argument("--bulk-mib", type=int, default=None)
-    ap.add_argument("--io-modes", default=env("BENCH_IO_MODES", "batched,plain"))
+    ap.add_argument("--io-modes", default=env("BENCH_IO_MODES", "batched,nogso,plain"))
     ap.add_argument("--sections", default=env("BENCH_SECTIONS", "handshake,bulk,memory"))
     ap.add_argument("--shipped", type=int, default=int(env("BENCH_SHIPPED", "1")))
     ap.add_argument("--ping-interval", type=float, default=float(env("BENCH_PING_INTERVAL", "1.0")))

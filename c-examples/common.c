@@ -152,6 +152,12 @@ bool parse_client_args(int argc, char *argv[], struct client_args *args) {
     return true;
 }
 
+/* QUICHE_EV_GSO=0: batched reads, but one sendto per packet. */
+static bool gso_disabled(void) {
+    const char *v = getenv("QUICHE_EV_GSO");
+    return v != NULL && strcmp(v, "0") == 0;
+}
+
 int run_server(struct ev_loop *loop, int sock, quiche_ev_server *server,
                const struct server_args *args) {
     if (args->root != NULL && quiche_ev_server_set_root(server, args->root) != 0) {
@@ -164,6 +170,10 @@ int run_server(struct ev_loop *loop, int sock, quiche_ev_server *server,
 
     if (getenv("QUICHE_EV_PLAIN_IO")) {
         quiche_ev_server_set_batched_io(server, 0);
+    }
+
+    if (gso_disabled()) {
+        quiche_ev_server_set_gso(server, 0);
     }
 
     ev_io watcher;
@@ -194,6 +204,10 @@ int run_client(struct ev_loop *loop, int sock, quiche_ev_client *client,
 
     if (getenv("QUICHE_EV_PLAIN_IO")) {
         quiche_ev_client_set_batched_io(client, 0);
+    }
+
+    if (gso_disabled()) {
+        quiche_ev_client_set_gso(client, 0);
     }
 
     ev_io watcher;

@@ -87,6 +87,13 @@ int quiche_ev_client_set_batched_io(quiche_ev_client *client_,
                                     int batched);
 
 /**
+ * Turns GSO sends on or off, as `quiche_ev_server_set_gso`. Returns 0 or
+ * `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_client_set_gso(quiche_ev_client *client_,
+                             int on);
+
+/**
  * The socket watcher's callback (upstream's `recv_cb`): set it with
  * `ev_io_init(&w, quiche_ev_client_recv_cb, sock, EV_READ)` and
  * `w.data = client`. The loop breaks when the connection is closed.
@@ -169,6 +176,14 @@ int quiche_ev_server_set_token_lifetime(quiche_ev_server *server,
  */
 int quiche_ev_server_set_batched_io(quiche_ev_server *server,
                                     int batched);
+
+/**
+ * Turns GSO sends on (non-zero, the default on the batched path) or off,
+ * keeping the read side as it is: for measuring what GSO itself brings.
+ * Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_server_set_gso(quiche_ev_server *server,
+                             int on);
 
 /**
  * The number of live connections, or `QUICHE_EV_ERR_NULL`.

@@ -79,6 +79,10 @@ impl Client {
         Ok(c)
     }
 
+    pub fn io_mode(&self) -> IoMode {
+        self.io
+    }
+
     /// Batched (recvmmsg/GRO, GSO) or plain (recvfrom/sendto) I/O.
     pub fn set_io(&mut self, mode: IoMode) {
         self.io = mode;

@@ -119,6 +119,10 @@ impl Server {
         server
     }
 
+    pub fn io_mode(&self) -> IoMode {
+        self.io
+    }
+
     /// Batched (recvmmsg/GRO, GSO) or plain (recvfrom/sendto) I/O.
     pub fn set_io(&mut self, mode: IoMode) {
         self.io = mode;

@@ -131,6 +131,17 @@ pub extern "C" fn quiche_ev_client_set_batched_io(client_: *mut quiche_ev_client
     })
 }
 
+/// Turns GSO sends on or off, as `quiche_ev_server_set_gso`. Returns 0 or
+/// `QUICHE_EV_ERR_NULL`.
+#[no_mangle]
+pub extern "C" fn quiche_ev_client_set_gso(client_: *mut quiche_ev_client, on: c_int) -> c_int {
+    guard(QUICHE_EV_ERR_INTERNAL, || {
+        let Some(c) = client(client_) else { return QUICHE_EV_ERR_NULL };
+        c.set_io(IoMode { gso: on != 0, ..c.io_mode() });
+        0
+    })
+}
+
 /// The socket watcher's callback (upstream's `recv_cb`): set it with
 /// `ev_io_init(&w, quiche_ev_client_recv_cb, sock, EV_READ)` and
 /// `w.data = client`. The loop breaks when the connection is closed.

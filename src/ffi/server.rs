@@ -133,6 +133,18 @@ pub extern "C" fn quiche_ev_server_set_batched_io(server: *mut quiche_ev_server,
     })
 }
 
+/// Turns GSO sends on (non-zero, the default on the batched path) or off,
+/// keeping the read side as it is: for measuring what GSO itself brings.
+/// Returns 0 or `QUICHE_EV_ERR_NULL`.
+#[no_mangle]
+pub extern "C" fn quiche_ev_server_set_gso(server: *mut quiche_ev_server, on: c_int) -> c_int {
+    guard(QUICHE_EV_ERR_INTERNAL, || {
+        let Some(s) = handle(server) else { return QUICHE_EV_ERR_NULL };
+        s.set_io(IoMode { gso: on != 0, ..s.io_mode() });
+        0
+    })
+}
+
 /// The number of live connections, or `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_conn_count(server: *mut quiche_ev_server) -> ssize_t {
