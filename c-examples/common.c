@@ -152,7 +152,7 @@ bool parse_client_args(int argc, char *argv[], struct client_args *args) {
     return true;
 }
 
-/* QUICHE_EV_GSO=0: batched reads, but one sendto per packet. */
+/* QUICHE_EV_GSO=0: batched reads, but one send call per packet. */
 static bool gso_disabled(void) {
     const char *v = getenv("QUICHE_EV_GSO");
     return v != NULL && strcmp(v, "0") == 0;

@@ -61,7 +61,7 @@ struct client_args {
 
 bool parse_client_args(int argc, char *argv[], struct client_args *args);
 
-/* Applies --root/--max-conns (and QUICHE_EV_PLAIN_IO: one recvfrom/sendto
+/* Applies --root/--max-conns (and QUICHE_EV_PLAIN_IO: one receive and one send call
  * per packet instead of batched I/O; QUICHE_EV_GSO=0: no GSO sends; both
  * for comparison), starts the socket watcher (recv_cb) and the
  * SIGINT/SIGTERM watchers on `server`, and runs the loop until a signal.
