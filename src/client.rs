@@ -42,7 +42,10 @@ pub struct Client {
 impl Client {
     /// Creates the connection (random 16-byte SCID, like upstream); the
     /// first flight is sent as soon as the loop runs.
-    pub fn new(lp: *mut ev_loop, sock: RawFd, host: Option<&str>, local: SocketAddr,
+    ///
+    /// # Safety
+    /// `lp` must be a live libev loop that outlives the client.
+    pub unsafe fn new(lp: *mut ev_loop, sock: RawFd, host: Option<&str>, local: SocketAddr,
                peer: SocketAddr, config: &mut quiche::Config, app: ClientApp)
                -> Result<Box<Client>, String> {
         let scid = gen_cid();

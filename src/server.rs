@@ -466,7 +466,7 @@ unsafe extern "C" fn stop_cb(lp: *mut ev_loop, _w: *mut ev_timer, _revents: c_in
 }
 
 /// `timeout_cb`: libev calls it when a connection's timer expires.
-pub unsafe extern "C" fn timeout_cb(lp: *mut ev_loop, w: *mut ev_timer, _revents: c_int) {
+unsafe extern "C" fn timeout_cb(lp: *mut ev_loop, w: *mut ev_timer, _revents: c_int) {
     crate::ffi::guard::callback(lp, || {
         // SAFETY: `data` was set by create_conn to the connection that owns
         // this timer, which is alive while the timer is active.

@@ -60,6 +60,8 @@ pub enum Outcome {
 }
 
 /// Per-connection client application state.
+// One per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum ClientApp {
     Hq(hq::HqClient),
     H3(h3::H3Client),

@@ -88,7 +88,8 @@ pub extern "C" fn quiche_ev_client_new(loop_: *mut ev_loop, sock: c_int, host: *
         };
         // SAFETY: config outlives the client, as documented above.
         let config = unsafe { &mut *quiche_config::as_config(config) };
-        match Client::new(loop_, sock, host, local, peer, config, app) {
+        // SAFETY: loop_ is non-NULL and, per the C API, outlives the client.
+        match unsafe { Client::new(loop_, sock, host, local, peer, config, app) } {
             Ok(c) => Box::into_raw(c).cast(),
             Err(e) => {
                 eprintln!("{e}");
