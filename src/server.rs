@@ -83,9 +83,10 @@ pub struct Server {
     stop_timer: ev_timer,
 }
 
-/// How long a shutting-down server lingers so that peers whose first
-/// CONNECTION_CLOSE was lost get another one (quiche's closing state
-/// answers their packets) before the process exits.
+/// Longest a shutting-down server waits for its connections to finish
+/// their closing period (quiche sends the CONNECTION_CLOSE, then keeps the
+/// connection for 3 PTO; blocked egress also needs the socket to drain)
+/// before the loop is broken anyway.
 const SHUTDOWN_LINGER_SECS: f64 = 1.0;
 
 impl Server {

@@ -171,8 +171,8 @@ pub extern "C" fn quiche_ev_server_recv_cb(loop_: *mut ev_loop, w: *mut ev_io, _
 
 /// A signal watcher's callback for SIGINT/SIGTERM (`w.data = server`):
 /// refuses new connections, closes every connection with CONNECTION_CLOSE
-/// and sends it, then breaks the loop once they are closed (lingering at
-/// most a second to repeat the close to peers that missed it), so `main`
+/// and sends it, then breaks the loop once they have finished closing (at
+/// most a second later), so `main`
 /// can free the server and exit 0. A second signal breaks at once.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_signal_cb(loop_: *mut ev_loop, w: *mut ev_signal, _revents: c_int) {
