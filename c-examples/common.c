@@ -158,6 +158,33 @@ static bool gso_disabled(void) {
     return v != NULL && strcmp(v, "0") == 0;
 }
 
+/* Starts the socket watcher (`recv_cb`) and SIGINT/SIGTERM watchers
+ * (`signal_cb`), each with `data` as upstream's watcher.data, optionally
+ * announces the bound address (only now: a signal is handled from here
+ * on), then runs the loop. */
+static void watch_and_run(struct ev_loop *loop, int sock,
+                          void (*recv_cb)(struct ev_loop *, ev_io *, int),
+                          void (*signal_cb)(struct ev_loop *, ev_signal *, int),
+                          void *data, bool announce) {
+    ev_io watcher;
+    ev_io_init(&watcher, recv_cb, sock, EV_READ);
+    watcher.data = data;
+    ev_io_start(loop, &watcher);
+
+    ev_signal sigint_watcher, sigterm_watcher;
+    ev_signal_init(&sigint_watcher, signal_cb, SIGINT);
+    ev_signal_init(&sigterm_watcher, signal_cb, SIGTERM);
+    sigint_watcher.data = sigterm_watcher.data = data;
+    ev_signal_start(loop, &sigint_watcher);
+    ev_signal_start(loop, &sigterm_watcher);
+
+    if (announce) {
+        print_listening(sock);
+    }
+
+    ev_run(loop, 0);
+}
+
 int run_server(struct ev_loop *loop, int sock, quiche_ev_server *server,
                const struct server_args *args) {
     if (args->root != NULL && quiche_ev_server_set_root(server, args->root) != 0) {
@@ -176,21 +203,8 @@ int run_server(struct ev_loop *loop, int sock, quiche_ev_server *server,
         quiche_ev_server_set_gso(server, 0);
     }
 
-    ev_io watcher;
-    ev_io_init(&watcher, quiche_ev_server_recv_cb, sock, EV_READ);
-    watcher.data = server;
-    ev_io_start(loop, &watcher);
-
-    ev_signal sigint_watcher, sigterm_watcher;
-    ev_signal_init(&sigint_watcher, quiche_ev_server_signal_cb, SIGINT);
-    ev_signal_init(&sigterm_watcher, quiche_ev_server_signal_cb, SIGTERM);
-    sigint_watcher.data = sigterm_watcher.data = server;
-    ev_signal_start(loop, &sigint_watcher);
-    ev_signal_start(loop, &sigterm_watcher);
-
-    print_listening(sock);
-
-    ev_run(loop, 0);
+    watch_and_run(loop, sock, quiche_ev_server_recv_cb,
+                  quiche_ev_server_signal_cb, server, true);
 
     return 0;
 }
@@ -210,19 +224,8 @@ int run_client(struct ev_loop *loop, int sock, quiche_ev_client *client,
         quiche_ev_client_set_gso(client, 0);
     }
 
-    ev_io watcher;
-    ev_io_init(&watcher, quiche_ev_client_recv_cb, sock, EV_READ);
-    watcher.data = client;
-    ev_io_start(loop, &watcher);
-
-    ev_signal sigint_watcher, sigterm_watcher;
-    ev_signal_init(&sigint_watcher, quiche_ev_client_signal_cb, SIGINT);
-    ev_signal_init(&sigterm_watcher, quiche_ev_client_signal_cb, SIGTERM);
-    sigint_watcher.data = sigterm_watcher.data = client;
-    ev_signal_start(loop, &sigint_watcher);
-    ev_signal_start(loop, &sigterm_watcher);
-
-    ev_run(loop, 0);
+    watch_and_run(loop, sock, quiche_ev_client_recv_cb,
+                  quiche_ev_client_signal_cb, client, false);
 
     return quiche_ev_client_status(client) == 0 ? 0 : 1;
 }

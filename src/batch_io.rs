@@ -88,7 +88,8 @@ pub fn set_gro(fd: RawFd, on: bool) -> bool {
 /// the size of each coalesced packet in it (the last may be shorter).
 pub struct Received {
     pub len: usize,
-    pub from: SocketAddr,
+    /// `None` for a sender that is not IPv4/IPv6 (the datagram is skipped).
+    pub from: Option<SocketAddr>,
     pub segment: usize,
 }
 
@@ -158,14 +159,47 @@ impl RecvBatch {
             // SAFETY: the kernel wrote msg_namelen bytes of address.
             let from = unsafe { sockaddr_to_std((&self.names[i] as *const libc::sockaddr_storage).cast(), h.msg_hdr.msg_namelen) };
             let segment = gro_segment(&h.msg_hdr).unwrap_or(len);
-            match from {
-                Some(from) => self.got.push(Received { len, from, segment }),
-                // Not IP: keep the slot so indexes match, but empty.
-                None => self.got.push(Received { len: 0, from: "0.0.0.0:0".parse().unwrap(), segment: 0 }),
-            }
+            self.got.push(Received { len, from, segment });
         }
         Ok(got)
     }
+}
+
+/// Reads one batch from `fd` and hands every UDP payload to `f`, each
+/// GRO-coalesced packet on its own: with `batch`, one `recvmmsg`; without,
+/// up to `RECV_BATCH` `recvfrom` calls into `buf`. `Ok(false)` once the
+/// socket is drained. Datagrams from non-IP senders are skipped.
+pub fn read_batch(fd: RawFd, batch: Option<&mut RecvBatch>, buf: &mut [u8],
+                  mut f: impl FnMut(&mut [u8], SocketAddr)) -> io::Result<bool> {
+    let Some(batch) = batch else {
+        for _ in 0..RECV_BATCH {
+            match crate::socket::recv_from(fd, buf) {
+                Ok((len, from)) => f(&mut buf[..len], from),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        return Ok(true);
+    };
+    let n = match batch.recv(fd) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    for i in 0..n {
+        let Received { from, segment, .. } = batch.got[i];
+        let Some(from) = from else { continue };
+        let pkt = batch.buf(i);
+        if pkt.is_empty() {
+            f(pkt, from);
+            continue;
+        }
+        for one in pkt.chunks_mut(segment.max(1)) {
+            f(one, from);
+        }
+    }
+    Ok(true)
 }
 
 /// The UDP_GRO segment size in a received message's control data.

@@ -14,10 +14,9 @@ use libev_sys::*;
 use quiche::ConnectionId;
 
 use crate::app::{ClientApp, Outcome};
-use crate::batch_io::{prepare_socket, IoMode, RecvBatch, RECV_BATCH};
+use crate::batch_io::{prepare_socket, read_batch, IoMode, RecvBatch};
 use crate::cid::gen_cid;
 use crate::conn_io::{closed_line, flush_egress, Flushed, Pending, SCRATCH_LEN};
-use crate::socket::recv_from;
 
 pub struct Client {
     timer: ev_timer,
@@ -120,52 +119,23 @@ impl Client {
         }
     }
 
-    /// Feeds one received datagram (or GRO segment) to quiche.
-    fn recv_one(conn: &mut quiche::Connection, pkt: &mut [u8], info: quiche::RecvInfo) {
-        if let Err(e) = conn.recv(pkt, info) {
-            eprintln!("failed to process packet: {e:?}");
-        }
-    }
-
-    /// Reads one batch (recvmmsg, or up to RECV_BATCH recvfrom calls) into
-    /// quiche; false once the socket is drained.
+    /// Reads one batch into quiche; false once the socket is drained.
     fn read_batch(&mut self) -> bool {
-        if let Some(mut batch) = self.batch.take() {
-            let more = match batch.recv(self.sock) {
-                Ok(n) => {
-                    for i in 0..n {
-                        let (from, segment) = (batch.got[i].from, batch.got[i].segment);
-                        let info = quiche::RecvInfo { from, to: self.local };
-                        for pkt in batch.buf(i).chunks_mut(segment.max(1)) {
-                            Self::recv_one(&mut self.conn, pkt, info);
-                        }
-                    }
-                    true
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
-                Err(e) => {
-                    eprintln!("failed to read: {e}");
-                    false
-                }
-            };
-            self.batch = Some(batch);
-            return more;
-        }
-        for _ in 0..RECV_BATCH {
-            match recv_from(self.sock, &mut self.buf) {
-                Ok((len, from)) => {
-                    let info = quiche::RecvInfo { from, to: self.local };
-                    Self::recv_one(&mut self.conn, &mut self.buf[..len], info);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => continue,
-                Err(e) => {
-                    eprintln!("failed to read: {e}");
-                    return false;
-                }
+        let (sock, local) = (self.sock, self.local);
+        let mut batch = self.batch.take();
+        let mut buf = std::mem::take(&mut self.buf);
+        let conn = &mut self.conn;
+        let more = read_batch(sock, batch.as_mut(), &mut buf, |pkt, from| {
+            if let Err(e) = conn.recv(pkt, quiche::RecvInfo { from, to: local }) {
+                eprintln!("failed to process packet: {e:?}");
             }
-        }
-        true
+        });
+        self.batch = batch;
+        self.buf = buf;
+        more.unwrap_or_else(|e| {
+            eprintln!("failed to read: {e}");
+            false
+        })
     }
 
     /// `recv_cb`: per read batch, feeds the datagrams to quiche, sends the

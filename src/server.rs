@@ -8,7 +8,6 @@
 //! own timers.
 
 use std::collections::HashMap;
-use std::io;
 use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -19,10 +18,10 @@ use libev_sys::*;
 use quiche::{ConnectionId, Type};
 
 use crate::app::{ServerApp, ServerAppConfig};
-use crate::batch_io::{prepare_socket, IoMode, RecvBatch, RECV_BATCH};
+use crate::batch_io::{prepare_socket, read_batch, IoMode, RecvBatch};
 use crate::cid::gen_cid;
 use crate::conn_io::{closed_line, flush_egress, Flushed, Pending, SCRATCH_LEN};
-use crate::socket::{recv_from, send_to};
+use crate::socket::send_to;
 use crate::token::{TokenKey, DEFAULT_LIFETIME};
 use crate::LOCAL_CONN_ID_LEN;
 
@@ -146,65 +145,29 @@ impl Server {
         &mut self.app
     }
 
-    /// `recv_cb`: reads every queued datagram, then flushes the
-    /// connections that got packets.
+    /// `recv_cb`: reads the queued datagrams batch by batch (a bounded
+    /// number of batches per call: the socket stays readable, so libev
+    /// calls again) and after each batch flushes the connections that got
+    /// packets, so ACKs and flow-control credit keep the peers' sending
+    /// clock running.
     pub fn recv_cb(&mut self) {
-        match self.batch.take() {
-            Some(batch) => self.recv_batched(batch),
-            None => self.recv_plain(),
-        }
-        self.flush_touched();
-    }
-
-    fn recv_batched(&mut self, mut batch: RecvBatch) {
+        let sock = self.sock;
+        let mut batch = self.batch.take();
+        let mut buf = mem::take(&mut self.buf);
         for _ in 0..MAX_READS_PER_CALLBACK {
-            match batch.recv(self.sock) {
-                Ok(n) => {
-                    for i in 0..n {
-                        let (from, segment) = (batch.got[i].from, batch.got[i].segment);
-                        let buf = batch.buf(i);
-                        if buf.is_empty() {
-                            eprintln!("failed to parse header: empty datagram");
-                            continue;
-                        }
-                        // GRO may have coalesced several packets of one size.
-                        for pkt in buf.chunks_mut(segment.max(1)) {
-                            self.handle_datagram(pkt, from);
-                        }
-                    }
-                    // ACKs and flow-control credit go out per batch, not
-                    // after the socket is drained: keeps the peer's
-                    // sending clock running.
-                    self.flush_touched();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            let more = read_batch(sock, batch.as_mut(), &mut buf, |pkt, from| self.handle_datagram(pkt, from));
+            self.flush_touched();
+            match more {
+                Ok(true) => {}
+                Ok(false) => break,
                 Err(e) => {
                     eprintln!("failed to read: {e}");
                     break;
                 }
             }
         }
-        self.batch = Some(batch);
-    }
-
-    fn recv_plain(&mut self) {
-        for _ in 0..MAX_READS_PER_CALLBACK * RECV_BATCH {
-            let mut buf = mem::take(&mut self.buf);
-            let res = recv_from(self.sock, &mut buf);
-            if let Ok((len, from)) = res {
-                self.handle_datagram(&mut buf[..len], from);
-            }
-            self.buf = buf;
-            match res {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => continue,
-                Err(e) => {
-                    eprintln!("failed to read: {e}");
-                    break;
-                }
-            }
-        }
+        self.batch = batch;
+        self.buf = buf;
     }
 
     /// Flushes the connections that received packets since the last call.
