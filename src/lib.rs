@@ -12,6 +12,7 @@ pub mod conn_io;
 pub mod ffi;
 pub mod server;
 pub mod socket;
+pub mod stateless;
 pub mod token;
 
 /// Largest UDP payload we send or accept, as upstream's `MAX_DATAGRAM_SIZE`.
