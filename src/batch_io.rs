@@ -6,11 +6,12 @@
 //! `sendmsg` sends up to `MAX_SEGMENTS` packets. On loopback this removes
 //! most of the per-packet system calls that dominate a bulk transfer.
 
+use std::collections::HashMap;
 use std::io;
 use std::mem;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::socket::{sockaddr_to_std, std_to_sockaddr};
 
@@ -27,8 +28,20 @@ pub(crate) const MAX_SEGMENTS: usize = 64;
 /// Largest GSO send: one UDP datagram's worth of payload.
 pub(crate) const MAX_GSO_BYTES: usize = 65000;
 
-/// Set once the kernel refused a GSO send: use the plain path from then on.
-static GSO_BROKEN: AtomicBool = AtomicBool::new(false);
+/// Control-data room per received datagram, in u64 words (for alignment).
+/// A UDP_GRO segment size takes CMSG_SPACE(4) = 24 bytes; 256 bytes also
+/// hold the few others a socket may be asked for (packet info, TOS,
+/// timestamps), so the kernel does not truncate (MSG_CTRUNC) in practice.
+const CMSG_WORDS: usize = 32;
+
+/// Largest UDP payload that one packet carries on a standard path: a
+/// 1500-byte Ethernet MTU less the IPv4 and UDP headers (IPv6's larger
+/// header makes its bound smaller). QUIC forbids IP fragmentation (RFC 9000
+/// §14), so a bigger datagram is, in practice, several packets coalesced by
+/// GRO. When the kernel truncated the control data the GRO segment size may
+/// be lost, and such a datagram is dropped rather than handed to quiche as
+/// one packet; quiche's loss recovery resends what was in it.
+pub(crate) const MAX_SINGLE_DATAGRAM: usize = 1500 - 20 - 8;
 
 /// How a socket's datagrams move.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +104,8 @@ pub struct Received {
     /// `None` for a sender that is not IPv4/IPv6 (the datagram is skipped).
     pub from: Option<SocketAddr>,
     pub segment: usize,
+    /// Which of the batch's buffers holds it.
+    slot: usize,
 }
 
 /// Buffers for `recvmmsg`.
@@ -98,9 +113,13 @@ pub struct RecvBatch {
     bufs: Vec<Vec<u8>>,
     names: Vec<libc::sockaddr_storage>,
     iovs: Vec<libc::iovec>,
-    cmsgs: Vec<[u64; 8]>,
+    cmsgs: Vec<[u64; CMSG_WORDS]>,
+    /// Control bytes offered to the kernel per datagram.
+    control_len: usize,
     hdrs: Vec<libc::mmsghdr>,
+    /// Datagrams of the last `recv`, without those dropped.
     pub got: Vec<Received>,
+    dropped: u64,
 }
 
 impl RecvBatch {
@@ -112,20 +131,29 @@ impl RecvBatch {
             bufs: (0..n).map(|_| vec![0; MAX_UDP]).collect(),
             names: vec![zero_ss; n],
             iovs: vec![libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }; n],
-            cmsgs: vec![[0; 8]; n],
+            cmsgs: vec![[0; CMSG_WORDS]; n],
+            control_len: mem::size_of::<[u64; CMSG_WORDS]>(),
             hdrs: vec![zero_hdr; n],
             got: Vec::with_capacity(n),
+            dropped: 0,
         }
     }
 
     /// Datagram `i` of the last `recv`.
     pub fn buf(&mut self, i: usize) -> &mut [u8] {
-        let len = self.got[i].len;
-        &mut self.bufs[i][..len]
+        let Received { len, slot, .. } = self.got[i];
+        &mut self.bufs[slot][..len]
     }
 
-    /// Reads up to the batch size in one `recvmmsg`; `Ok(0)` never
-    /// happens (WouldBlock instead).
+    /// Datagrams dropped so far because the kernel truncated their control
+    /// data and they were too large to be one packet.
+    pub fn dropped_truncated(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Reads up to the batch size in one `recvmmsg` and returns how many
+    /// datagrams are in `got`: 0 only when every one read was dropped
+    /// (nothing to read is WouldBlock).
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         let n = self.bufs.len();
         for i in 0..n {
@@ -136,7 +164,7 @@ impl RecvBatch {
             h.msg_iov = &mut self.iovs[i];
             h.msg_iovlen = 1;
             h.msg_control = self.cmsgs[i].as_mut_ptr().cast();
-            h.msg_controllen = mem::size_of::<[u64; 8]>();
+            h.msg_controllen = self.control_len;
             h.msg_flags = 0;
             self.hdrs[i].msg_len = 0;
         }
@@ -158,10 +186,12 @@ impl RecvBatch {
             let len = h.msg_len as usize;
             // SAFETY: the kernel wrote msg_namelen bytes of address.
             let from = unsafe { sockaddr_to_std((&self.names[i] as *const libc::sockaddr_storage).cast(), h.msg_hdr.msg_namelen) };
-            let segment = gro_segment(&h.msg_hdr).unwrap_or(len);
-            self.got.push(Received { len, from, segment });
+            match segment_size(&h.msg_hdr, len) {
+                Some(segment) => self.got.push(Received { len, from, segment, slot: i }),
+                None => self.dropped += 1,
+            }
         }
-        Ok(got)
+        Ok(self.got.len())
     }
 }
 
@@ -202,14 +232,29 @@ pub fn read_batch(fd: RawFd, batch: Option<&mut RecvBatch>, buf: &mut [u8],
     Ok(true)
 }
 
+/// How a received datagram of `len` bytes splits into packets: the GRO
+/// segment size if the control data has one; else the whole datagram as one
+/// packet, unless the control data was truncated (the segment size may be
+/// what was cut) and the datagram is too large to be one packet: `None`,
+/// drop it.
+fn segment_size(h: &libc::msghdr, len: usize) -> Option<usize> {
+    match gro_segment(h) {
+        Some(segment) => Some(segment),
+        None if h.msg_flags & libc::MSG_CTRUNC != 0 && len > MAX_SINGLE_DATAGRAM => None,
+        None => Some(len),
+    }
+}
+
 /// The UDP_GRO segment size in a received message's control data.
 fn gro_segment(h: &libc::msghdr) -> Option<usize> {
     // SAFETY: walking control messages the kernel wrote, with libc's
-    // CMSG macros bounded by msg_controllen.
+    // CMSG macros bounded by msg_controllen; the value is read only from a
+    // message whose length says it is all there (a truncated one is not).
     unsafe {
+        let whole = libc::CMSG_LEN(mem::size_of::<libc::c_int>() as u32) as usize;
         let mut c = libc::CMSG_FIRSTHDR(h);
         while !c.is_null() {
-            if (*c).cmsg_level == SOL_UDP && (*c).cmsg_type == UDP_GRO {
+            if (*c).cmsg_level == SOL_UDP && (*c).cmsg_type == UDP_GRO && (*c).cmsg_len as usize >= whole {
                 let v = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
                 return (v > 0).then_some(v as usize);
             }
@@ -219,24 +264,103 @@ fn gro_segment(h: &libc::msghdr) -> Option<usize> {
     None
 }
 
-/// Sends `buf` to `to` as packets of `segment` bytes (the last may be
-/// shorter): one GSO `sendmsg` when `gso` is on, else one `sendto` each.
-/// Returns how many bytes went out (a whole number of packets); WouldBlock
-/// only when none did.
-pub fn send_segments(fd: RawFd, buf: &[u8], segment: usize, to: &SocketAddr, gso: bool) -> io::Result<usize> {
-    if gso && buf.len() > segment && !GSO_BROKEN.load(Ordering::Relaxed) {
-        match send_gso(fd, buf, segment, to) {
-            Ok(n) => return Ok(n),
-            // EIO/EINVAL: no GSO for this socket or device; fall back.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EINVAL)) => {
-                GSO_BROKEN.store(true, Ordering::Relaxed);
+/// How long plain sends go to a destination whose route refused GSO
+/// before GSO is tried again there (the route or device may change).
+pub const GSO_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// Most destinations a [`GsoPolicy`] remembers.
+const GSO_POLICY_CAPACITY: usize = 64;
+
+/// Where GSO was refused, for one socket. The kernel refuses a GSO send
+/// (EIO, EINVAL) per route and device, i.e. per destination address (the
+/// port does not matter), so a refusal only sends that destination's
+/// batches as plain packets, and only for [`GSO_RETRY_AFTER`].
+#[derive(Debug, Default)]
+pub struct GsoPolicy {
+    /// Destination -> when to try GSO there again.
+    refused: HashMap<IpAddr, Instant>,
+}
+
+impl GsoPolicy {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether to try GSO to `to` at `now`.
+    fn allows(&mut self, to: IpAddr, now: Instant) -> bool {
+        match self.refused.get(&to) {
+            Some(&retry_at) if now < retry_at => false,
+            Some(_) => {
+                self.refused.remove(&to);
+                true
             }
-            Err(e) => return Err(e),
+            None => true,
+        }
+    }
+
+    /// The kernel refused GSO to `to` at `now`. When the map is full, the
+    /// destination due soonest is forgotten: that costs it one more refused
+    /// send, never a wrong one.
+    fn refuse(&mut self, to: IpAddr, now: Instant) {
+        if self.refused.len() >= GSO_POLICY_CAPACITY && !self.refused.contains_key(&to) {
+            self.refused.retain(|_, retry_at| now < *retry_at);
+            if self.refused.len() >= GSO_POLICY_CAPACITY {
+                if let Some(ip) = self.refused.iter().min_by_key(|(_, at)| **at).map(|(ip, _)| *ip) {
+                    self.refused.remove(&ip);
+                }
+            }
+        }
+        self.refused.insert(to, now + GSO_RETRY_AFTER);
+    }
+}
+
+/// The two ways a batch leaves: the socket, or a stand-in in tests.
+trait Wire {
+    /// One GSO `sendmsg` of packets of `segment` bytes.
+    fn send_gso(&mut self, buf: &[u8], segment: usize, to: &SocketAddr) -> io::Result<usize>;
+    /// One packet.
+    fn send_one(&mut self, pkt: &[u8], to: &SocketAddr) -> io::Result<usize>;
+}
+
+struct Socket(RawFd);
+
+impl Wire for Socket {
+    fn send_gso(&mut self, buf: &[u8], segment: usize, to: &SocketAddr) -> io::Result<usize> {
+        send_gso(self.0, buf, segment, to)
+    }
+
+    fn send_one(&mut self, pkt: &[u8], to: &SocketAddr) -> io::Result<usize> {
+        crate::socket::send_to(self.0, pkt, to)
+    }
+}
+
+/// Sends `buf` to `to` as packets of `segment` bytes (the last may be
+/// shorter): one GSO `sendmsg` when `gso` is given and has not seen GSO
+/// refused for `to` lately, else one `sendto` each. Returns how many bytes
+/// went out (a whole number of packets); WouldBlock only when none did.
+pub fn send_segments(fd: RawFd, buf: &[u8], segment: usize, to: &SocketAddr,
+                     gso: Option<&mut GsoPolicy>) -> io::Result<usize> {
+    send_via(&mut Socket(fd), buf, segment, to, gso, Instant::now())
+}
+
+fn send_via(wire: &mut impl Wire, buf: &[u8], segment: usize, to: &SocketAddr,
+            gso: Option<&mut GsoPolicy>, now: Instant) -> io::Result<usize> {
+    if let Some(policy) = gso {
+        if buf.len() > segment && policy.allows(to.ip(), now) {
+            match wire.send_gso(buf, segment, to) {
+                Ok(n) => return Ok(n),
+                // EIO/EINVAL: no GSO on this route or device; this batch
+                // goes out plain.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EINVAL)) => {
+                    policy.refuse(to.ip(), now);
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     let mut sent = 0;
     for pkt in buf.chunks(segment) {
-        match crate::socket::send_to(fd, pkt, to) {
+        match wire.send_one(pkt, to) {
             Ok(_) => sent += pkt.len(),
             Err(e) if sent > 0 && is_full(&e) => break,
             Err(e) => return Err(e),
@@ -295,7 +419,7 @@ mod tests {
         let gro = set_gro(rx.as_raw_fd(), true);
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let data: Vec<u8> = (0..10 * 1000 + 300).map(|i| i as u8).collect();
-        let n = send_segments(tx.as_raw_fd(), &data, 1000, &rx.local_addr().unwrap(), true).unwrap();
+        let n = send_segments(tx.as_raw_fd(), &data, 1000, &rx.local_addr().unwrap(), Some(&mut GsoPolicy::new())).unwrap();
         assert_eq!(n, data.len());
         let mut batch = RecvBatch::new(RECV_BATCH);
         let mut joined = Vec::new();
@@ -318,7 +442,7 @@ mod tests {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let data = vec![1u8; 2500];
-        let n = send_segments(tx.as_raw_fd(), &data, 1000, &rx.local_addr().unwrap(), false).unwrap();
+        let n = send_segments(tx.as_raw_fd(), &data, 1000, &rx.local_addr().unwrap(), None).unwrap();
         assert_eq!(n, 2500);
         let mut buf = [0u8; 4000];
         assert_eq!(rx.recv(&mut buf).unwrap(), 1000);
@@ -342,10 +466,275 @@ mod plain_path_tests {
         assert!(prepare_socket(rx.as_raw_fd(), IoMode::PLAIN).is_none());
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         let data = vec![7u8; 5 * 1000];
-        send_segments(tx.as_raw_fd(), &data, 1000, &rx.local_addr().unwrap(), true).unwrap();
+        send_segments(tx.as_raw_fd(), &data, 1000, &rx.local_addr().unwrap(), Some(&mut GsoPolicy::new())).unwrap();
         let mut buf = [0u8; 65535];
         for _ in 0..5 {
             assert_eq!(rx.recv(&mut buf).unwrap(), 1000, "one packet per recvfrom");
+        }
+    }
+}
+
+#[cfg(test)]
+mod truncation_tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+
+    /// What a control message holds, as the kernel would leave it.
+    enum Control {
+        Nothing,
+        Gro(libc::c_int),
+        /// A UDP_GRO message cut off inside its value (the kernel copies
+        /// what fits and sets MSG_CTRUNC).
+        GroCutShort,
+    }
+
+    /// A received message's header over `buf`, holding `control`, with
+    /// `flags` in msg_flags.
+    fn header(buf: &mut [u64; CMSG_WORDS], control: Control, flags: libc::c_int) -> libc::msghdr {
+        // SAFETY: msghdr is plain old data; the CMSG_* writes stay within
+        // buf, which the header's control pointer and length describe.
+        unsafe {
+            let mut h: libc::msghdr = mem::zeroed();
+            h.msg_control = buf.as_mut_ptr().cast();
+            h.msg_controllen = mem::size_of_val(buf);
+            let c = libc::CMSG_FIRSTHDR(&h);
+            let written = match control {
+                Control::Nothing => 0,
+                Control::Gro(segment) => {
+                    (*c).cmsg_level = SOL_UDP;
+                    (*c).cmsg_type = UDP_GRO;
+                    (*c).cmsg_len = libc::CMSG_LEN(mem::size_of::<libc::c_int>() as u32) as usize;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut libc::c_int, segment);
+                    libc::CMSG_SPACE(mem::size_of::<libc::c_int>() as u32) as usize
+                }
+                Control::GroCutShort => {
+                    (*c).cmsg_level = SOL_UDP;
+                    (*c).cmsg_type = UDP_GRO;
+                    (*c).cmsg_len = libc::CMSG_LEN(2) as usize;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut u16, 1000);
+                    libc::CMSG_LEN(2) as usize
+                }
+            };
+            h.msg_controllen = written;
+            h.msg_flags = flags;
+            h
+        }
+    }
+
+    const CTRUNC: libc::c_int = libc::MSG_CTRUNC;
+
+    #[test]
+    fn truncated_control_and_a_datagram_too_large_for_one_packet_is_dropped() {
+        let mut buf = [0u64; CMSG_WORDS];
+        let h = header(&mut buf, Control::Nothing, CTRUNC);
+        assert_eq!(segment_size(&h, 20_000), None);
+        assert_eq!(segment_size(&h, MAX_SINGLE_DATAGRAM + 1), None);
+        // A GRO value cut short is not read: the same as none.
+        let h = header(&mut buf, Control::GroCutShort, CTRUNC);
+        assert_eq!(segment_size(&h, 5000), None);
+    }
+
+    #[test]
+    fn truncated_control_and_a_datagram_that_fits_one_packet_is_kept_whole() {
+        let mut buf = [0u64; CMSG_WORDS];
+        let h = header(&mut buf, Control::Nothing, CTRUNC);
+        assert_eq!(segment_size(&h, 1200), Some(1200));
+        assert_eq!(segment_size(&h, MAX_SINGLE_DATAGRAM), Some(MAX_SINGLE_DATAGRAM));
+        let h = header(&mut buf, Control::GroCutShort, CTRUNC);
+        assert_eq!(segment_size(&h, 1000), Some(1000));
+    }
+
+    #[test]
+    fn the_gro_segment_is_honoured_truncated_or_not() {
+        let mut buf = [0u64; CMSG_WORDS];
+        for flags in [0, CTRUNC] {
+            let h = header(&mut buf, Control::Gro(1000), flags);
+            assert_eq!(segment_size(&h, 5000), Some(1000));
+        }
+    }
+
+    #[test]
+    fn without_truncation_a_large_datagram_is_one_packet() {
+        // No GRO message and nothing cut: the kernel did not coalesce.
+        let mut buf = [0u64; CMSG_WORDS];
+        let h = header(&mut buf, Control::Nothing, 0);
+        assert_eq!(segment_size(&h, 20_000), Some(20_000));
+    }
+
+    #[test]
+    fn a_coalesced_read_whose_control_the_kernel_truncated_is_dropped_and_counted() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        if !set_gro(rx.as_raw_fd(), true) {
+            eprintln!("no UDP GRO here: nothing is coalesced, nothing to test");
+            return;
+        }
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        let mut batch = RecvBatch::new(RECV_BATCH);
+        // Room for less than one cmsghdr: the kernel must truncate.
+        batch.control_len = 8;
+        let burst = vec![3u8; 10 * 1000];
+        send_segments(tx.as_raw_fd(), &burst, 1000, &to, Some(&mut GsoPolicy::new())).unwrap();
+        send_segments(tx.as_raw_fd(), &[4u8; 1000], 1000, &to, None).unwrap();
+        // Read until the lone packet (sent last, bytes of 4) is seen.
+        let mut kept: Vec<Vec<u8>> = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while kept.last().is_none_or(|d| d[0] != 4) {
+            assert!(Instant::now() < deadline, "the lone packet never arrived");
+            match batch.recv(rx.as_raw_fd()) {
+                Ok(n) => kept.extend((0..n).map(|i| batch.buf(i).to_vec())),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let lens: Vec<usize> = kept.iter().map(|d| d.len()).collect();
+        if batch.dropped_truncated() == 0 {
+            // This kernel delivered the burst as separate datagrams.
+            assert_eq!(lens, [1000; 11]);
+        } else {
+            assert_eq!((batch.dropped_truncated(), lens), (1, vec![1000]), "only the lone packet is kept");
+        }
+    }
+}
+
+#[cfg(test)]
+mod gso_policy_tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+
+    /// A wire on which GSO to `refuse` fails with EINVAL; logs each call
+    /// as (GSO?, destination).
+    struct FakeWire {
+        refuse: Option<IpAddr>,
+        log: Vec<(bool, SocketAddr)>,
+    }
+
+    impl Wire for FakeWire {
+        fn send_gso(&mut self, buf: &[u8], _: usize, to: &SocketAddr) -> io::Result<usize> {
+            self.log.push((true, *to));
+            if self.refuse == Some(to.ip()) {
+                return Err(io::Error::from_raw_os_error(libc::EINVAL));
+            }
+            Ok(buf.len())
+        }
+
+        fn send_one(&mut self, pkt: &[u8], to: &SocketAddr) -> io::Result<usize> {
+            self.log.push((false, *to));
+            Ok(pkt.len())
+        }
+    }
+
+    const GSO: bool = true;
+    const ONE: bool = false;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_refused_destination_gets_plain_sends_and_others_keep_gso() {
+        let (a, a_other_port, b) = (addr("10.0.0.1:443"), addr("10.0.0.1:9999"), addr("10.0.0.2:443"));
+        let mut wire = FakeWire { refuse: Some(a.ip()), log: Vec::new() };
+        let mut policy = GsoPolicy::new();
+        let t0 = Instant::now();
+        let data = [0u8; 2500];
+
+        // Refused: this batch still goes out, as packets.
+        assert_eq!(send_via(&mut wire, &data, 1000, &a, Some(&mut policy), t0).unwrap(), 2500);
+        assert_eq!(wire.log.drain(..).collect::<Vec<_>>(), [(GSO, a), (ONE, a), (ONE, a), (ONE, a)]);
+        // Later batches to that address (any port): no GSO attempt.
+        let t1 = t0 + Duration::from_secs(1);
+        send_via(&mut wire, &data, 1000, &a, Some(&mut policy), t1).unwrap();
+        send_via(&mut wire, &data, 1000, &a_other_port, Some(&mut policy), t1).unwrap();
+        assert!(wire.log.drain(..).all(|(gso, _)| !gso));
+        // Another destination still gets GSO.
+        send_via(&mut wire, &data, 1000, &b, Some(&mut policy), t1).unwrap();
+        assert_eq!(wire.log.drain(..).collect::<Vec<_>>(), [(GSO, b)]);
+    }
+
+    #[test]
+    fn gso_is_tried_again_after_the_back_off() {
+        let a = addr("[2001:db8::1]:443");
+        let mut wire = FakeWire { refuse: Some(a.ip()), log: Vec::new() };
+        let mut policy = GsoPolicy::new();
+        let t0 = Instant::now();
+        let data = [0u8; 2000];
+        send_via(&mut wire, &data, 1000, &a, Some(&mut policy), t0).unwrap();
+        wire.log.clear();
+        send_via(&mut wire, &data, 1000, &a, Some(&mut policy), t0 + GSO_RETRY_AFTER - Duration::from_millis(1)).unwrap();
+        assert_eq!(wire.log.drain(..).filter(|(gso, _)| *gso).count(), 0, "still backing off");
+        // The route works again: one GSO send, and it stays on GSO.
+        wire.refuse = None;
+        let t1 = t0 + GSO_RETRY_AFTER;
+        send_via(&mut wire, &data, 1000, &a, Some(&mut policy), t1).unwrap();
+        send_via(&mut wire, &data, 1000, &a, Some(&mut policy), t1).unwrap();
+        assert_eq!(wire.log, [(GSO, a), (GSO, a)]);
+    }
+
+    #[test]
+    fn no_policy_single_packets_and_other_errors_never_mark_a_refusal() {
+        let a = addr("10.0.0.1:443");
+        let mut wire = FakeWire { refuse: None, log: Vec::new() };
+        let mut policy = GsoPolicy::new();
+        let t0 = Instant::now();
+        send_via(&mut wire, &[0u8; 2000], 1000, &a, None, t0).unwrap();
+        assert_eq!(wire.log.drain(..).collect::<Vec<_>>(), [(ONE, a), (ONE, a)], "GSO off: plain");
+        send_via(&mut wire, &[0u8; 900], 1000, &a, Some(&mut policy), t0).unwrap();
+        assert_eq!(wire.log.drain(..).collect::<Vec<_>>(), [(ONE, a)], "one packet: plain");
+
+        struct Full;
+        impl Wire for Full {
+            fn send_gso(&mut self, _: &[u8], _: usize, _: &SocketAddr) -> io::Result<usize> {
+                Err(io::Error::from(io::ErrorKind::WouldBlock))
+            }
+            fn send_one(&mut self, _: &[u8], _: &SocketAddr) -> io::Result<usize> {
+                unreachable!("a full socket is reported, not retried packet by packet")
+            }
+        }
+        let e = send_via(&mut Full, &[0u8; 2000], 1000, &a, Some(&mut policy), t0).unwrap_err();
+        assert!(is_full(&e));
+        assert!(policy.allows(a.ip(), t0), "a full buffer is not a GSO refusal");
+    }
+
+    #[test]
+    fn the_policy_remembers_a_bounded_number_of_destinations() {
+        let mut policy = GsoPolicy::new();
+        let t0 = Instant::now();
+        let ip = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        for i in 0..(3 * GSO_POLICY_CAPACITY as u32) {
+            policy.refuse(ip(i), t0 + Duration::from_millis(i.into()));
+        }
+        assert_eq!(policy.refused.len(), GSO_POLICY_CAPACITY);
+        let now = t0 + Duration::from_secs(1);
+        assert!(policy.allows(ip(0), now), "the oldest was forgotten");
+        assert!(!policy.allows(ip(3 * GSO_POLICY_CAPACITY as u32 - 1), now), "the newest is remembered");
+    }
+
+    #[test]
+    fn a_real_gso_refusal_falls_back_to_packets_and_is_remembered() {
+        // The kernel refuses GSO (EINVAL) on a socket without UDP
+        // checksums (SO_NO_CHECK); plain sends still work there.
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let one: libc::c_int = 1;
+        // SAFETY: a c_int option value of the right size.
+        let r = unsafe {
+            libc::setsockopt(tx.as_raw_fd(), libc::SOL_SOCKET, libc::SO_NO_CHECK, &one as *const _ as *const libc::c_void,
+                             mem::size_of::<libc::c_int>() as libc::socklen_t)
+        };
+        assert_eq!(r, 0);
+        let to = rx.local_addr().unwrap();
+        let data = vec![5u8; 4 * 1000 + 10];
+        let mut policy = GsoPolicy::new();
+        assert_eq!(send_segments(tx.as_raw_fd(), &data, 1000, &to, Some(&mut policy)).unwrap(), data.len());
+        assert!(!policy.allows(to.ip(), Instant::now()), "the refusal is remembered for this destination");
+        let mut buf = [0u8; 65535];
+        for len in [1000, 1000, 1000, 1000, 10] {
+            assert_eq!(rx.recv(&mut buf).unwrap(), len);
         }
     }
 }

@@ -12,7 +12,14 @@ use std::time::{Duration, Instant};
 
 use libev_sys::{ev_loop, ev_timer, ev_timer_again, ev_timer_stop};
 
-use crate::batch_io::{is_full, send_segments, IoMode, MAX_GSO_BYTES, MAX_SEGMENTS};
+use crate::batch_io::{is_full, send_segments, GsoPolicy, IoMode, MAX_GSO_BYTES, MAX_SEGMENTS};
+
+thread_local! {
+    // TEMPORARY, until the socket owners (server.rs, client.rs) keep a
+    // GsoPolicy next to their socket and pass it in: one per thread, i.e.
+    // per event loop.
+    static GSO_POLICY: std::cell::RefCell<GsoPolicy> = std::cell::RefCell::new(GsoPolicy::new());
+}
 
 /// Smallest timer interval. `ev_timer_again` with a repeat of 0 stops the
 /// timer, so an already-expired quiche timeout (0 ns) must become "now".
@@ -147,7 +154,9 @@ fn send_batch(send: Send, data: &[u8], segment: usize, to: SocketAddr, at: Optio
 pub unsafe fn flush_egress(lp: *mut ev_loop, sock: RawFd, conn: &mut quiche::Connection,
                            timer: &mut ev_timer, pending: &mut Vec<Pending>,
                            scratch: &mut [u8], mode: IoMode) -> Flushed {
-    let mut send = |data: &[u8], segment: usize, to: &SocketAddr| send_segments(sock, data, segment, to, mode.gso);
+    let mut send = |data: &[u8], segment: usize, to: &SocketAddr| {
+        GSO_POLICY.with_borrow_mut(|gso| send_segments(sock, data, segment, to, mode.gso.then_some(gso)))
+    };
     let result = flush(&mut send, conn, pending, scratch, mode);
     let now = Instant::now();
     let mut next = conn.timeout();

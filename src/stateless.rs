@@ -656,7 +656,7 @@ mod tests {
         let mut out = [0u8; 65536];
         for trigger in [MIN_TRIGGER_LEN, 22, 43, 44, 60, 1200, 1350, 1500, 65527] {
             let n = stateless_reset(trigger, token, &mut out).unwrap();
-            assert!(n < trigger && n >= MIN_RESET_LEN && n <= MAX_RESET_LEN, "{n} for {trigger}");
+            assert!(n < trigger && (MIN_RESET_LEN..=MAX_RESET_LEN).contains(&n), "{n} for {trigger}");
             if trigger <= 43 {
                 assert_eq!(n, trigger - 1, "§10.3: one byte shorter than a small trigger");
             }
