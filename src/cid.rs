@@ -6,22 +6,7 @@
 
 use crate::LOCAL_CONN_ID_LEN;
 
-/// Fills `buf` with bytes from the CSPRNG.
-pub fn random_bytes(buf: &mut [u8]) {
-    // BoringSSL's RAND_bytes aborts rather than fail, so this cannot error
-    // in practice; fall back to getrandom(2) to stay total anyway.
-    if boring::rand::rand_bytes(buf).is_err() {
-        let mut filled = 0;
-        while filled < buf.len() {
-            // SAFETY: the pointer and length describe the unfilled tail of buf.
-            let n = unsafe {
-                libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0)
-            };
-            assert!(n > 0, "no randomness available");
-            filled += n as usize;
-        }
-    }
-}
+pub use crate::crypto::random_bytes;
 
 /// A fresh random connection ID of our own length.
 pub fn gen_cid() -> [u8; LOCAL_CONN_ID_LEN] {

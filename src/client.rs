@@ -1,269 +1,497 @@
 //! The client side of upstream's `client.c` / `http3-client.c`: one
-//! connection, its `recv_cb`, `timeout_cb` and `flush_egress`, the request
-//! on establishment and the response on stdout.
+//! connection on one [`Driver`], its `recv_cb` and `timeout_cb`, and a
+//! state the host can ask for. The host hears that the connection is over
+//! through its callback; the client never stops the host's loop.
 //!
-//! Unlike upstream, the client knows whether the response arrived in full,
-//! and says why not when it did not (see [`Client::status`]).
+//! Ownership follows the same invariant as the server (see `server`): the
+//! client is `Box::into_raw`'d by [`Client::create`] before any pointer to
+//! it reaches libev; libev's watchers sit in `UnsafeCell`s; the state is
+//! borrowed for one step at a time, and the host is called only with no
+//! borrow alive.
 
-use std::io::{self, Write};
+use std::cell::{Cell, UnsafeCell};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::ptr::addr_of;
 
 use libc::{c_int, c_void};
-use libev_sys::*;
-use quiche::ConnectionId;
+use libev_sys::{ev_io, ev_loop, ev_timer, EV_WRITE};
 
-use crate::app::{ClientApp, Outcome};
-use crate::batch_io::{prepare_socket, read_batch, IoMode, RecvBatch};
-use crate::cid::gen_cid;
-use crate::conn_io::{closed_line, flush_egress, Flushed, Pending, SCRATCH_LEN};
+use crate::cid::{gen_cid, random_bytes};
+use crate::dgram::DatagramIo;
+use crate::driver::Driver;
+use crate::egress::{Flushed, SCRATCH_LEN};
+use crate::evloop::EvLoop;
+use crate::hooks::ClientApp;
+use crate::observe::Observe;
+use crate::platform::{NewConn, Platform};
+use crate::server::closed_line;
+use crate::transport::{CloseInfo, ConnStats, Transport};
 
-pub struct Client {
-    timer: ev_timer,
-    lp: *mut ev_loop,
-    sock: RawFd,
-    local: SocketAddr,
-    conn: quiche::Connection,
-    app: ClientApp,
-    output: Box<dyn Write>,
-    established: bool,
-    finished: bool,
-    failure: Option<String>,
-    io: IoMode,
-    batch: Option<RecvBatch>,
-    buf: Vec<u8>,
-    out: Vec<u8>,
-    pending: Vec<Pending>,
-    /// Watches for writability while the socket is full.
-    write_watcher: ev_io,
+/// Read batches per `recv_cb` before egress gets its turn.
+const MAX_READS_PER_CALLBACK: usize = 64;
+
+/// Service-then-deliver rounds per callback (as the server's).
+const MAX_ROUNDS: usize = 16;
+
+/// Where the connection is, as `quiche_ev_client_state` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Phase {
+    Connecting = 0,
+    Established = 1,
+    Closing = 2,
+    /// Closed without an error (ours or the peer's).
+    ClosedOk = 3,
+    /// Closed by an error, a timeout, a stateless reset, or an internal
+    /// error.
+    Failed = 4,
 }
 
-impl Client {
-    /// Creates the connection (random 16-byte SCID, like upstream); the
-    /// first flight is sent as soon as the loop runs.
+/// `(client, phase, user)`: the connection is over.
+pub type ClosedFn = unsafe extern "C" fn(*mut c_void, c_int, *mut c_void);
+/// `(client, user)`: the handshake completed.
+pub type EstablishedFn = unsafe extern "C" fn(*mut c_void, *mut c_void);
+
+pub struct ClientState<P: Platform> {
+    pub app: P::ClientApp,
+    phase: Phase,
+    established: bool,
+    /// Close on our own once the application has nothing left to do.
+    pub close_when_done: bool,
+    out: Vec<u8>,
+    pub gso: bool,
+    local: SocketAddr,
+    /// Why the connection failed, in words (for the log and the host).
+    failure: Option<String>,
+    stats: Option<ConnStats>,
+    closed_told: bool,
+    pub on_closed: Option<(ClosedFn, *mut c_void)>,
+    pub on_established: Option<(EstablishedFn, *mut c_void)>,
+    established_told: bool,
+    /// A client's own CIDs need reset tokens too (RFC 9000 §10.3); it
+    /// never sends resets, so its key is random and private.
+    reset_key: [u8; 32],
+}
+
+pub struct Client<P: Platform> {
+    lp: P::Loop,
+    drv: Driver<P>,
+    write_watcher: UnsafeCell<ev_io>,
+    kick_timer: UnsafeCell<ev_timer>,
+    depth: Cell<u32>,
+    free_requested: Cell<bool>,
+    failed: Cell<bool>,
+    io: UnsafeCell<P::Io>,
+    state: UnsafeCell<ClientState<P>>,
+}
+
+impl<P: Platform> Client<P> {
+    /// Creates the connection (random 16-byte SCID, like upstream) and
+    /// returns the client's raw root. The first flight goes out as soon as
+    /// the loop runs (by then the host has set up its watchers).
     ///
     /// # Safety
-    /// `lp` must be a live libev loop that outlives the client.
-    pub unsafe fn new(lp: *mut ev_loop, sock: RawFd, host: Option<&str>, local: SocketAddr,
-               peer: SocketAddr, config: &mut quiche::Config, app: ClientApp)
-               -> Result<Box<Client>, String> {
+    /// `config` must be valid for the call.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn create(lp: P::Loop, io: P::Io, fd: RawFd, local: SocketAddr, peer: SocketAddr,
+                         host: Option<&str>, config: &mut P::Config, observe: &Observe, app: P::ClientApp)
+                         -> Result<*mut Client<P>, String> {
         let scid = gen_cid();
-        let conn = quiche::connect(host, &ConnectionId::from_ref(&scid), local, peer, config)
-            .map_err(|e| format!("failed to create connection: {e:?}"))?;
-        let mut c = Box::new(Client {
-            timer: ev_timer::zeroed(),
-            lp, sock, local, conn, app,
-            output: Box::new(io::stdout()),
-            established: false,
-            finished: false,
-            failure: None,
-            io: IoMode::PLAIN,
-            batch: None,
-            buf: vec![0; 65535],
-            out: vec![0; SCRATCH_LEN],
-            pending: Vec::new(),
-            write_watcher: ev_io::zeroed(),
+        let new = NewConn { scid: &scid, odcid: None, local, peer, reset_token: None, host, observe };
+        let conn = P::connect(config, &new).map_err(|e| format!("failed to create connection: {e:?}"))?;
+        let mut reset_key = [0u8; 32];
+        random_bytes(&mut reset_key);
+        let client = Box::into_raw(Box::new(Client::<P> {
+            lp,
+            drv: Driver::new(conn),
+            write_watcher: UnsafeCell::new(ev_io::zeroed()),
+            kick_timer: UnsafeCell::new(ev_timer::zeroed()),
+            depth: Cell::new(0),
+            free_requested: Cell::new(false),
+            failed: Cell::new(false),
+            io: UnsafeCell::new(io),
+            state: UnsafeCell::new(ClientState {
+                app, phase: Phase::Connecting, established: false, close_when_done: false, out: vec![0; SCRATCH_LEN], gso: true,
+                local, failure: None, stats: None, closed_told: false, on_closed: None,
+                on_established: None, established_told: false, reset_key,
+            }),
+        }));
+        let c = &*client;
+        let data = client as *mut c_void;
+        Driver::init_timer(addr_of!((*client).drv), &c.lp, timeout_cb::<P>, data);
+        c.lp.io_init(UnsafeCell::raw_get(addr_of!((*client).write_watcher)), write_cb::<P>, fd, EV_WRITE, data);
+        c.lp.timer_init(UnsafeCell::raw_get(addr_of!((*client).kick_timer)), kick_cb::<P>, data);
+        c.lp.timer_arm(Driver::timer(addr_of!((*client).drv)), 0.0);
+        Ok(client)
+    }
+
+    /// # Safety
+    /// `this` is the live root; no other reference to the state exists
+    /// while the returned one is used.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn state<'a>(this: *const Self) -> &'a mut ClientState<P> {
+        &mut *UnsafeCell::raw_get(addr_of!((*this).state))
+    }
+
+    /// # Safety
+    /// As for [`Client::state`], for the I/O.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn io<'a>(this: *const Self) -> &'a mut P::Io {
+        &mut *UnsafeCell::raw_get(addr_of!((*this).io))
+    }
+
+    /// # Safety
+    /// As for [`Client::state`], for the connection.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn conn<'a>(this: *const Self) -> &'a mut P::Conn {
+        &mut Driver::state(addr_of!((*this).drv)).conn
+    }
+
+    /// Frees the client now, or when its outermost callback returns.
+    ///
+    /// # Safety
+    /// `this` came from [`Client::create`] and is not used afterwards.
+    pub unsafe fn destroy(this: *mut Self) {
+        if (*this).depth.get() > 0 {
+            (*this).free_requested.set(true);
+            return;
+        }
+        Self::stop_watchers(this);
+        drop(Box::from_raw(this));
+    }
+
+    unsafe fn stop_watchers(this: *const Self) {
+        let c = &*this;
+        Driver::stop(addr_of!((*this).drv), &c.lp);
+        c.lp.io_stop(UnsafeCell::raw_get(addr_of!((*this).write_watcher)));
+        c.lp.timer_stop(UnsafeCell::raw_get(addr_of!((*this).kick_timer)));
+    }
+
+    unsafe fn callback(this: *mut Self, f: impl FnOnce()) {
+        let c = &*this;
+        if c.failed.get() {
+            return;
+        }
+        c.depth.set(c.depth.get() + 1);
+        if !crate::panic_guard(false, || {
+            f();
+            true
+        }) {
+            Self::fail(this);
+        }
+        c.depth.set(c.depth.get() - 1);
+        if c.depth.get() == 0 && c.free_requested.get() {
+            Self::stop_watchers(this);
+            drop(Box::from_raw(this));
+        }
+    }
+
+    /// After an internal error: stop, and tell the host (phase Failed).
+    unsafe fn fail(this: *mut Self) {
+        (*this).failed.set(true);
+        log_error!("quiche-ev: client stopped after an internal error");
+        Self::stop_watchers(this);
+        let _ = crate::panic_guard((), || {
+            let st = Self::state(this);
+            st.phase = Phase::Failed;
+            st.failure.get_or_insert_with(|| "internal error".into());
+            if let Some((cb, user)) = st.on_closed {
+                if !st.closed_told {
+                    st.closed_told = true;
+                    cb(this as *mut c_void, Phase::Failed as c_int, user);
+                }
+            }
         });
-        // SAFETY: the watchers live in the box, which the C side keeps until
-        // quiche_ev_client_free (which stops them).
-        unsafe {
-            ev_timer_init(&mut c.timer, timeout_cb, 0.0, 0.0);
-            ev_io_init(&mut c.write_watcher, write_cb, sock, EV_WRITE);
-        }
-        c.timer.data = &mut *c as *mut Client as *mut c_void;
-        c.write_watcher.data = &mut *c as *mut Client as *mut c_void;
-        c.set_io(IoMode::BATCHED);
-        // The first flight goes out from the loop (a timer due at once),
-        // not from here: by then `main` has set up every watcher, signal
-        // handlers included.
-        // SAFETY: the timer is initialised above and lives in the box.
-        unsafe { ev_timer_start(lp, &mut c.timer) };
-        Ok(c)
     }
 
-    pub fn io_mode(&self) -> IoMode {
-        self.io
+    pub fn is_failed(this: *const Self) -> bool {
+        // SAFETY: `this` is the live root (callers' contract).
+        unsafe { (*this).failed.get() }
     }
 
-    /// Batched (recvmmsg/GRO, GSO) or plain (recvfrom/sendto) I/O.
-    pub fn set_io(&mut self, mode: IoMode) {
-        self.io = mode;
-        self.batch = prepare_socket(self.sock, mode);
-    }
-
-    /// Where response bodies go (stdout by default).
-    pub fn set_output(&mut self, w: Box<dyn Write>) {
-        self.output = w;
-    }
-
-    fn flush(&mut self) {
-        // SAFETY: the timer and the watcher are ours and on our loop.
-        unsafe {
-            if libev_sys::ev_is_active(&self.write_watcher as *const ev_io as *const c_void) != 0 {
-                return; // write_cb flushes once the socket has room
-            }
-            let flushed = flush_egress(self.lp, self.sock, &mut self.conn, &mut self.timer,
-                                       &mut self.pending, &mut self.out, self.io);
-            if flushed == Flushed::Blocked {
-                ev_io_start(self.lp, &mut self.write_watcher);
-            }
-        }
-    }
-
-    fn on_writable(&mut self) {
-        // SAFETY: our watcher, our loop.
-        unsafe { ev_io_stop(self.lp, &mut self.write_watcher) };
-        self.flush();
-        if self.conn.is_closed() {
-            self.finish();
-        }
-    }
-
-    /// Reads one batch into quiche; false once the socket is drained.
-    fn read_batch(&mut self) -> bool {
-        let (sock, local) = (self.sock, self.local);
-        let mut batch = self.batch.take();
-        let mut buf = std::mem::take(&mut self.buf);
-        let conn = &mut self.conn;
-        let more = read_batch(sock, batch.as_mut(), &mut buf, |pkt, from| {
-            if let Err(e) = conn.recv(pkt, quiche::RecvInfo { from, to: local }) {
-                eprintln!("failed to process packet: {e:?}");
+    /// `recv_cb` for socket `fd` (the first one, or a migrated one).
+    ///
+    /// # Safety
+    /// `this` is the live root.
+    pub unsafe fn recv_cb(this: *mut Self, fd: RawFd) {
+        Self::callback(this, || {
+            for _ in 0..MAX_READS_PER_CALLBACK {
+                let drv = Driver::state(addr_of!((*this).drv));
+                let more = Self::io(this).read_batch(fd, &mut |pkt, from, to| {
+                    drv.recv(pkt, from, to);
+                });
+                Self::step(this);
+                match more {
+                    Ok(true) if !Self::state(this).is_over() => {}
+                    Ok(_) => break,
+                    Err(e) => {
+                        log_warn!("failed to read: {e}");
+                        break;
+                    }
+                }
             }
         });
-        self.batch = batch;
-        self.buf = buf;
-        more.unwrap_or_else(|e| {
-            eprintln!("failed to read: {e}");
-            false
-        })
     }
 
-    /// `recv_cb`: per read batch, feeds the datagrams to quiche, sends the
-    /// request once established, reads responses and flushes (so ACKs and
-    /// flow-control credit flow while a large response streams in).
-    pub fn recv_cb(&mut self) {
-        while !self.finished {
-            let more = self.read_batch();
-            if self.conn.is_closed() {
-                return self.finish();
+    unsafe fn step(this: *mut Self) {
+        for _ in 0..MAX_ROUNDS {
+            Self::service(this);
+            if !Self::dispatch(this) {
+                break;
             }
-            if self.conn.is_established() && !self.established {
-                self.established = true;
-                eprintln!("connection established: {}",
-                          String::from_utf8_lossy(self.conn.application_proto()));
-                self.app.on_established(&mut self.conn);
+            if (*this).free_requested.get() || (*this).failed.get() {
+                return;
             }
-            if self.conn.is_established() {
-                self.app.on_recv(&mut self.conn, &mut *self.output);
+        }
+        if Driver::state(addr_of!((*this).drv)).touched {
+            (*this).lp.timer_arm(UnsafeCell::raw_get(addr_of!((*this).kick_timer)), 0.0);
+        }
+    }
+
+    /// The connection's step: establishment, application input, CID
+    /// upkeep, `flush_egress`, and the end.
+    unsafe fn service(this: *mut Self) {
+        let c = &*this;
+        let st = Self::state(this);
+        if st.is_over() {
+            return;
+        }
+        let drv = Driver::state(addr_of!((*this).drv));
+        if !drv.conn.is_closed() {
+            if drv.conn.is_established() && !st.established {
+                st.established = true;
+                if st.phase == Phase::Connecting {
+                    st.phase = Phase::Established;
+                }
+                log_info!("connection established: {}", String::from_utf8_lossy(drv.conn.application_proto()));
+                st.app.on_established(&mut drv.conn);
             }
-            self.flush();
-            if self.conn.is_closed() {
-                return self.finish();
+            if drv.conn.is_established() || drv.conn.is_in_early_data() {
+                st.app.on_input(&mut drv.conn);
             }
-            if !more {
+            let key = st.reset_key;
+            drv.manage_scids(|| {
+                let cid = gen_cid();
+                (cid, crate::stateless::reset_token(&key, &cid))
+            }, |_| {}, |_| {});
+            if st.close_when_done && st.phase == Phase::Established && st.app.is_done() {
+                st.phase = Phase::Closing;
+                let _ = drv.conn.close(true, 0, b"");
+            }
+        }
+        let flushed = Driver::flush_egress(addr_of!((*this).drv), drv, &c.lp, Self::io(this), &mut st.out,
+                                           st.gso);
+        if flushed == Flushed::Blocked {
+            // Watch the socket that refused (after a migration it is not
+            // the first one).
+            let w = UnsafeCell::raw_get(addr_of!((*this).write_watcher));
+            let fd = Self::io(this).fd_of(st.local);
+            if (*w).fd != fd {
+                c.lp.io_stop(w);
+                c.lp.io_init(w, write_cb::<P>, fd, EV_WRITE, this as *mut c_void);
+            }
+            c.lp.io_start(w);
+        }
+        if drv.conn.is_closed() {
+            Self::finish(this);
+        }
+    }
+
+    /// The connection is over: closing line, verdict, the host is told.
+    unsafe fn finish(this: *mut Self) {
+        let st = Self::state(this);
+        let drv = Driver::state(addr_of!((*this).drv));
+        let stats = drv.conn.conn_stats();
+        let info = drv.close_info();
+        log_info!("{}", closed_line(&stats, false));
+        st.failure = failure_of(&info, st.established);
+        st.phase = if st.failure.is_some() { Phase::Failed } else { Phase::ClosedOk };
+        if let Some(why) = &st.failure {
+            log_info!("connection failed: {why}");
+        }
+        st.stats = Some(stats);
+        st.app.on_closed(&stats, &info);
+        Self::stop_watchers(this);
+    }
+
+    /// Delivers the application's events, then (once) the closed event.
+    unsafe fn dispatch(this: *mut Self) -> bool {
+        let mut any = false;
+        loop {
+            let st = Self::state(this);
+            if st.established && !st.established_told {
+                st.established_told = true;
+                if let Some((cb, user)) = st.on_established {
+                    any = true;
+                    cb(this as *mut c_void, user);
+                    continue;
+                }
+            }
+            if let Some(ev) = st.app.next_event() {
+                any = true;
+                <P::ClientApp as ClientApp<P>>::deliver(ev);
+            } else if st.is_over() && !st.closed_told {
+                st.closed_told = true;
+                if let Some((cb, user)) = st.on_closed {
+                    any = true;
+                    cb(this as *mut c_void, st.phase as c_int, user);
+                }
+            } else {
+                break;
+            }
+            if (*this).free_requested.get() || (*this).failed.get() {
                 break;
             }
         }
+        any
     }
 
-    /// `timeout_cb`.
-    fn on_timeout(&mut self) {
-        if self.finished {
+    unsafe fn on_timeout(this: *mut Self) {
+        Driver::state(addr_of!((*this).drv)).on_timeout();
+        Self::step(this);
+    }
+
+    unsafe fn on_writable(this: *mut Self) {
+        (*this).lp.io_stop(UnsafeCell::raw_get(addr_of!((*this).write_watcher)));
+        Driver::state(addr_of!((*this).drv)).unblock();
+        Self::step(this);
+    }
+
+    /// The host changed something (a new request, a close): flush it
+    /// before the loop sleeps again.
+    ///
+    /// # Safety
+    /// `this` is the live root; no borrow of its state is alive.
+    pub unsafe fn changed(this: *mut Self) {
+        if (*this).failed.get() {
             return;
         }
-        self.conn.on_timeout();
-        self.flush();
-        if self.conn.is_closed() {
-            self.finish();
+        Driver::state(addr_of!((*this).drv)).touched = true;
+        if (*this).depth.get() == 0 {
+            (*this).lp.timer_arm(UnsafeCell::raw_get(addr_of!((*this).kick_timer)), 0.0);
         }
     }
 
-    /// SIGINT/SIGTERM: close now and report the request as interrupted.
-    pub fn interrupt(&mut self) {
-        if self.finished {
+    /// Closes the connection (application close with `code`, `reason`).
+    ///
+    /// # Safety
+    /// As for [`Client::changed`].
+    pub unsafe fn close(this: *mut Self, code: u64, reason: &[u8]) {
+        let st = Self::state(this);
+        if st.is_over() {
             return;
         }
-        if *self.app.outcome() == Outcome::Pending {
-            self.failure = Some("interrupted".into());
-        }
-        let _ = self.conn.close(true, 0, b"interrupted");
-        self.flush();
-        self.finish();
+        st.phase = if st.phase == Phase::Connecting { Phase::Closing } else { st.phase.max_closing() };
+        let _ = Self::conn(this).close(true, code, reason);
+        Self::changed(this);
     }
 
-    /// The connection is over: closing line, verdict, stop the loop.
-    fn finish(&mut self) {
-        self.finished = true;
-        let _ = self.output.flush();
-        eprintln!("{}", closed_line(&self.conn, false));
-        if self.failure.is_none() {
-            self.failure = match self.app.outcome() {
-                Outcome::Complete => None,
-                Outcome::Failed(why) => Some(why.clone()),
-                Outcome::Pending => Some(self.why_incomplete()),
-            };
-        }
-        if let Some(why) = &self.failure {
-            eprintln!("error: {why}");
-        }
-        // SAFETY: our watchers, our loop.
-        unsafe {
-            ev_timer_stop(self.lp, &mut self.timer);
-            ev_io_stop(self.lp, &mut self.write_watcher);
-            ev_break(self.lp, EVBREAK_ONE);
-        }
+    /// Moves the connection to socket `fd` bound to `local` (active
+    /// migration): quiche validates the new path and switches to it.
+    ///
+    /// # Safety
+    /// As for [`Client::changed`]; `fd` stays open while the client lives.
+    pub unsafe fn migrate(this: *mut Self, fd: RawFd, local: SocketAddr) -> Result<(), String> {
+        Self::io(this).add_socket(fd, local);
+        Self::conn(this).migrate_source(local).map_err(|e| format!("cannot migrate: {e:?}"))?;
+        Self::state(this).local = local;
+        log_info!("migrating to {local}");
+        Self::changed(this);
+        Ok(())
     }
 
-    fn why_incomplete(&self) -> String {
-        let peer = self.conn.peer_error().map(|e| {
-            format!("closed by the server (error code {:#x}, reason \"{}\")",
-                    e.error_code, String::from_utf8_lossy(&e.reason))
-        });
-        let local = self.conn.local_error().map(|e| {
-            format!("closed locally (error code {:#x}, reason \"{}\")",
-                    e.error_code, String::from_utf8_lossy(&e.reason))
-        });
-        let what = if self.established { "no complete response" } else { "no answer from the server" };
-        let how = if self.conn.is_timed_out() {
-            "idle timeout".to_string()
-        } else {
-            peer.or(local).unwrap_or_else(|| "connection closed".into())
-        };
-        format!("{what}: {how}")
+    pub unsafe fn phase(this: *const Self) -> Phase {
+        if (*this).failed.get() {
+            return Phase::Failed;
+        }
+        Self::state(this).phase
     }
 
-    /// 0 when every response arrived in full; 1 otherwise.
-    pub fn status(&self) -> c_int {
-        match (self.finished, &self.failure, self.app.outcome()) {
-            (_, None, Outcome::Complete) => 0,
-            _ => 1,
+    /// Why the connection failed, if it did.
+    pub unsafe fn failure(this: *const Self) -> Option<String> {
+        Self::state(this).failure.clone()
+    }
+
+    pub unsafe fn local(this: *const Self) -> SocketAddr {
+        Self::state(this).local
+    }
+}
+
+impl<P: Platform> ClientState<P> {
+    fn is_over(&self) -> bool {
+        matches!(self.phase, Phase::ClosedOk | Phase::Failed)
+    }
+}
+
+impl Phase {
+    /// Established or connecting becomes closing; the end states stay.
+    fn max_closing(self) -> Phase {
+        match self {
+            Phase::ClosedOk | Phase::Failed => self,
+            _ => Phase::Closing,
         }
     }
 }
 
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.output.flush();
-        // SAFETY: stop before the box (and the watchers in it) is freed.
-        unsafe {
-            ev_timer_stop(self.lp, &mut self.timer);
-            ev_io_stop(self.lp, &mut self.write_watcher);
-        }
+/// Why a connection that ended with `info` failed, or `None` when it
+/// ended cleanly (no error code, or NO_ERROR, from either side).
+pub fn failure_of(info: &CloseInfo, established: bool) -> Option<String> {
+    if info.stateless_reset {
+        return Some("connection reset by the server (stateless reset)".into());
     }
+    if info.timed_out {
+        let what = if established { "idle timeout" } else { "no answer from the server: idle timeout" };
+        return Some(what.into());
+    }
+    let e = info.error.as_ref()?;
+    let clean = e.code == 0 || (e.is_app && e.code == 0x100);
+    if clean {
+        return None;
+    }
+    let who = if e.by_peer { "closed by the server" } else { "closed locally" };
+    let name = if e.is_app { None } else { transport_error_name(e.code) };
+    Some(format!("{who} (error code {:#x}{}, reason \"{}\")", e.code,
+                 name.map(|n| format!(" {n}")).unwrap_or_default(), String::from_utf8_lossy(&e.reason)))
 }
 
-unsafe extern "C" fn timeout_cb(lp: *mut ev_loop, w: *mut ev_timer, _revents: c_int) {
-    crate::ffi::guard::callback(lp, || {
-        // SAFETY: `data` is the client owning this timer (set in `new`).
-        let client = unsafe { &mut *((*w).data as *mut Client) };
-        client.on_timeout();
-    });
+/// RFC 9000 §20.1 names of the transport errors a peer may close with.
+pub fn transport_error_name(code: u64) -> Option<&'static str> {
+    Some(match code {
+        0x0 => "NO_ERROR",
+        0x1 => "INTERNAL_ERROR",
+        0x2 => "CONNECTION_REFUSED",
+        0x3 => "FLOW_CONTROL_ERROR",
+        0x4 => "STREAM_LIMIT_ERROR",
+        0x5 => "STREAM_STATE_ERROR",
+        0x6 => "FINAL_SIZE_ERROR",
+        0x7 => "FRAME_ENCODING_ERROR",
+        0x8 => "TRANSPORT_PARAMETER_ERROR",
+        0x9 => "CONNECTION_ID_LIMIT_ERROR",
+        0xa => "PROTOCOL_VIOLATION",
+        0xb => "INVALID_TOKEN",
+        0xc => "APPLICATION_ERROR",
+        0xd => "CRYPTO_BUFFER_EXCEEDED",
+        0xe => "KEY_UPDATE_ERROR",
+        0xf => "AEAD_LIMIT_REACHED",
+        0x10 => "NO_VIABLE_PATH",
+        0x100..=0x1ff => "CRYPTO_ERROR",
+        _ => return None,
+    })
 }
 
-unsafe extern "C" fn write_cb(lp: *mut ev_loop, w: *mut ev_io, _revents: c_int) {
-    crate::ffi::guard::callback(lp, || {
-        // SAFETY: `data` is the client owning this watcher (set in `new`).
-        let client = unsafe { &mut *((*w).data as *mut Client) };
-        client.on_writable();
-    });
+unsafe extern "C" fn timeout_cb<P: Platform>(_lp: *mut ev_loop, w: *mut ev_timer, _revents: c_int) {
+    let this = (*w).data as *mut Client<P>;
+    Client::callback(this, || Client::on_timeout(this));
+}
+
+unsafe extern "C" fn write_cb<P: Platform>(_lp: *mut ev_loop, w: *mut ev_io, _revents: c_int) {
+    let this = (*w).data as *mut Client<P>;
+    Client::callback(this, || Client::on_writable(this));
+}
+
+unsafe extern "C" fn kick_cb<P: Platform>(_lp: *mut ev_loop, w: *mut ev_timer, _revents: c_int) {
+    let this = (*w).data as *mut Client<P>;
+    (*this).lp.timer_stop(w);
+    Client::callback(this, || Client::step(this));
 }

@@ -2,21 +2,56 @@
 //! `timeout_cb`, `flush_egress`, `create_conn`, `mint_token`,
 //! `validate_token`, version negotiation, stateless retry and the connection
 //! table), written once in Rust and driven by libev watchers that the C
-//! programs set up. See `include/quiche_ev.h` for the C API.
+//! programs set up, plus an application layer (HTTP/3 and hq-interop
+//! requests and responses) that C programs program against. See
+//! `include/quiche_ev.h` for the C API.
+//!
+//! Layers, data flowing one way:
+//!
+//! ```text
+//! socket (batch_io, dgram) -> transport (server/client, driver, egress, table,
+//!                             cid, token, stateless) -> application (app/)
+//! C API (ffi/) ------------- creates / configures / drives -----------------^
+//! ```
+
+#[macro_use]
+pub mod log;
 
 pub mod app;
 pub mod batch_io;
 pub mod cid;
 pub mod client;
-pub mod conn_io;
-pub mod ffi;
+pub mod crypto;
+pub mod dgram;
+pub mod driver;
+pub mod egress;
+pub mod evloop;
+//pub mod ffi;
+pub mod hooks;
+pub mod observe;
+pub mod platform;
 pub mod server;
 pub mod socket;
 pub mod stateless;
+pub mod table;
 pub mod token;
+pub mod transport;
+
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod lifecycle_tests;
 
 /// Largest UDP payload we send or accept, as upstream's `MAX_DATAGRAM_SIZE`.
 pub const MAX_DATAGRAM_SIZE: usize = 1350;
 
 /// Length of every connection ID we choose (upstream's `LOCAL_CONN_ID_LEN`).
 pub const LOCAL_CONN_ID_LEN: usize = 16;
+
+/// Runs `f`; a panic is logged and becomes `on_panic` (TEMPORARY home).
+pub fn panic_guard<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => on_panic,
+    }
+}

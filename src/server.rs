@@ -1,28 +1,50 @@
 //! The server side of upstream's `server.c` / `http3-server.c`: the
 //! connection table, `recv_cb`, `create_conn`, `timeout_cb`, version
-//! negotiation and stateless retry.
+//! negotiation, stateless retry, and the refusals a peer can see (RFC 9000:
+//! INVALID_TOKEN, CONNECTION_REFUSED, Stateless Reset).
 //!
-//! Unlike upstream, after a read batch only the connections that received
-//! packets are flushed (upstream walks the whole table), so an idle
-//! connection costs nothing per datagram; idle ones are driven by their
-//! own timers.
+//! # Ownership (the invariant every `unsafe` block here relies on)
+//!
+//! - A [`Server`] is created by [`Server::create`], which `Box::into_raw`s
+//!   it first; every pointer handed to libev or to C (watcher `data`, each
+//!   connection's back pointer) is derived from that one raw root, and the
+//!   server is only ever reached through it: `&Server` (shared) for the
+//!   watchers and the re-entrancy cells, and `&mut ServerState` through
+//!   [`Server::state`] for one step at a time. No `&mut Server` exists
+//!   until [`Server::destroy`] takes the box back.
+//! - Every connection ([`ServerConn`]) is likewise a raw box owned by the
+//!   table; its timer's `data` is that raw pointer. It is freed only by
+//!   the dispatch loop, after its closed event reached the host, and after
+//!   its timer was stopped.
+//! - Watchers that libev writes live in `UnsafeCell`s and are reached by
+//!   raw pointers only.
+//! - The host is called (through queued events, see `hooks`) only when no
+//!   borrow of the state is alive, so it may call back into the server,
+//!   free it included (the free is then deferred until the outermost
+//!   callback returns).
 
-use std::collections::HashMap;
-use std::mem;
+use std::cell::{Cell, UnsafeCell};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::time::Duration;
+use std::ptr::{addr_of, NonNull};
+use std::time::{Duration, Instant};
 
 use libc::{c_int, c_void};
-use libev_sys::*;
+use libev_sys::{ev_io, ev_loop, ev_timer, EV_WRITE};
 use quiche::{ConnectionId, Type};
 
-use crate::app::{ServerApp, ServerAppConfig};
-use crate::batch_io::{prepare_socket, read_batch, IoMode, RecvBatch};
 use crate::cid::gen_cid;
-use crate::conn_io::{closed_line, flush_egress, Flushed, Pending, SCRATCH_LEN};
-use crate::socket::send_to;
-use crate::token::{TokenKey, DEFAULT_LIFETIME};
+use crate::dgram::DatagramIo;
+use crate::driver::Driver;
+use crate::egress::{Flushed, SCRATCH_LEN};
+use crate::evloop::EvLoop;
+use crate::hooks::{ConnRef, ServerApp};
+use crate::observe::Observe;
+use crate::platform::{NewConn, Platform};
+use crate::stateless::{self, RateLimiter};
+use crate::table::{Cid, ConnId, Table};
+use crate::token::{TokenError, TokenKey, DEFAULT_LIFETIME};
+use crate::transport::{ConnStats, Transport};
 use crate::LOCAL_CONN_ID_LEN;
 
 /// Default bound on live connections.
@@ -32,411 +54,939 @@ pub const DEFAULT_MAX_CONNS: usize = 10_000;
 /// stays readable, so libev calls again).
 const MAX_READS_PER_CALLBACK: usize = 64;
 
-/// Smallest UDP payload that may carry a client's first Initial.
+/// Smallest UDP payload that may carry a client's first Initial (RFC 9000
+/// §14.1); we answer nothing shorter, so we cannot be used to amplify.
 const MIN_INITIAL_DATAGRAM: usize = 1200;
 
 /// Smallest destination CID a client may put in its first Initial
 /// (RFC 9000 §7.2).
 const MIN_INITIAL_DCID_LEN: usize = 8;
 
-type Cid = [u8; LOCAL_CONN_ID_LEN];
+/// Stateless answers (resets, refusals) per second, and their burst.
+const STATELESS_PER_SEC: u32 = 1000;
+const STATELESS_BURST: u32 = 100;
 
-/// One connection (upstream's `struct conn_io`).
-pub struct ServerConn {
-    timer: ev_timer,
-    server: *mut Server,
-    cid: Cid,
-    conn: quiche::Connection,
-    app: ServerApp,
-    touched: bool,
-    /// Egress the socket did not take yet (or held for pacing).
-    pending: Vec<Pending>,
-    /// Waiting for the socket to become writable.
-    blocked: bool,
+/// Service-then-deliver rounds per callback before the rest waits for the
+/// next loop iteration (a host that answers every event with more work
+/// must not starve the loop).
+const MAX_ROUNDS: usize = 16;
+
+/// How long a draining server waits for closing connections (their
+/// closing period, blocked egress) after it closed them, before it drops
+/// what is left.
+const CLOSE_LINGER_SECS: f64 = 1.0;
+
+/// What the server did with the datagrams it could not give to a
+/// connection, and how many connections it made; `quiche_ev_server_counters`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub accepted: u64,
+    pub closed: u64,
+    pub refused: u64,
+    pub retries: u64,
+    pub invalid_tokens: u64,
+    pub version_negotiations: u64,
+    pub stateless_resets: u64,
+    pub dropped_malformed: u64,
+    pub dropped_unknown: u64,
+    pub dropped_short: u64,
+    pub dropped_late: u64,
+    pub dropped_rate_limited: u64,
 }
 
-pub struct Server {
-    lp: *mut ev_loop,
-    sock: RawFd,
+/// What the host set, beyond the quiche config.
+pub struct Settings {
+    pub max_conns: usize,
+    pub retry: bool,
+    pub gso: bool,
+}
+
+/// One connection: its driver, its application state, and the way back
+/// to the server (a raw pointer derived from the server's root).
+pub struct ServerConn<P: Platform> {
+    drv: Driver<P>,
+    server: *const Server<P>,
+    id: ConnId,
+    app: UnsafeCell<P::ServerApp>,
+    flags: Cell<ConnFlags>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct ConnFlags {
+    established: bool,
+    closing: bool,
+    shutdown_told: bool,
+}
+
+/// Work the dispatch loop does after the host heard everything before it.
+enum Deferred<E, P: Platform> {
+    App(E),
+    /// Free a connection whose closed event has been delivered.
+    Free(NonNull<ServerConn<P>>),
+    /// The shutdown finished (or the server failed): tell the host.
+    Stopped,
+}
+
+/// Graceful shutdown in progress.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stopping {
+    No,
+    /// New connections are refused; in-flight requests may finish.
+    Draining,
+    /// Every connection was told to close; waiting for them to go.
+    Closing,
+    /// Nothing left; the host was told.
+    Stopped,
+}
+
+pub struct ServerState<P: Platform> {
+    fd: RawFd,
     local: SocketAddr,
-    /// Borrowed from C; outlives the server (documented in the C API).
-    config: *mut quiche::Config,
-    app: ServerAppConfig,
-    conns: HashMap<Cid, Box<ServerConn>>,
+    /// Borrowed from C for the server's life (see the C API).
+    config: *mut P::Config,
+    table: Table<ServerConn<P>>,
+    touched: Vec<ConnId>,
+    blocked: Vec<ConnId>,
     tokens: TokenKey,
-    max_conns: usize,
-    io: IoMode,
-    /// recvmmsg buffers (taken out while datagrams are handled).
-    batch: Option<RecvBatch>,
-    buf: Vec<u8>,
-    /// Egress scratch: one GSO batch (also Version Negotiation and Retry).
+    reset_key: [u8; 32],
+    stateless_limit: RateLimiter,
+    pub settings: Settings,
+    pub observe: Observe,
+    pub app: <P::ServerApp as ServerApp<P>>::Shared,
+    pub counters: Counters,
     out: Vec<u8>,
-    touched: Vec<Cid>,
-    /// Connections waiting for the socket to become writable, and the
-    /// watcher that tells us.
-    blocked: Vec<Cid>,
-    write_watcher: ev_io,
-    /// Set by `shutdown`: no new connections; break the loop once the
-    /// table is empty (or when `stop_timer` fires).
-    stopping: bool,
-    stop_timer: ev_timer,
+    /// Stateless answers made while a read batch is in progress, sent
+    /// when it is over (the socket is busy reading then).
+    stateless_out: Vec<(Vec<u8>, SocketAddr, SocketAddr)>,
+    stopping: Stopping,
+    deferred: std::collections::VecDeque<Deferred<<P::ServerApp as ServerApp<P>>::Event, P>>,
+    /// The host's "stopped" callback.
+    pub on_stopped: Option<(StoppedFn, *mut c_void)>,
 }
 
-/// Longest a shutting-down server waits for its connections to finish
-/// their closing period (quiche sends the CONNECTION_CLOSE, then keeps the
-/// connection for 3 PTO; blocked egress also needs the socket to drain)
-/// before the loop is broken anyway.
-const SHUTDOWN_LINGER_SECS: f64 = 1.0;
+/// `(server, status, user)`: status 0 after a shutdown, negative after an
+/// internal error.
+pub type StoppedFn = unsafe extern "C" fn(*mut c_void, c_int, *mut c_void);
 
-impl Server {
+pub struct Server<P: Platform> {
+    lp: P::Loop,
+    write_watcher: UnsafeCell<ev_io>,
+    /// Drain deadline, then close linger.
+    stop_timer: UnsafeCell<ev_timer>,
+    /// "Flush soon": work queued by the host outside our callbacks.
+    kick_timer: UnsafeCell<ev_timer>,
+    /// Library callbacks on the stack (re-entrancy).
+    depth: Cell<u32>,
+    free_requested: Cell<bool>,
+    failed: Cell<bool>,
+    /// The socket(s): a cell of its own, so a read batch can run while
+    /// each datagram it yields is handled with the state borrowed.
+    io: UnsafeCell<P::Io>,
+    state: UnsafeCell<ServerState<P>>,
+}
+
+impl<P: Platform> Server<P> {
+    /// Makes a server on the bound socket `fd` (address `local`) and
+    /// returns its raw root.
+    ///
     /// # Safety
-    /// `config` must stay valid, and not be used elsewhere while the loop
-    /// runs, until the server is dropped.
-    pub unsafe fn new(lp: *mut ev_loop, sock: RawFd, local: SocketAddr,
-                      config: *mut quiche::Config, app: ServerAppConfig) -> Box<Server> {
-        let mut server = Box::new(Server {
-            lp, sock, local, config, app,
-            io: IoMode::PLAIN,
-            batch: None,
-            blocked: Vec::new(),
-            write_watcher: ev_io::zeroed(),
-            conns: HashMap::new(),
-            tokens: TokenKey::new(DEFAULT_LIFETIME),
-            max_conns: DEFAULT_MAX_CONNS,
-            buf: vec![0; 65535],
-            out: vec![0; SCRATCH_LEN],
-            touched: Vec::new(),
-            stopping: false,
-            stop_timer: ev_timer::zeroed(),
-        });
-        // SAFETY: the watcher lives in the boxed server and is stopped in
-        // Drop; it is started only while a connection is blocked.
-        unsafe {
-            ev_io_init(&mut server.write_watcher, write_cb, sock, EV_WRITE);
-            server.write_watcher.data = &mut *server as *mut Server as *mut c_void;
-        }
-        server.set_io(IoMode::BATCHED);
+    /// `config` must stay valid, and unused elsewhere while the loop runs,
+    /// until the server is destroyed.
+    pub unsafe fn create(lp: P::Loop, io: P::Io, fd: RawFd, local: SocketAddr, config: *mut P::Config,
+                         app: <P::ServerApp as ServerApp<P>>::Shared) -> *mut Server<P> {
+        let mut reset_key = [0u8; 32];
+        crate::cid::random_bytes(&mut reset_key);
+        let server = Box::into_raw(Box::new(Server::<P> {
+            lp,
+            write_watcher: UnsafeCell::new(ev_io::zeroed()),
+            stop_timer: UnsafeCell::new(ev_timer::zeroed()),
+            kick_timer: UnsafeCell::new(ev_timer::zeroed()),
+            depth: Cell::new(0),
+            free_requested: Cell::new(false),
+            failed: Cell::new(false),
+            io: UnsafeCell::new(io),
+            state: UnsafeCell::new(ServerState {
+                fd, local, config,
+                table: Table::new(DEFAULT_LIFETIME + Duration::from_secs(1)),
+                touched: Vec::new(),
+                blocked: Vec::new(),
+                tokens: TokenKey::new(DEFAULT_LIFETIME),
+                reset_key,
+                stateless_limit: RateLimiter::new(STATELESS_PER_SEC, STATELESS_BURST),
+                settings: Settings { max_conns: DEFAULT_MAX_CONNS, retry: true, gso: true },
+                observe: Observe::default(),
+                app,
+                counters: Counters::default(),
+                out: vec![0; SCRATCH_LEN],
+                stateless_out: Vec::new(),
+                stopping: Stopping::No,
+                deferred: Default::default(),
+                on_stopped: None,
+            }),
+        }));
+        let s = &*server;
+        let data = server as *mut c_void;
+        s.lp.io_init(Self::ptr(addr_of!((*server).write_watcher)), write_cb::<P>, fd, EV_WRITE, data);
+        s.lp.timer_init(Self::ptr(addr_of!((*server).stop_timer)), stop_cb::<P>, data);
+        s.lp.timer_init(Self::ptr(addr_of!((*server).kick_timer)), kick_cb::<P>, data);
         server
     }
 
-    pub fn io_mode(&self) -> IoMode {
-        self.io
+    fn ptr<T>(cell: *const UnsafeCell<T>) -> *mut T {
+        UnsafeCell::raw_get(cell)
     }
 
-    /// Batched (recvmmsg/GRO, GSO) or plain (recvfrom/sendto) I/O.
-    pub fn set_io(&mut self, mode: IoMode) {
-        self.io = mode;
-        self.batch = prepare_socket(self.sock, mode);
+    /// The state, for one step.
+    ///
+    /// # Safety
+    /// `this` is the live root; no other reference to the state exists
+    /// while the returned one is used.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn state<'a>(this: *const Self) -> &'a mut ServerState<P> {
+        &mut *Self::ptr(addr_of!((*this).state))
     }
 
-    pub fn conn_count(&self) -> usize {
-        self.conns.len()
+    /// The socket(s), for one step.
+    ///
+    /// # Safety
+    /// As for [`Server::state`], for the I/O.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn io<'a>(this: *const Self) -> &'a mut P::Io {
+        &mut *Self::ptr(addr_of!((*this).io))
     }
 
-    pub fn set_max_conns(&mut self, n: usize) {
-        self.max_conns = n;
+    /// Frees the server now, or (inside one of its callbacks) when the
+    /// outermost one returns.
+    ///
+    /// # Safety
+    /// `this` came from [`Server::create`] and is not used by the caller
+    /// afterwards.
+    pub unsafe fn destroy(this: *mut Self) {
+        if (*this).depth.get() > 0 {
+            (*this).free_requested.set(true);
+            return;
+        }
+        Self::free(this);
     }
 
-    pub fn set_token_lifetime(&mut self, d: Duration) {
-        self.tokens.set_lifetime(d);
+    unsafe fn free(this: *mut Self) {
+        {
+            let s = &*this;
+            s.lp.io_stop(Self::ptr(addr_of!((*this).write_watcher)));
+            s.lp.timer_stop(Self::ptr(addr_of!((*this).stop_timer)));
+            s.lp.timer_stop(Self::ptr(addr_of!((*this).kick_timer)));
+            let st = Self::state(this);
+            for e in st.table.drain() {
+                Driver::stop(addr_of!((*e.as_ptr()).drv), &s.lp);
+                drop(Box::from_raw(e.as_ptr()));
+            }
+            for d in st.deferred.drain(..) {
+                if let Deferred::Free(e) = d {
+                    drop(Box::from_raw(e.as_ptr()));
+                }
+            }
+        }
+        drop(Box::from_raw(this));
     }
 
-    pub fn app_config_mut(&mut self) -> &mut ServerAppConfig {
-        &mut self.app
+    /// Runs one library callback: re-entrancy bookkeeping, the panic
+    /// boundary, and the deferred free.
+    unsafe fn callback(this: *mut Self, f: impl FnOnce()) {
+        let s = &*this;
+        if s.failed.get() {
+            return;
+        }
+        s.depth.set(s.depth.get() + 1);
+        let ok = crate::panic_guard(false, || {
+            f();
+            true
+        });
+        if !ok {
+            Self::fail(this);
+        }
+        s.depth.set(s.depth.get() - 1);
+        if s.depth.get() == 0 && s.free_requested.get() {
+            Self::free(this);
+        }
+    }
+
+    /// After an internal error the state cannot be trusted: stop every
+    /// watcher of ours, refuse all further work, tell the host.
+    unsafe fn fail(this: *const Self) {
+        let s = &*this;
+        s.failed.set(true);
+        log_error!("quiche-ev: server stopped after an internal error");
+        s.lp.io_stop(Self::ptr(addr_of!((*this).write_watcher)));
+        s.lp.timer_stop(Self::ptr(addr_of!((*this).stop_timer)));
+        s.lp.timer_stop(Self::ptr(addr_of!((*this).kick_timer)));
+        let _ = crate::panic_guard((), || {
+            let st = Self::state(this);
+            for id in st.table.ids() {
+                if let Some(e) = st.table.get(id) {
+                    Driver::stop(addr_of!((*e.as_ptr()).drv), &s.lp);
+                }
+            }
+            if let Some((cb, user)) = st.on_stopped {
+                cb(this as *mut c_void, -3, user);
+            }
+        });
+    }
+
+    pub fn is_failed(this: *const Self) -> bool {
+        // SAFETY: `this` is the live root (callers' contract).
+        unsafe { (*this).failed.get() }
     }
 
     /// `recv_cb`: reads the queued datagrams batch by batch (a bounded
     /// number of batches per call: the socket stays readable, so libev
-    /// calls again) and after each batch flushes the connections that got
-    /// packets, so ACKs and flow-control credit keep the peers' sending
-    /// clock running.
-    pub fn recv_cb(&mut self) {
-        let sock = self.sock;
-        let mut batch = self.batch.take();
-        let mut buf = mem::take(&mut self.buf);
-        for _ in 0..MAX_READS_PER_CALLBACK {
-            let more = read_batch(sock, batch.as_mut(), &mut buf, |pkt, from| self.handle_datagram(pkt, from));
-            self.flush_touched();
-            match more {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    eprintln!("failed to read: {e}");
-                    break;
+    /// calls again) and after each batch lets the connections that got
+    /// packets work and flush, so ACKs and flow-control credit keep the
+    /// peers' sending clock running.
+    ///
+    /// # Safety
+    /// `this` is the live root.
+    pub unsafe fn recv_cb(this: *mut Self, fd: RawFd) {
+        Self::callback(this, || {
+            for _ in 0..MAX_READS_PER_CALLBACK {
+                let more = Self::io(this)
+                    .read_batch(fd, &mut |pkt, from, to| Self::handle_datagram(this, pkt, from, to));
+                Self::send_stateless_out(this);
+                Self::step(this);
+                match more {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        log_warn!("failed to read: {e}");
+                        break;
+                    }
+                }
+            }
+        });
+    }
+
+    /// After a batch (or a timer, or writability): let every touched
+    /// connection work and flush, tell the host what happened, then flush
+    /// what the host's answers produced.
+    unsafe fn step(this: *mut Self) {
+        for _ in 0..MAX_ROUNDS {
+            Self::service_touched(this);
+            if !Self::dispatch(this) {
+                break;
+            }
+            if (*this).free_requested.get() || (*this).failed.get() {
+                return;
+            }
+        }
+        let st = Self::state(this);
+        if !st.touched.is_empty() || !st.deferred.is_empty() {
+            // The host keeps answering; continue on the next iteration.
+            (*this).lp.timer_arm(Self::ptr(addr_of!((*this).kick_timer)), 0.0);
+        }
+        Self::check_stopped(this);
+    }
+
+    /// One datagram from `from` to our address `to`: routed to its
+    /// connection by DCID, or answered (version negotiation, retry,
+    /// refusals, stateless reset), or the start of a new connection.
+    /// Public as the entry point of the fuzz harness.
+    ///
+    /// # Safety
+    /// `this` is the live root and no borrow of its state is alive.
+    pub unsafe fn handle_datagram(this: *const Self, pkt: &mut [u8], from: SocketAddr, to: SocketAddr) {
+        let st = Self::state(this);
+        let Some(&first) = pkt.first() else { return };
+        if first & 0x80 == 0 {
+            // Short header: the DCID is our own 16 bytes right after the
+            // first byte; no allocation, one lookup.
+            let dcid = pkt.get(1..1 + LOCAL_CONN_ID_LEN);
+            match dcid.and_then(|d| st.table.by_cid(d)) {
+                Some(id) => Self::feed(this, st, id, pkt, from, to),
+                None => Self::unknown_short(st, pkt, from, to),
+            }
+            return;
+        }
+        let hdr = match quiche::Header::from_slice(pkt, LOCAL_CONN_ID_LEN) {
+            Ok(h) => h,
+            Err(e) => {
+                st.counters.dropped_malformed += 1;
+                log_debug!("failed to parse header: {e:?}");
+                return;
+            }
+        };
+        let known = st.table.by_cid(&hdr.dcid).or_else(|| st.table.by_odcid(&hdr.dcid));
+        match known {
+            Some(id) => Self::feed(this, st, id, pkt, from, to),
+            None => {
+                if let Some(id) = Self::accept(this, st, &hdr, pkt.len(), from, to) {
+                    Self::feed(this, st, id, pkt, from, to);
                 }
             }
         }
-        self.batch = batch;
-        self.buf = buf;
     }
 
-    /// Flushes the connections that received packets since the last call.
-    pub fn flush_touched(&mut self) {
-        let touched = mem::take(&mut self.touched);
-        for cid in &touched {
-            self.flush_conn(cid);
+    unsafe fn feed(this: *const Self, st: &mut ServerState<P>, id: ConnId, pkt: &mut [u8], from: SocketAddr,
+                   to: SocketAddr) {
+        let _ = this;
+        let Some(e) = st.table.get(id) else { return };
+        let drv = Driver::state(addr_of!((*e.as_ptr()).drv));
+        drv.recv(pkt, from, to);
+        if !drv.touched {
+            drv.touched = true;
+            st.touched.push(id);
         }
-        self.touched = touched;
-        self.touched.clear();
     }
 
-    /// One datagram from `from`: header parse, table lookup, version
-    /// negotiation, retry, token validation, `create_conn`, then quiche.
-    /// Public as the entry point of the fuzz harness (tests/fuzz_datagram.rs).
-    pub fn handle_datagram(&mut self, pkt: &mut [u8], from: SocketAddr) {
-        let len = pkt.len();
-        let cid = match quiche::Header::from_slice(pkt, LOCAL_CONN_ID_LEN) {
-            Err(e) => {
-                eprintln!("failed to parse header: {e:?}");
-                return;
-            }
-            Ok(hdr) => match Cid::try_from(hdr.dcid.as_ref()) {
-                Ok(cid) if self.conns.contains_key(&cid) => cid,
-                _ => match self.accept(&hdr, len, from) {
-                    Some(cid) => cid,
-                    None => return,
-                },
-            },
+    /// A short-header packet for no connection we have: a Stateless Reset
+    /// (RFC 9000 §10.3) if it is long enough to answer with a shorter one,
+    /// is not our own reset coming back, and the rate allows.
+    fn unknown_short(st: &mut ServerState<P>, pkt: &[u8], from: SocketAddr, to: SocketAddr) {
+        let Some(dcid) = pkt.get(1..1 + LOCAL_CONN_ID_LEN) else {
+            st.counters.dropped_unknown += 1;
+            return;
         };
-        let Some(sc) = self.conns.get_mut(&cid) else { return };
-        let info = quiche::RecvInfo { from, to: self.local };
-        if let Err(e) = sc.conn.recv(pkt, info) {
-            eprintln!("failed to process packet: {e:?}");
-        } else if sc.conn.is_established() || sc.conn.is_in_early_data() {
-            sc.app.on_recv(&mut sc.conn, &self.app);
+        let token = stateless::reset_token(&st.reset_key, dcid);
+        if stateless::is_reset_of(pkt, token) {
+            st.counters.dropped_unknown += 1;
+            return;
         }
-        if !sc.touched {
-            sc.touched = true;
-            self.touched.push(cid);
+        if !st.stateless_limit.allow(Instant::now()) {
+            st.counters.dropped_rate_limited += 1;
+            return;
+        }
+        match stateless::stateless_reset(pkt.len(), token, &mut st.out) {
+            Some(n) => {
+                st.counters.stateless_resets += 1;
+                log_debug!("stateless reset for an unknown connection");
+                Self::send_stateless(st, n, to, from);
+            }
+            None => st.counters.dropped_unknown += 1,
         }
     }
 
-    /// A packet for no known connection: version negotiation, stateless
-    /// retry, token validation and finally `create_conn`.
-    fn accept(&mut self, hdr: &quiche::Header, len: usize, from: SocketAddr) -> Option<Cid> {
-        if self.stopping {
+    /// Queues a stateless answer (in `out[..len]`) for after the batch.
+    fn send_stateless(st: &mut ServerState<P>, len: usize, from: SocketAddr, to: SocketAddr) {
+        st.stateless_out.push((st.out[..len].to_vec(), from, to));
+    }
+
+    unsafe fn send_stateless_out(this: *const Self) {
+        let out = std::mem::take(&mut Self::state(this).stateless_out);
+        let io = Self::io(this);
+        for (d, from, to) in out {
+            if let Err(e) = io.send(&d, d.len(), from, to) {
+                log_debug!("failed to send: {e}");
+            }
+        }
+    }
+
+    /// Refuses a client's Initial with a CONNECTION_CLOSE carrying `code`,
+    /// creating no state (RFC 9000 §8.1.2, §5.2.2).
+    fn refuse(st: &mut ServerState<P>, hdr: &quiche::Header, code: u64, reason: &[u8], from: SocketAddr,
+              to: SocketAddr) {
+        if !st.stateless_limit.allow(Instant::now()) {
+            st.counters.dropped_rate_limited += 1;
+            return;
+        }
+        match stateless::initial_close(hdr.version, &hdr.dcid, &hdr.scid, code, reason, &mut st.out) {
+            Ok(n) => Self::send_stateless(st, n, to, from),
+            Err(e) => log_debug!("cannot build a refusal: {e:?}"),
+        }
+    }
+
+    /// A long-header packet for no connection: version negotiation,
+    /// stateless retry, token validation, refusals, and `create_conn`.
+    unsafe fn accept(this: *const Self, st: &mut ServerState<P>, hdr: &quiche::Header, len: usize,
+                     from: SocketAddr, to: SocketAddr) -> Option<ConnId> {
+        if matches!(hdr.ty, Type::Short | Type::VersionNegotiation) {
+            st.counters.dropped_unknown += 1;
             return None;
         }
-        match hdr.ty {
-            Type::Short | Type::VersionNegotiation => {
-                eprintln!("packet for unknown connection dropped");
-                return None;
-            }
-            _ => {}
-        }
-        // A client's first datagram is padded to 1200 bytes (RFC 9000
-        // §14.1); answering shorter ones (with Version Negotiation or Retry)
-        // would make us an amplifier for spoofed sources.
+        // A client's first datagram is padded to 1200 bytes; answering a
+        // shorter one would make us an amplifier for spoofed sources.
         if len < MIN_INITIAL_DATAGRAM {
-            eprintln!("datagram of {len} bytes for unknown connection dropped");
+            st.counters.dropped_short += 1;
+            log_debug!("datagram of {len} bytes for unknown connection dropped");
             return None;
         }
         if !quiche::version_is_supported(hdr.version) {
-            eprintln!("version negotiation");
-            match quiche::negotiate_version(&hdr.scid, &hdr.dcid, &mut self.out) {
-                Ok(n) => self.send_stateless(n, &from),
-                Err(e) => eprintln!("failed to create vneg packet: {e:?}"),
+            log_info!("version negotiation");
+            match quiche::negotiate_version(&hdr.scid, &hdr.dcid, &mut st.out) {
+                Ok(n) => {
+                    st.counters.version_negotiations += 1;
+                    Self::send_stateless(st, n, to, from);
+                }
+                Err(e) => log_debug!("failed to create vneg packet: {e:?}"),
             }
             return None;
         }
         if hdr.ty != Type::Initial {
-            eprintln!("packet for unknown connection dropped");
+            st.counters.dropped_unknown += 1;
+            log_debug!("packet for unknown connection dropped");
             return None;
         }
         if hdr.dcid.len() < MIN_INITIAL_DCID_LEN {
-            eprintln!("initial with a destination connection ID of {} bytes dropped", hdr.dcid.len());
+            st.counters.dropped_malformed += 1;
+            log_debug!("initial with a destination connection ID of {} bytes dropped", hdr.dcid.len());
+            return None;
+        }
+        if st.table.is_buried(&hdr.dcid) {
+            st.counters.dropped_late += 1;
+            log_debug!("late initial for a closed connection dropped");
+            return None;
+        }
+        if st.stopping != Stopping::No {
+            st.counters.refused += 1;
+            log_info!("server shutting down, new connection refused");
+            Self::refuse(st, hdr, stateless::CONNECTION_REFUSED, b"server shutting down", from, to);
+            return None;
+        }
+        if st.table.len() >= st.settings.max_conns {
+            st.counters.refused += 1;
+            log_info!("connection limit ({}) reached, new connection refused", st.settings.max_conns);
+            Self::refuse(st, hdr, stateless::CONNECTION_REFUSED, b"server busy", from, to);
             return None;
         }
         let token = hdr.token.as_deref().unwrap_or(&[]);
-        if token.is_empty() {
-            eprintln!("stateless retry");
-            let new_cid = gen_cid();
-            let token = self.tokens.mint_token(&hdr.dcid, &from, &new_cid);
-            match quiche::retry(&hdr.scid, &hdr.dcid, &ConnectionId::from_ref(&new_cid),
-                                &token, hdr.version, &mut self.out) {
-                Ok(n) => self.send_stateless(n, &from),
-                Err(e) => eprintln!("failed to create retry packet: {e:?}"),
-            }
-            return None;
-        }
-        let odcid = match self.tokens.validate_token(token, &from, &hdr.dcid) {
-            Ok(odcid) => odcid,
-            Err(e) => {
-                eprintln!("invalid address validation token ({e:?})");
+        let odcid = match st.tokens.validate_token(token, &from, &hdr.dcid) {
+            Ok(odcid) => Some(odcid),
+            // Ours, but forged, altered, expired, for another address, or
+            // from before a restart: the client cannot get another Retry,
+            // so tell it (§8.1.2).
+            Err(e @ (TokenError::BadTag | TokenError::Expired)) => {
+                st.counters.invalid_tokens += 1;
+                log_info!("invalid address validation token ({e:?})");
+                Self::refuse(st, hdr, stateless::INVALID_TOKEN, b"invalid token", from, to);
                 return None;
             }
+            // No token, or not one of ours (§8.1.3: as if none).
+            Err(TokenError::Malformed) => None,
         };
-        // A valid token binds the DCID we chose in the Retry: 16 bytes.
-        let cid = Cid::try_from(hdr.dcid.as_ref()).ok()?;
-        if self.conns.len() >= self.max_conns {
-            eprintln!("connection limit ({}) reached, new connection refused", self.max_conns);
-            return None;
+        match odcid {
+            Some(odcid) => {
+                // A valid token binds the DCID we chose in the Retry.
+                let cid = Cid::try_from(hdr.dcid.as_ref()).ok()?;
+                Self::create_conn(this, st, cid, Some(&odcid), None, from, to)
+            }
+            None if st.settings.retry => {
+                log_info!("stateless retry");
+                let new_cid = gen_cid();
+                let token = st.tokens.mint_token(&hdr.dcid, &from, &new_cid);
+                match quiche::retry(&hdr.scid, &hdr.dcid, &ConnectionId::from_ref(&new_cid), &token,
+                                    hdr.version, &mut st.out) {
+                    Ok(n) => {
+                        st.counters.retries += 1;
+                        Self::send_stateless(st, n, to, from);
+                    }
+                    Err(e) => log_debug!("failed to create retry packet: {e:?}"),
+                }
+                None
+            }
+            None => Self::create_conn(this, st, gen_cid(), None, Some(&hdr.dcid), from, to),
         }
-        self.create_conn(cid, &odcid, from)
     }
 
-    fn send_stateless(&self, len: usize, to: &SocketAddr) {
-        if let Err(e) = send_to(self.sock, &self.out[..len], to) {
-            eprintln!("failed to send: {e}");
-        }
-    }
-
-    /// `create_conn`: a new connection under our own 16-byte `cid`.
-    fn create_conn(&mut self, cid: Cid, odcid: &[u8], from: SocketAddr) -> Option<Cid> {
-        // SAFETY: the config outlives the server (see `new`).
-        let config = unsafe { &mut *self.config };
-        let conn = match quiche::accept(&ConnectionId::from_ref(&cid),
-                                        Some(&ConnectionId::from_ref(odcid)),
-                                        self.local, from, config) {
+    /// `create_conn`: a new connection under our own 16-byte `scid`; with
+    /// no Retry, the client's own DCID also leads to it until the
+    /// handshake is done.
+    unsafe fn create_conn(this: *const Self, st: &mut ServerState<P>, scid: Cid, odcid: Option<&[u8]>,
+                          client_dcid: Option<&[u8]>, from: SocketAddr, to: SocketAddr) -> Option<ConnId> {
+        let new = NewConn {
+            scid: &scid, odcid, local: to, peer: from, host: None,
+            reset_token: Some(stateless::reset_token(&st.reset_key, &scid)),
+            observe: &st.observe,
+        };
+        let conn = match P::accept(&mut *st.config, &new) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("failed to create connection: {e:?}");
+                log_warn!("failed to create connection: {e:?}");
                 return None;
             }
         };
-        let mut sc = Box::new(ServerConn {
-            timer: ev_timer::zeroed(),
-            server: self as *mut Server,
-            cid,
-            conn,
-            app: ServerApp::new(&self.app),
-            touched: false,
-            pending: Vec::new(),
-            blocked: false,
-        });
-        // SAFETY: the timer lives in the box, which stays put until the
-        // connection is removed (and the timer stopped).
-        unsafe { ev_timer_init(&mut sc.timer, timeout_cb, 0.0, 0.0) };
-        sc.timer.data = &mut *sc as *mut ServerConn as *mut c_void;
-        self.conns.insert(cid, sc);
-        eprintln!("new connection");
-        Some(cid)
+        let id = st.table.next_id();
+        let entry = Box::into_raw(Box::new(ServerConn {
+            drv: Driver::new(conn),
+            server: this,
+            id,
+            app: UnsafeCell::new(<P::ServerApp as ServerApp<P>>::new_conn(&mut st.app)),
+            flags: Cell::new(ConnFlags::default()),
+        }));
+        Driver::init_timer(addr_of!((*entry).drv), &(*this).lp, timeout_cb::<P>, entry as *mut c_void);
+        let inserted = st.table.insert(NonNull::new_unchecked(entry), scid, client_dcid);
+        debug_assert_eq!(inserted, id);
+        st.counters.accepted += 1;
+        log_info!("new connection");
+        Some(id)
     }
 
-    /// `flush_egress` for one connection, and its removal once closed.
-    fn flush_conn(&mut self, cid: &Cid) {
-        let Some(sc) = self.conns.get_mut(cid) else { return };
-        sc.touched = false;
-        if sc.blocked {
-            return; // write_cb flushes it once the socket has room
-        }
-        // SAFETY: the timer is in the connection's box, on our loop.
-        let flushed = unsafe {
-            flush_egress(self.lp, self.sock, &mut sc.conn, &mut sc.timer, &mut sc.pending,
-                         &mut self.out, self.io)
-        };
-        if flushed == Flushed::Blocked {
-            sc.blocked = true;
-            self.blocked.push(*cid);
-            // SAFETY: the watcher lives in the boxed server.
-            unsafe { ev_io_start(self.lp, &mut self.write_watcher) };
-            return;
-        }
-        if sc.conn.is_closed() {
-            eprintln!("{}", closed_line(&sc.conn, true));
-            self.remove(cid);
-            if self.stopping && self.conns.is_empty() {
-                // SAFETY: lp is the loop we were created for.
-                unsafe { ev_break(self.lp, EVBREAK_ALL) };
+    /// Lets each touched connection work (application input, spare CIDs,
+    /// draining) and flushes it; removes the closed ones.
+    unsafe fn service_touched(this: *const Self) {
+        loop {
+            let ids = std::mem::take(&mut Self::state(this).touched);
+            if ids.is_empty() {
+                break;
+            }
+            for id in ids {
+                Self::service(this, id);
             }
         }
     }
 
-    fn remove(&mut self, cid: &Cid) {
-        if let Some(mut sc) = self.conns.remove(cid) {
-            // SAFETY: stop before the box (and the timer in it) is freed.
-            unsafe { ev_timer_stop(self.lp, &mut sc.timer) };
-            eprintln!("connection freed, {} left", self.conns.len());
+    /// One connection's step: input to the application, CID upkeep,
+    /// shutdown, `flush_egress`, and removal once closed.
+    unsafe fn service(this: *const Self, id: ConnId) {
+        let s = &*this;
+        let st = Self::state(this);
+        let Some(e) = st.table.get(id) else { return };
+        let e = e.as_ptr() as *const ServerConn<P>;
+        let drv = Driver::state(addr_of!((*e).drv));
+        let app = &mut *UnsafeCell::raw_get(addr_of!((*e).app));
+        let mut flags = (*e).flags.get();
+        drv.touched = false;
+        if !drv.conn.is_closed() {
+            if drv.conn.is_established() && !flags.established {
+                flags.established = true;
+                st.table.forget_odcid(id);
+                log_info!("connection established: {}", String::from_utf8_lossy(drv.conn.application_proto()));
+                app.on_established(&mut drv.conn, &mut st.app, e as ConnRef);
+            }
+            if drv.conn.is_established() || drv.conn.is_in_early_data() {
+                app.on_input(&mut drv.conn, &mut st.app, e as ConnRef);
+            }
+            let key = st.reset_key;
+            let table = &mut st.table;
+            let mut mapped: Vec<Cid> = Vec::new();
+            let mut unmapped: Vec<Vec<u8>> = Vec::new();
+            drv.manage_scids(|| {
+                let cid = gen_cid();
+                (cid, stateless::reset_token(&key, &cid))
+            }, |c| mapped.extend(Cid::try_from(c)), |c| unmapped.push(c.to_vec()));
+            for c in mapped {
+                table.map(id, &c);
+            }
+            for c in unmapped {
+                table.unmap(id, &c);
+            }
+            if st.stopping != Stopping::No && !flags.shutdown_told {
+                flags.shutdown_told = true;
+                app.on_shutdown(&mut drv.conn);
+            }
+            let close_now = match st.stopping {
+                Stopping::Draining => !app.is_busy(),
+                Stopping::Closing | Stopping::Stopped => true,
+                Stopping::No => false,
+            };
+            if close_now && !flags.closing {
+                flags.closing = true;
+                let (is_app, code) = app.close_code();
+                let _ = drv.conn.close(is_app, code, b"server shutting down");
+            }
         }
+        (*e).flags.set(flags);
+        let flushed = Driver::flush_egress(addr_of!((*e).drv), drv, &s.lp, Self::io(this), &mut st.out,
+                                           st.settings.gso);
+        if flushed == Flushed::Blocked {
+            if !st.blocked.contains(&id) {
+                st.blocked.push(id);
+            }
+            s.lp.io_start(Self::ptr(addr_of!((*this).write_watcher)));
+        }
+        if drv.conn.is_closed() {
+            Self::remove(this, st, id);
+        }
+    }
+
+    /// Takes a closed connection out of the table; the host hears of it,
+    /// then the dispatch loop frees it.
+    unsafe fn remove(this: *const Self, st: &mut ServerState<P>, id: ConnId) {
+        let Some(e) = st.table.remove(id) else { return };
+        let ep = e.as_ptr() as *const ServerConn<P>;
+        Driver::stop(addr_of!((*ep).drv), &(*this).lp);
+        let drv = Driver::state(addr_of!((*ep).drv));
+        let stats = drv.conn.conn_stats();
+        let info = drv.conn.close_info();
+        log_info!("{}", closed_line(&stats, true));
+        st.counters.closed += 1;
+        let app = &mut *UnsafeCell::raw_get(addr_of!((*ep).app));
+        app.on_closed(&mut st.app, &stats, &info, ep as ConnRef);
+        Self::defer(st, Deferred::Free(e));
+        log_info!("connection freed, {} left", st.table.len());
+    }
+
+    /// Queues `d` after every application event queued so far.
+    fn defer(st: &mut ServerState<P>, d: Deferred<<P::ServerApp as ServerApp<P>>::Event, P>) {
+        while let Some(ev) = <P::ServerApp as ServerApp<P>>::next_event(&mut st.app) {
+            st.deferred.push_back(Deferred::App(ev));
+        }
+        st.deferred.push_back(d);
+    }
+
+    /// Delivers every queued event to the host, each with no borrow of the
+    /// state alive. True when anything was delivered.
+    unsafe fn dispatch(this: *mut Self) -> bool {
+        let mut any = false;
+        loop {
+            let next = {
+                let st = Self::state(this);
+                match st.deferred.pop_front() {
+                    Some(d) => Some(d),
+                    None => <P::ServerApp as ServerApp<P>>::next_event(&mut st.app).map(Deferred::App),
+                }
+            };
+            let Some(d) = next else { break };
+            any = true;
+            match d {
+                Deferred::App(ev) => <P::ServerApp as ServerApp<P>>::deliver(ev),
+                Deferred::Free(e) => drop(Box::from_raw(e.as_ptr())),
+                Deferred::Stopped => {
+                    let cb = Self::state(this).on_stopped;
+                    if let Some((cb, user)) = cb {
+                        cb(this as *mut c_void, 0, user);
+                    }
+                }
+            }
+            if (*this).free_requested.get() || (*this).failed.get() {
+                break;
+            }
+        }
+        any
     }
 
     /// The socket has room again: flush the connections that were blocked.
-    fn on_writable(&mut self) {
-        // SAFETY: the watcher lives in the boxed server.
-        unsafe { ev_io_stop(self.lp, &mut self.write_watcher) };
-        let blocked = mem::take(&mut self.blocked);
-        for cid in &blocked {
-            if let Some(sc) = self.conns.get_mut(cid) {
-                sc.blocked = false;
-                self.flush_conn(cid);
+    unsafe fn on_writable(this: *mut Self) {
+        let s = &*this;
+        s.lp.io_stop(Self::ptr(addr_of!((*this).write_watcher)));
+        let st = Self::state(this);
+        for id in std::mem::take(&mut st.blocked) {
+            if let Some(e) = st.table.get(id) {
+                Driver::state(addr_of!((*e.as_ptr()).drv)).unblock();
+                Self::touch(st, id);
+            }
+        }
+        Self::step(this);
+    }
+
+    /// `timeout_cb` for one connection.
+    unsafe fn on_timeout(this: *mut Self, e: *const ServerConn<P>) {
+        Driver::state(addr_of!((*e).drv)).on_timeout();
+        Self::touch(Self::state(this), (*e).id);
+        Self::step(this);
+    }
+
+    fn touch(st: &mut ServerState<P>, id: ConnId) {
+        if let Some(e) = st.table.get(id) {
+            // SAFETY: entries in the table are live.
+            let drv = unsafe { Driver::state(addr_of!((*e.as_ptr()).drv)) };
+            if !drv.touched {
+                drv.touched = true;
+                st.touched.push(id);
             }
         }
     }
 
-    /// `timeout_cb` for the connection `cid`.
-    fn on_timeout(&mut self, cid: Cid) {
-        if let Some(sc) = self.conns.get_mut(&cid) {
-            sc.conn.on_timeout();
-            self.flush_conn(&cid);
+    /// The host changed connection `conn` (wrote to a stream, closed it)
+    /// from outside our callbacks, or from inside them: it is flushed
+    /// before the loop sleeps again.
+    ///
+    /// # Safety
+    /// `conn` is a live connection of a live server; no borrow of the
+    /// server's state is alive.
+    pub unsafe fn conn_changed(conn: *const ServerConn<P>) {
+        let this = (*conn).server;
+        Self::touch(Self::state(this), (*conn).id);
+        if (*this).depth.get() == 0 {
+            (*this).lp.timer_arm(Self::ptr(addr_of!((*this).kick_timer)), 0.0);
         }
     }
 
-    /// SIGINT/SIGTERM: closes every connection with CONNECTION_CLOSE and
-    /// sends it, then breaks the loop once all are closed (at most
-    /// `SHUTDOWN_LINGER_SECS` later). A second signal breaks at once.
-    pub fn shutdown(&mut self) {
-        if self.stopping || self.conns.is_empty() {
-            // SAFETY: lp is the loop we were created for.
-            unsafe { ev_break(self.lp, EVBREAK_ALL) };
+    /// The server-wide application state, for the host's calls.
+    ///
+    /// # Safety
+    /// As for [`Server::state`].
+    pub unsafe fn app_shared<'a>(this: *const Self) -> &'a mut <P::ServerApp as ServerApp<P>>::Shared {
+        &mut Self::state(this).app
+    }
+
+    /// `quiche_ev_server_shutdown`: refuse new connections from now on
+    /// (even if the loop runs again), tell every connection (HTTP/3
+    /// GOAWAY), close those with nothing in flight and the rest as their
+    /// last response ends, or all of them after `drain`; the host's
+    /// stopped callback runs once every connection is gone. A second call
+    /// with a zero drain closes everything at once.
+    ///
+    /// # Safety
+    /// `this` is the live root; no borrow of its state is alive.
+    pub unsafe fn shutdown(this: *mut Self, drain: Duration) {
+        if (*this).failed.get() {
             return;
         }
-        self.stopping = true;
-        let cids: Vec<Cid> = self.conns.keys().copied().collect();
-        for cid in &cids {
-            if let Some(sc) = self.conns.get_mut(cid) {
-                let _ = sc.conn.close(true, 0, b"server shutting down");
+        let st = Self::state(this);
+        match st.stopping {
+            Stopping::No => {
+                st.stopping = Stopping::Draining;
+                log_info!("shutting down: {} connection(s), drain {:.3} s", st.table.len(), drain.as_secs_f64());
             }
-            self.flush_conn(cid);
+            Stopping::Draining if drain.is_zero() => {}
+            _ => return,
         }
-        if !self.conns.is_empty() {
-            // SAFETY: the timer lives in the boxed server, stopped in Drop.
-            unsafe {
-                ev_timer_init(&mut self.stop_timer, stop_cb, SHUTDOWN_LINGER_SECS, 0.0);
-                self.stop_timer.data = self as *mut Server as *mut c_void;
-                ev_timer_start(self.lp, &mut self.stop_timer);
+        for id in st.table.ids() {
+            Self::touch(st, id);
+        }
+        if drain.is_zero() {
+            st.stopping = Stopping::Closing;
+        }
+        let secs = if drain.is_zero() { CLOSE_LINGER_SECS } else { drain.as_secs_f64() };
+        (*this).lp.timer_arm(Self::ptr(addr_of!((*this).stop_timer)), secs);
+        if (*this).depth.get() == 0 {
+            Self::callback(this, || Self::step(this));
+        }
+    }
+
+    /// The drain time is over: close what is left; after the linger, drop
+    /// what still has not finished closing.
+    unsafe fn on_stop_timer(this: *mut Self) {
+        let st = Self::state(this);
+        match st.stopping {
+            Stopping::Draining => {
+                st.stopping = Stopping::Closing;
+                for id in st.table.ids() {
+                    Self::touch(st, id);
+                }
+                (*this).lp.timer_arm(Self::ptr(addr_of!((*this).stop_timer)), CLOSE_LINGER_SECS);
             }
+            Stopping::Closing => {
+                for id in st.table.ids() {
+                    log_debug!("connection still closing at the end of the linger: dropped");
+                    Self::remove(this, st, id);
+                }
+            }
+            _ => {}
         }
+        Self::step(this);
+    }
+
+    unsafe fn check_stopped(this: *mut Self) {
+        let st = Self::state(this);
+        if matches!(st.stopping, Stopping::Draining | Stopping::Closing) && st.table.is_empty() {
+            st.stopping = Stopping::Stopped;
+            (*this).lp.timer_stop(Self::ptr(addr_of!((*this).stop_timer)));
+            log_info!("shutdown complete");
+            Self::defer(st, Deferred::Stopped);
+            Self::dispatch(this);
+        }
+    }
+
+    /// Whether the shutdown finished.
+    ///
+    /// # Safety
+    /// As for [`Server::state`].
+    pub unsafe fn is_stopped(this: *const Self) -> bool {
+        Self::state(this).stopping == Stopping::Stopped
+    }
+
+    pub fn conn_count(st: &ServerState<P>) -> usize {
+        st.table.len()
+    }
+
+    /// The connections' CIDs (for tests: which CIDs lead where).
+    pub fn cids_of(st: &ServerState<P>, id: ConnId) -> Vec<Cid> {
+        st.table.cids(id).to_vec()
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let cids: Vec<Cid> = self.conns.keys().copied().collect();
-        for cid in &cids {
-            self.remove(cid);
-        }
-        // SAFETY: stopping inactive watchers is a no-op.
-        unsafe {
-            ev_timer_stop(self.lp, &mut self.stop_timer);
-            ev_io_stop(self.lp, &mut self.write_watcher);
-        }
+impl<P: Platform> ServerState<P> {
+    pub fn set_token_lifetime(&mut self, d: Duration) {
+        self.tokens.set_lifetime(d);
+        self.table.set_tomb_life(d.max(DEFAULT_LIFETIME) + Duration::from_secs(1));
     }
+
+    /// The key stateless-reset tokens are derived from.
+    pub fn set_reset_key(&mut self, key: [u8; 32]) {
+        self.reset_key = key;
+    }
+
+    pub fn config(&self) -> *mut P::Config {
+        self.config
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub fn conn_count(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn conn_ids(&self) -> Vec<ConnId> {
+        self.table.ids()
+    }
+
+    /// The connection numbered `id` (null when there is none).
+    pub fn conn_ptr(&self, id: ConnId) -> *const ServerConn<P> {
+        self.table.get(id).map_or(std::ptr::null(), |p| p.as_ptr() as *const ServerConn<P>)
+    }
+}
+
+impl<P: Platform> ServerConn<P> {
+    /// The connection's driver state (for the host's calls).
+    ///
+    /// # Safety
+    /// As for [`Driver::state`].
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn conn<'a>(this: *const Self) -> &'a mut P::Conn {
+        &mut Driver::state(addr_of!((*this).drv)).conn
+    }
+
+    /// # Safety
+    /// As for [`Driver::state`], for the application state.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn app<'a>(this: *const Self) -> &'a mut P::ServerApp {
+        &mut *UnsafeCell::raw_get(addr_of!((*this).app))
+    }
+
+    /// The server this connection belongs to.
+    ///
+    /// # Safety
+    /// `this` is live.
+    pub unsafe fn server(this: *const Self) -> *const Server<P> {
+        (*this).server
+    }
+}
+
+/// Upstream's closing line: `connection closed, recv=.. sent=.. lost=..
+/// rtt=..ns` plus ` cwnd=..` on the server.
+pub fn closed_line(s: &ConnStats, with_cwnd: bool) -> String {
+    let mut line = format!("connection closed, recv={} sent={} lost={} rtt={}ns", s.recv, s.sent, s.lost,
+                           s.rtt_ns);
+    if with_cwnd {
+        line.push_str(&format!(" cwnd={}", s.cwnd));
+    }
+    line
 }
 
 /// The socket became writable while connections were blocked.
-unsafe extern "C" fn write_cb(lp: *mut ev_loop, w: *mut ev_io, _revents: c_int) {
-    crate::ffi::guard::callback(lp, || {
-        // SAFETY: `data` is the boxed server owning this watcher.
-        unsafe { (*((*w).data as *mut Server)).on_writable() };
-    });
+unsafe extern "C" fn write_cb<P: Platform>(_lp: *mut ev_loop, w: *mut ev_io, _revents: c_int) {
+    let this = (*w).data as *mut Server<P>;
+    Server::callback(this, || Server::on_writable(this));
 }
 
-/// The shutdown linger is over: stop the loop; `Drop` frees the rest.
-unsafe extern "C" fn stop_cb(lp: *mut ev_loop, _w: *mut ev_timer, _revents: c_int) {
-    crate::ffi::guard::callback(lp, || {
-        // SAFETY: lp is the loop running us.
-        unsafe { ev_break(lp, EVBREAK_ALL) };
-    });
+unsafe extern "C" fn stop_cb<P: Platform>(_lp: *mut ev_loop, w: *mut ev_timer, _revents: c_int) {
+    let this = (*w).data as *mut Server<P>;
+    Server::callback(this, || Server::on_stop_timer(this));
 }
 
-/// `timeout_cb`: libev calls it when a connection's timer expires.
-unsafe extern "C" fn timeout_cb(lp: *mut ev_loop, w: *mut ev_timer, _revents: c_int) {
-    crate::ffi::guard::callback(lp, || {
-        // SAFETY: `data` was set by create_conn to the connection that owns
-        // this timer, which is alive while the timer is active.
-        let sc = unsafe { &*((*w).data as *const ServerConn) };
-        let (server, cid) = (sc.server, sc.cid);
-        // SAFETY: the server owns the connection, so it is alive too.
-        unsafe { (*server).on_timeout(cid) };
-    });
+unsafe extern "C" fn kick_cb<P: Platform>(_lp: *mut ev_loop, w: *mut ev_timer, _revents: c_int) {
+    let this = (*w).data as *mut Server<P>;
+    (*this).lp.timer_stop(w);
+    Server::callback(this, || Server::step(this));
+}
+
+/// `timeout_cb`: a connection's timer expired.
+unsafe extern "C" fn timeout_cb<P: Platform>(_lp: *mut ev_loop, w: *mut ev_timer, _revents: c_int) {
+    let e = (*w).data as *const ServerConn<P>;
+    let this = (*e).server as *mut Server<P>;
+    Server::callback(this, || Server::on_timeout(this, e));
 }

@@ -12,34 +12,11 @@
 
 use std::time::Instant;
 
-use boring::symm::{Cipher, Crypter, Mode};
-
-use crate::cid::random_bytes;
+use crate::crypto::{aes_128_block, aes_128_gcm_seal, hmac_sha256, random_bytes};
 
 // ---------------------------------------------------------------------------
 // Keyed hash
 // ---------------------------------------------------------------------------
-
-/// HMAC-SHA256 of `msg` under `key`.
-#[cfg(not(miri))]
-fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    boring::hash::hmac_sha256(key, msg).expect("HMAC-SHA256 over a memory buffer")
-}
-
-/// Miri cannot call into BoringSSL. This stand-in is NOT cryptographic (a
-/// keyed std hash, four times for 32 bytes); it exists only so that Miri can
-/// run the code around the MAC, and is never compiled outside Miri.
-#[cfg(miri)]
-fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    use std::hash::{Hash, Hasher};
-    let mut out = [0u8; 32];
-    for (i, chunk) in out.chunks_mut(8).enumerate() {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (i, key, msg).hash(&mut h);
-        chunk.copy_from_slice(&h.finish().to_be_bytes());
-    }
-    out
-}
 
 /// Equality of two byte strings in time that depends only on their lengths.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -214,9 +191,7 @@ fn protect(keys: &Keys, packet: &mut [u8], pn_offset: usize, pn_len: usize, pn: 
     let tag_at = packet.len() - TAG_LEN;
     let (aad, rest) = packet.split_at_mut(header_len);
     let (payload, tag) = rest.split_at_mut(tag_at - header_len);
-    let sealed = boring::symm::encrypt_aead(Cipher::aes_128_gcm(), &keys.key, Some(&nonce), aad, payload, tag)
-        .map_err(|_| CloseError::Crypto)?;
-    payload.copy_from_slice(&sealed);
+    aes_128_gcm_seal(&keys.key, &nonce, aad, payload, tag).map_err(|_| CloseError::Crypto)?;
 
     let mask = hp_mask(&keys.hp, &packet[sample_at..sample_at + SAMPLE_LEN])?;
     packet[0] ^= mask[0] & 0x0f; // long header: the low four bits
@@ -228,13 +203,7 @@ fn protect(keys: &Keys, packet: &mut [u8], pn_offset: usize, pn_len: usize, pn: 
 
 /// The header-protection mask: AES-ECB of the sample (RFC 9001 §5.4.3).
 fn hp_mask(hp: &[u8; KEY_LEN], sample: &[u8]) -> Result<[u8; 5], CloseError> {
-    let mut c = Crypter::new(Cipher::aes_128_ecb(), Mode::Encrypt, hp, None).map_err(|_| CloseError::Crypto)?;
-    c.pad(false);
-    let mut block = [0u8; SAMPLE_LEN * 2]; // Crypter wants room for one more block
-    let n = c.update(sample, &mut block).map_err(|_| CloseError::Crypto)?;
-    if n < 5 {
-        return Err(CloseError::Crypto);
-    }
+    let block = aes_128_block(hp, sample).map_err(|_| CloseError::Crypto)?;
     let mut mask = [0u8; 5];
     mask.copy_from_slice(&block[..5]);
     Ok(mask)

@@ -13,9 +13,9 @@
 //! from the CSPRNG at start-up. A token is good for `lifetime` after issue.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use crate::cid::random_bytes;
+use crate::crypto::{hmac_sha256, random_bytes};
 
 const FORMAT: u8 = 1;
 const TAG_LEN: usize = 32;
@@ -66,7 +66,7 @@ impl TokenKey {
         }
         msg.extend_from_slice(&peer.port().to_be_bytes());
         msg.extend_from_slice(retry_scid);
-        boring::hash::hmac_sha256(&self.key, &msg).expect("HMAC-SHA256 over a memory buffer")
+        hmac_sha256(&self.key, &msg)
     }
 
     /// `mint_token`: a token for `peer` that remembers `odcid` (the client's
@@ -114,8 +114,14 @@ impl TokenKey {
     }
 }
 
+/// Milliseconds on the monotonic clock (CLOCK_MONOTONIC: system-wide, so
+/// a server restarted on the same machine reads the same clock; never
+/// moved by NTP or an administrator, unlike the wall clock).
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid timespec to write.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 #[cfg(test)]

@@ -1,0 +1,68 @@
+//! Looking into connections from outside: TLS key logs (for decrypting a
+//! capture) and qlog traces, on both sides, set up per connection as it is
+//! created.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// One key log file shared by every connection of a handle.
+#[derive(Clone)]
+struct KeyLog(Arc<Mutex<File>>);
+
+impl Write for KeyLog {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // Lines must not interleave: write each whole, unbuffered, so the
+        // file is complete whenever a capture is decrypted.
+        let mut f = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a handle records for each new connection.
+#[derive(Default)]
+pub struct Observe {
+    keylog: Option<KeyLog>,
+    qlog_dir: Option<PathBuf>,
+}
+
+impl Observe {
+    /// Appends TLS secrets (NSS key log format) to `path` from now on.
+    /// The quiche config must have key logging on (`log_keys`).
+    pub fn set_keylog(&mut self, path: &Path) -> io::Result<()> {
+        let f = OpenOptions::new().create(true).append(true).open(path)?;
+        self.keylog = Some(KeyLog(Arc::new(Mutex::new(f))));
+        Ok(())
+    }
+
+    /// Writes one qlog file (JSON-SEQ) per connection into `dir`.
+    pub fn set_qlog_dir(&mut self, dir: &Path) -> io::Result<()> {
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir)?;
+        }
+        self.qlog_dir = Some(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Sets up key logging and qlog for a connection just created.
+    pub fn attach(&self, conn: &mut quiche::Connection, role: &str, scid: &[u8]) {
+        if let Some(k) = &self.keylog {
+            conn.set_keylog(Box::new(k.clone()));
+        }
+        if let Some(dir) = &self.qlog_dir {
+            let id: String = scid.iter().map(|b| format!("{b:02x}")).collect();
+            let path = dir.join(format!("{role}-{id}.sqlog"));
+            match File::create(&path) {
+                Ok(f) => conn.set_qlog(Box::new(BufWriter::new(f)), format!("quiche-ev {role}"),
+                                       format!("{role} connection {id}")),
+                Err(e) => log_warn!("cannot write qlog {}: {e}", path.display()),
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! What the transport is generic over: the loop, the datagram I/O and the
+//! QUIC connection. Production is [`Real`] (libev, UDP sockets, quiche);
+//! the lifecycle tests use a fake of each (see `testing`).
+
+use std::net::SocketAddr;
+
+use crate::dgram::{DatagramIo, UdpSockets};
+use crate::evloop::{EvLoop, LibEv};
+use crate::hooks::{ClientApp, ServerApp};
+use crate::observe::Observe;
+use crate::transport::Transport;
+
+/// Everything a new connection is made from.
+pub struct NewConn<'a> {
+    pub scid: &'a [u8],
+    /// Server: the client's original destination CID when a Retry was
+    /// sent (quiche checks it against the transport parameters).
+    pub odcid: Option<&'a [u8]>,
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+    /// Server: the stateless-reset token of `scid`.
+    pub reset_token: Option<u128>,
+    /// Client: the TLS server name.
+    pub host: Option<&'a str>,
+    /// Key log and qlog, if the host asked for them.
+    pub observe: &'a Observe,
+}
+
+pub trait Platform: 'static + Sized {
+    type Loop: EvLoop;
+    type Io: DatagramIo;
+    type Conn: Transport;
+    /// The connection settings (`quiche_config`), borrowed from C.
+    type Config;
+    /// The application on each server connection, and on the client.
+    type ServerApp: ServerApp<Self>;
+    type ClientApp: ClientApp<Self>;
+
+    fn accept(config: &mut Self::Config, new: &NewConn) -> quiche::Result<Self::Conn>;
+    fn connect(config: &mut Self::Config, new: &NewConn) -> quiche::Result<Self::Conn>;
+}
+
+/// libev, the host's UDP sockets, quiche.
+pub struct Real;
+
+impl Platform for Real {
+    type Loop = LibEv;
+    type Io = UdpSockets;
+    type Conn = quiche::Connection;
+    type Config = quiche::Config;
+    type ServerApp = crate::app::server::ConnApp;
+    type ClientApp = crate::app::client::ClientRequests;
+
+    fn accept(config: &mut quiche::Config, new: &NewConn) -> quiche::Result<quiche::Connection> {
+        // The token goes into this connection's transport parameters; the
+        // config is ours for the duration of the call (one loop thread).
+        config.set_stateless_reset_token(new.reset_token);
+        let odcid = new.odcid.map(quiche::ConnectionId::from_ref);
+        let mut conn = quiche::accept(&quiche::ConnectionId::from_ref(new.scid), odcid.as_ref(),
+                                      new.local, new.peer, config)?;
+        new.observe.attach(&mut conn, "server", new.scid);
+        Ok(conn)
+    }
+
+    fn connect(config: &mut quiche::Config, new: &NewConn) -> quiche::Result<quiche::Connection> {
+        let mut conn = quiche::connect(new.host, &quiche::ConnectionId::from_ref(new.scid), new.local,
+                                       new.peer, config)?;
+        new.observe.attach(&mut conn, "client", new.scid);
+        Ok(conn)
+    }
+}

@@ -1,0 +1,222 @@
+//! The server's connection table: who owns each connection, and which
+//! connection IDs lead to it.
+//!
+//! - Every source CID a connection issued (its first one and every spare
+//!   one given out later) maps to it until the peer retires it, so a
+//!   short-header packet is routed by its 16 DCID bytes with one lookup.
+//! - A client's own first DCID maps to its connection while the handshake
+//!   runs without a Retry (its Initials and 0-RTT still carry it).
+//! - The CIDs of a connection just freed are remembered for a while, so a
+//!   late duplicate Initial cannot create a second connection.
+//!
+//! Entries are raw pointers from `Box::into_raw`: the table owns them; the
+//! server frees them (see `server`), after stopping their timers.
+
+use std::collections::{HashMap, VecDeque};
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use crate::LOCAL_CONN_ID_LEN;
+
+pub type Cid = [u8; LOCAL_CONN_ID_LEN];
+
+/// A connection's number in the table. Never reused, so a stale number
+/// (in a deferred list) finds nothing rather than another connection.
+pub type ConnId = u64;
+
+/// How many recently freed CIDs are remembered at most.
+const MAX_TOMBSTONES: usize = 1 << 16;
+
+struct Slot<T> {
+    ptr: NonNull<T>,
+    cids: Vec<Cid>,
+    /// The client-chosen DCID, mapped until the handshake is done.
+    odcid: Option<Vec<u8>>,
+}
+
+pub struct Table<T> {
+    slots: HashMap<ConnId, Slot<T>>,
+    by_cid: HashMap<Cid, ConnId>,
+    by_odcid: HashMap<Vec<u8>, ConnId>,
+    tombstones: HashMap<Vec<u8>, Instant>,
+    tomb_order: VecDeque<(Vec<u8>, Instant)>,
+    tomb_life: Duration,
+    next_id: ConnId,
+}
+
+impl<T> Table<T> {
+    pub fn new(tomb_life: Duration) -> Table<T> {
+        Table { slots: HashMap::new(), by_cid: HashMap::new(), by_odcid: HashMap::new(),
+                tombstones: HashMap::new(), tomb_order: VecDeque::new(), tomb_life, next_id: 1 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// How long freed CIDs are remembered (at least a token's lifetime).
+    pub fn set_tomb_life(&mut self, d: Duration) {
+        self.tomb_life = d;
+    }
+
+    /// The number the next inserted connection gets.
+    pub fn next_id(&self) -> ConnId {
+        self.next_id
+    }
+
+    /// Takes ownership of `ptr` (from `Box::into_raw`) under `scid`, and
+    /// `odcid` while its handshake runs. Returns its number.
+    pub fn insert(&mut self, ptr: NonNull<T>, scid: Cid, odcid: Option<&[u8]>) -> ConnId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.by_cid.insert(scid, id);
+        if let Some(o) = odcid {
+            self.by_odcid.insert(o.to_vec(), id);
+        }
+        self.slots.insert(id, Slot { ptr, cids: vec![scid], odcid: odcid.map(<[u8]>::to_vec) });
+        id
+    }
+
+    pub fn get(&self, id: ConnId) -> Option<NonNull<T>> {
+        self.slots.get(&id).map(|s| s.ptr)
+    }
+
+    pub fn ids(&self) -> Vec<ConnId> {
+        self.slots.keys().copied().collect()
+    }
+
+    /// The connection a 16-byte DCID leads to.
+    pub fn by_cid(&self, dcid: &[u8]) -> Option<ConnId> {
+        let cid: &Cid = dcid.try_into().ok()?;
+        self.by_cid.get(cid).copied()
+    }
+
+    /// The connection whose handshake uses this client-chosen DCID.
+    pub fn by_odcid(&self, dcid: &[u8]) -> Option<ConnId> {
+        self.by_odcid.get(dcid).copied()
+    }
+
+    /// A spare CID `id` issued.
+    pub fn map(&mut self, id: ConnId, cid: &[u8]) {
+        let (Some(slot), Ok(cid)) = (self.slots.get_mut(&id), Cid::try_from(cid)) else { return };
+        self.by_cid.insert(cid, id);
+        slot.cids.push(cid);
+    }
+
+    /// A CID the peer retired.
+    pub fn unmap(&mut self, id: ConnId, cid: &[u8]) {
+        let (Some(slot), Ok(cid)) = (self.slots.get_mut(&id), Cid::try_from(cid)) else { return };
+        if self.by_cid.get(&cid) == Some(&id) {
+            self.by_cid.remove(&cid);
+        }
+        slot.cids.retain(|c| *c != cid);
+    }
+
+    /// The handshake is done: the client no longer uses its own DCID.
+    pub fn forget_odcid(&mut self, id: ConnId) {
+        if let Some(o) = self.slots.get_mut(&id).and_then(|s| s.odcid.take()) {
+            self.by_odcid.remove(&o);
+            self.bury(o, Instant::now());
+        }
+    }
+
+    /// The CIDs mapped to `id` now.
+    pub fn cids(&self, id: ConnId) -> &[Cid] {
+        self.slots.get(&id).map(|s| s.cids.as_slice()).unwrap_or(&[])
+    }
+
+    /// Gives the entry back (to be freed by the caller); its CIDs are
+    /// unmapped and remembered as recently closed.
+    pub fn remove(&mut self, id: ConnId) -> Option<NonNull<T>> {
+        let slot = self.slots.remove(&id)?;
+        let now = Instant::now();
+        for cid in slot.cids {
+            if self.by_cid.get(&cid) == Some(&id) {
+                self.by_cid.remove(&cid);
+            }
+            self.bury(cid.to_vec(), now);
+        }
+        if let Some(o) = slot.odcid {
+            self.by_odcid.remove(&o);
+            self.bury(o, now);
+        }
+        Some(slot.ptr)
+    }
+
+    /// Takes every entry out (for the server's drop).
+    pub fn drain(&mut self) -> Vec<NonNull<T>> {
+        self.by_cid.clear();
+        self.by_odcid.clear();
+        self.slots.drain().map(|(_, s)| s.ptr).collect()
+    }
+
+    fn bury(&mut self, cid: Vec<u8>, now: Instant) {
+        let until = now + self.tomb_life;
+        self.tombstones.insert(cid.clone(), until);
+        self.tomb_order.push_back((cid, until));
+        self.prune(now);
+    }
+
+    fn prune(&mut self, now: Instant) {
+        while let Some((cid, until)) = self.tomb_order.front() {
+            if *until > now && self.tomb_order.len() <= MAX_TOMBSTONES {
+                break;
+            }
+            if self.tombstones.get(cid) == Some(until) {
+                self.tombstones.remove(cid);
+            }
+            self.tomb_order.pop_front();
+        }
+    }
+
+    /// Whether `cid` belonged to a connection freed recently.
+    pub fn is_buried(&self, cid: &[u8]) -> bool {
+        self.tombstones.get(cid).is_some_and(|until| *until > Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cids_route_until_retired_and_are_remembered_after_removal() {
+        let mut t: Table<u8> = Table::new(Duration::from_secs(10));
+        let mut entry = Box::new(7u8);
+        let ptr = NonNull::from(&mut *entry);
+        let id = t.insert(ptr, [1; 16], Some(&[9; 8]));
+        assert_eq!(t.by_cid(&[1; 16]), Some(id));
+        assert_eq!(t.by_odcid(&[9; 8]), Some(id));
+        t.map(id, &[2; 16]);
+        assert_eq!(t.by_cid(&[2; 16]), Some(id));
+        t.unmap(id, &[1; 16]);
+        assert_eq!(t.by_cid(&[1; 16]), None);
+        t.forget_odcid(id);
+        assert_eq!(t.by_odcid(&[9; 8]), None);
+        assert!(t.is_buried(&[9; 8]));
+        assert_eq!(t.remove(id), Some(ptr));
+        assert_eq!(t.by_cid(&[2; 16]), None);
+        assert!(t.is_buried(&[2; 16]));
+        assert!(!t.is_buried(&[3; 16]));
+        assert!(t.get(id).is_none(), "a freed number finds nothing");
+        let id2 = t.insert(ptr, [4; 16], None);
+        assert_ne!(id, id2, "numbers are never reused");
+    }
+
+    #[test]
+    fn tombstones_expire_and_are_bounded() {
+        let mut t: Table<u8> = Table::new(Duration::ZERO);
+        t.bury(vec![1; 16], Instant::now());
+        assert!(!t.is_buried(&[1; 16]), "expired at once");
+        let mut t: Table<u8> = Table::new(Duration::from_secs(100));
+        for i in 0..(MAX_TOMBSTONES + 10) as u32 {
+            t.bury(i.to_be_bytes().to_vec(), Instant::now());
+        }
+        assert!(t.tomb_order.len() <= MAX_TOMBSTONES);
+        assert!(!t.is_buried(&0u32.to_be_bytes()), "the oldest went first");
+    }
+}
