@@ -48,10 +48,10 @@ pub enum Phase {
     Failed = 4,
 }
 
-/// `(client, phase, user)`: the connection is over.
-pub type ClosedFn = unsafe extern "C" fn(*mut c_void, c_int, *mut c_void);
-/// `(client, user)`: the handshake completed.
-pub type EstablishedFn = unsafe extern "C" fn(*mut c_void, *mut c_void);
+/// The connection is over: `(client, state, user)`.
+pub type ClosedFn = unsafe extern "C" fn(*mut crate::ffi::types::quiche_ev_client, c_int, *mut c_void);
+/// The handshake completed: `(client, user)`.
+pub type EstablishedFn = unsafe extern "C" fn(*mut crate::ffi::types::quiche_ev_client, *mut c_void);
 
 pub struct ClientState<P: Platform> {
     pub app: P::ClientApp,
@@ -67,6 +67,13 @@ pub struct ClientState<P: Platform> {
     stats: Option<ConnStats>,
     closed_told: bool,
     pub on_closed: Option<(ClosedFn, *mut c_void)>,
+    /// The host's pointer for connection callbacks.
+    pub user: *mut c_void,
+    /// Key log and qlog settings.
+    observe: Observe,
+    /// Where the TLS session is loaded from and saved to.
+    session_file: Option<std::path::PathBuf>,
+    failure_c: Option<std::ffi::CString>,
     pub on_established: Option<(EstablishedFn, *mut c_void)>,
     established_told: bool,
     /// A client's own CIDs need reset tokens too (RFC 9000 §10.3); it
@@ -114,7 +121,8 @@ impl<P: Platform> Client<P> {
             state: UnsafeCell::new(ClientState {
                 app, phase: Phase::Connecting, established: false, close_when_done: false, out: vec![0; SCRATCH_LEN], gso: true,
                 local, failure: None, stats: None, closed_told: false, on_closed: None,
-                on_established: None, established_told: false, reset_key,
+                on_established: None, established_told: false, reset_key, user: std::ptr::null_mut(),
+                observe: Observe::default(), session_file: None, failure_c: None,
             }),
         }));
         let c = &*client;
@@ -174,7 +182,7 @@ impl<P: Platform> Client<P> {
             return;
         }
         c.depth.set(c.depth.get() + 1);
-        if !crate::panic_guard(false, || {
+        if !crate::ffi::guard::guard(false, || {
             f();
             true
         }) {
@@ -192,14 +200,14 @@ impl<P: Platform> Client<P> {
         (*this).failed.set(true);
         log_error!("quiche-ev: client stopped after an internal error");
         Self::stop_watchers(this);
-        let _ = crate::panic_guard((), || {
+        let _ = crate::ffi::guard::guard((), || {
             let st = Self::state(this);
             st.phase = Phase::Failed;
             st.failure.get_or_insert_with(|| "internal error".into());
             if let Some((cb, user)) = st.on_closed {
                 if !st.closed_told {
                     st.closed_told = true;
-                    cb(this as *mut c_void, Phase::Failed as c_int, user);
+                    cb(this as *mut crate::ffi::types::quiche_ev_client, Phase::Failed as c_int, user);
                 }
             }
         });
@@ -306,9 +314,17 @@ impl<P: Platform> Client<P> {
         let info = drv.close_info();
         log_info!("{}", closed_line(&stats, false));
         st.failure = failure_of(&info, st.established);
+        st.failure_c = st.failure.as_deref().map(|f| std::ffi::CString::new(f.replace('\0', "")).expect("no NUL"));
+        if let Some(path) = &st.session_file {
+            if let Some(s) = drv.conn.session() {
+                if let Err(e) = std::fs::write(path, s) {
+                    log_warn!("cannot save the session to {}: {e}", path.display());
+                }
+            }
+        }
         st.phase = if st.failure.is_some() { Phase::Failed } else { Phase::ClosedOk };
         if let Some(why) = &st.failure {
-            log_info!("connection failed: {why}");
+            log_error!("error: {why}");
         }
         st.stats = Some(stats);
         st.app.on_closed(&stats, &info);
@@ -324,7 +340,7 @@ impl<P: Platform> Client<P> {
                 st.established_told = true;
                 if let Some((cb, user)) = st.on_established {
                     any = true;
-                    cb(this as *mut c_void, user);
+                    cb(this as *mut crate::ffi::types::quiche_ev_client, user);
                     continue;
                 }
             }
@@ -335,7 +351,7 @@ impl<P: Platform> Client<P> {
                 st.closed_told = true;
                 if let Some((cb, user)) = st.on_closed {
                     any = true;
-                    cb(this as *mut c_void, st.phase as c_int, user);
+                    cb(this as *mut crate::ffi::types::quiche_ev_client, st.phase as c_int, user);
                 }
             } else {
                 break;
@@ -401,6 +417,26 @@ impl<P: Platform> Client<P> {
         Ok(())
     }
 
+    /// The loop the client runs on.
+    ///
+    /// # Safety
+    /// `this` is live.
+    pub unsafe fn loop_of<'a>(this: *const Self) -> &'a P::Loop {
+        &(*this).lp
+    }
+
+    /// Runs `f` as one of the client's callbacks (panic boundary,
+    /// re-entrancy, deferred free), for watchers its application owns.
+    ///
+    /// # Safety
+    /// `this` is the live root.
+    pub unsafe fn run_callback(this: *mut Self, f: impl FnOnce()) {
+        Self::callback(this, || {
+            f();
+            Self::step(this);
+        });
+    }
+
     pub unsafe fn phase(this: *const Self) -> Phase {
         if (*this).failed.get() {
             return Phase::Failed;
@@ -413,8 +449,36 @@ impl<P: Platform> Client<P> {
         Self::state(this).failure.clone()
     }
 
+    /// The same, NUL-terminated, valid until the client is freed; null
+    /// while it has not failed.
+    pub unsafe fn failure_cstr(this: *const Self) -> *const libc::c_char {
+        Self::state(this).failure_c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
+    }
+
+    /// Loads a saved TLS session from `path` (if it exists) into the
+    /// connection, and saves the newest there when the connection ends.
+    pub unsafe fn set_session_file(this: *mut Self, path: &std::path::Path) -> Result<(), String> {
+        Self::state(this).session_file = Some(path.to_path_buf());
+        match std::fs::read(path) {
+            Ok(s) if !s.is_empty() => Self::conn(this).set_session(&s).map_err(|e| format!("unusable session: {e:?}")),
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+
     pub unsafe fn local(this: *const Self) -> SocketAddr {
         Self::state(this).local
+    }
+}
+
+impl Client<crate::platform::Real> {
+    /// Changes the key log / qlog settings and applies them to the
+    /// connection.
+    pub unsafe fn observe<R>(this: *mut Self, f: impl FnOnce(&mut Observe, &mut quiche::Connection) -> R) -> R {
+        let st = Self::state(this);
+        f(&mut st.observe, Self::conn(this))
     }
 }
 

@@ -32,6 +32,9 @@ pub trait ServerApp<P: Platform>: Sized {
     fn on_input(&mut self, conn: &mut P::Conn, shared: &mut Self::Shared, me: ConnRef);
     /// Requests in flight (a draining server waits for them).
     fn is_busy(&self) -> bool;
+    /// Work waits on something other than the peer (a file read that
+    /// would block): call `on_input` again soon.
+    fn wants_retry(&self) -> bool;
     /// The server is shutting down: tell the peer (HTTP/3 GOAWAY).
     fn on_shutdown(&mut self, conn: &mut P::Conn);
     /// The code a draining server closes with: (application close, code).

@@ -26,7 +26,7 @@ pub mod dgram;
 pub mod driver;
 pub mod egress;
 pub mod evloop;
-//pub mod ffi;
+pub mod ffi;
 pub mod hooks;
 pub mod observe;
 pub mod platform;
@@ -48,10 +48,3 @@ pub const MAX_DATAGRAM_SIZE: usize = 1350;
 /// Length of every connection ID we choose (upstream's `LOCAL_CONN_ID_LEN`).
 pub const LOCAL_CONN_ID_LEN: usize = 16;
 
-/// Runs `f`; a panic is logged and becomes `on_panic` (TEMPORARY home).
-pub fn panic_guard<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(_) => on_panic,
-    }
-}

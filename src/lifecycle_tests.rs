@@ -163,7 +163,7 @@ fn server_shutdown_drains_then_reports_stopped() {
     f.deliver(fake_initial(&[3; 8]), peer);
     f.deliver(fake_initial(&[3; 8]), peer);
     let stopped = std::rc::Rc::new(std::cell::Cell::new(0));
-    unsafe extern "C" fn on_stopped(_s: *mut libc::c_void, status: i32, user: *mut libc::c_void) {
+    unsafe extern "C" fn on_stopped(_s: *mut crate::ffi::types::quiche_ev_server, status: i32, user: *mut libc::c_void) {
         let n = &*(user as *const std::cell::Cell<i32>);
         n.set(n.get() + 1 + status);
     }
@@ -214,7 +214,7 @@ fn a_panic_stops_the_server_and_tells_the_host() {
     let peer = addr("127.0.0.1:5561");
     f.deliver(fake_initial(&[7; 8]), peer);
     let status = std::rc::Rc::new(std::cell::Cell::new(0));
-    unsafe extern "C" fn on_stopped(_s: *mut libc::c_void, st: i32, user: *mut libc::c_void) {
+    unsafe extern "C" fn on_stopped(_s: *mut crate::ffi::types::quiche_ev_server, st: i32, user: *mut libc::c_void) {
         (*(user as *const std::cell::Cell<i32>)).set(st);
     }
     unsafe {
@@ -248,7 +248,7 @@ fn client() -> (*mut C, FakeLoop, FakeNet, std::rc::Rc<std::cell::RefCell<Vec<&'
 fn client_connect_recv_close_and_report() {
     let (c, lp, net, seen) = client();
     let closed = std::rc::Rc::new(std::cell::Cell::new(-1));
-    unsafe extern "C" fn on_closed(_c: *mut libc::c_void, phase: i32, user: *mut libc::c_void) {
+    unsafe extern "C" fn on_closed(_c: *mut crate::ffi::types::quiche_ev_client, phase: i32, user: *mut libc::c_void) {
         (*(user as *const std::cell::Cell<i32>)).set(phase);
     }
     unsafe { C::state(c).on_closed = Some((on_closed, std::rc::Rc::as_ptr(&closed) as *mut libc::c_void)) };

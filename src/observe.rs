@@ -52,9 +52,23 @@ impl Observe {
 
     /// Sets up key logging and qlog for a connection just created.
     pub fn attach(&self, conn: &mut quiche::Connection, role: &str, scid: &[u8]) {
+        self.attach_keylog(conn);
+        self.qlog_for(conn, role, scid);
+    }
+
+    pub fn attach_keylog(&self, conn: &mut quiche::Connection) {
         if let Some(k) = &self.keylog {
             conn.set_keylog(Box::new(k.clone()));
         }
+    }
+
+    /// qlog for a connection that already exists (its own SCID names it).
+    pub fn attach_qlog(&self, conn: &mut quiche::Connection, role: &str) {
+        let scid = conn.source_id().to_vec();
+        self.qlog_for(conn, role, &scid);
+    }
+
+    fn qlog_for(&self, conn: &mut quiche::Connection, role: &str, scid: &[u8]) {
         if let Some(dir) = &self.qlog_dir {
             let id: String = scid.iter().map(|b| format!("{b:02x}")).collect();
             let path = dir.join(format!("{role}-{id}.sqlog"));

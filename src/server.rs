@@ -71,6 +71,9 @@ const STATELESS_BURST: u32 = 100;
 /// must not starve the loop).
 const MAX_ROUNDS: usize = 16;
 
+/// How soon work waiting for the disk is tried again.
+const RETRY_SOON_SECS: f64 = 0.001;
+
 /// How long a draining server waits for closing connections (their
 /// closing period, blocked egress) after it closed them, before it drops
 /// what is left.
@@ -147,6 +150,9 @@ pub struct ServerState<P: Platform> {
     table: Table<ServerConn<P>>,
     touched: Vec<ConnId>,
     blocked: Vec<ConnId>,
+    /// Connections whose application waits for the disk: serviced again
+    /// after `RETRY_SOON_SECS`.
+    retry_soon: Vec<ConnId>,
     tokens: TokenKey,
     reset_key: [u8; 32],
     stateless_limit: RateLimiter,
@@ -164,9 +170,9 @@ pub struct ServerState<P: Platform> {
     pub on_stopped: Option<(StoppedFn, *mut c_void)>,
 }
 
-/// `(server, status, user)`: status 0 after a shutdown, negative after an
-/// internal error.
-pub type StoppedFn = unsafe extern "C" fn(*mut c_void, c_int, *mut c_void);
+/// The server stopped: `(server, status, user)`; status 0 after a
+/// shutdown, negative after an internal error.
+pub type StoppedFn = unsafe extern "C" fn(*mut crate::ffi::types::quiche_ev_server, c_int, *mut c_void);
 
 pub struct Server<P: Platform> {
     lp: P::Loop,
@@ -210,6 +216,7 @@ impl<P: Platform> Server<P> {
                 table: Table::new(DEFAULT_LIFETIME + Duration::from_secs(1)),
                 touched: Vec::new(),
                 blocked: Vec::new(),
+                retry_soon: Vec::new(),
                 tokens: TokenKey::new(DEFAULT_LIFETIME),
                 reset_key,
                 stateless_limit: RateLimiter::new(STATELESS_PER_SEC, STATELESS_BURST),
@@ -297,7 +304,7 @@ impl<P: Platform> Server<P> {
             return;
         }
         s.depth.set(s.depth.get() + 1);
-        let ok = crate::panic_guard(false, || {
+        let ok = crate::ffi::guard::guard(false, || {
             f();
             true
         });
@@ -319,7 +326,7 @@ impl<P: Platform> Server<P> {
         s.lp.io_stop(Self::ptr(addr_of!((*this).write_watcher)));
         s.lp.timer_stop(Self::ptr(addr_of!((*this).stop_timer)));
         s.lp.timer_stop(Self::ptr(addr_of!((*this).kick_timer)));
-        let _ = crate::panic_guard((), || {
+        let _ = crate::ffi::guard::guard((), || {
             let st = Self::state(this);
             for id in st.table.ids() {
                 if let Some(e) = st.table.get(id) {
@@ -327,7 +334,7 @@ impl<P: Platform> Server<P> {
                 }
             }
             if let Some((cb, user)) = st.on_stopped {
-                cb(this as *mut c_void, -3, user);
+                cb(this as *mut crate::ffi::types::quiche_ev_server, crate::ffi::QUICHE_EV_ERR_INTERNAL, user);
             }
         });
     }
@@ -381,6 +388,8 @@ impl<P: Platform> Server<P> {
         if !st.touched.is_empty() || !st.deferred.is_empty() {
             // The host keeps answering; continue on the next iteration.
             (*this).lp.timer_arm(Self::ptr(addr_of!((*this).kick_timer)), 0.0);
+        } else if !st.retry_soon.is_empty() {
+            (*this).lp.timer_arm(Self::ptr(addr_of!((*this).kick_timer)), RETRY_SOON_SECS);
         }
         Self::check_stopped(this);
     }
@@ -675,6 +684,9 @@ impl<P: Platform> Server<P> {
                 Stopping::Closing | Stopping::Stopped => true,
                 Stopping::No => false,
             };
+            if app.wants_retry() && !st.retry_soon.contains(&id) {
+                st.retry_soon.push(id);
+            }
             if close_now && !flags.closing {
                 flags.closing = true;
                 let (is_app, code) = app.close_code();
@@ -740,7 +752,7 @@ impl<P: Platform> Server<P> {
                 Deferred::Stopped => {
                     let cb = Self::state(this).on_stopped;
                     if let Some((cb, user)) = cb {
-                        cb(this as *mut c_void, 0, user);
+                        cb(this as *mut crate::ffi::types::quiche_ev_server, 0, user);
                     }
                 }
             }
@@ -981,7 +993,13 @@ unsafe extern "C" fn stop_cb<P: Platform>(_lp: *mut ev_loop, w: *mut ev_timer, _
 unsafe extern "C" fn kick_cb<P: Platform>(_lp: *mut ev_loop, w: *mut ev_timer, _revents: c_int) {
     let this = (*w).data as *mut Server<P>;
     (*this).lp.timer_stop(w);
-    Server::callback(this, || Server::step(this));
+    Server::callback(this, || {
+        let st = Server::state(this);
+        for id in std::mem::take(&mut st.retry_soon) {
+            Server::touch(st, id);
+        }
+        Server::step(this)
+    });
 }
 
 /// `timeout_cb`: a connection's timer expired.

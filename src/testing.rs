@@ -36,17 +36,17 @@ pub fn config(server: bool) -> quiche::Config {
 /// A connected-to-be client and server, with their addresses.
 pub fn pair() -> (quiche::Connection, quiche::Connection, SocketAddr, SocketAddr) {
     // Pacing would hold packets for real time; most tests are not about it.
-    pair_with(|c| c.enable_pacing(false))
+    pair_with(|c, _| c.enable_pacing(false))
 }
 
-/// As [`pair`], with `tune` applied to both configs.
-pub fn pair_with(tune: impl Fn(&mut quiche::Config)) -> (quiche::Connection, quiche::Connection, SocketAddr,
-                                                         SocketAddr) {
+/// As [`pair`], with `tune(config, is_server)` applied to both configs.
+pub fn pair_with(tune: impl Fn(&mut quiche::Config, bool)) -> (quiche::Connection, quiche::Connection, SocketAddr,
+                                                               SocketAddr) {
     let (a, b): (SocketAddr, SocketAddr) = ("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
     let mut cc = config(false);
     let mut sc = config(true);
-    tune(&mut cc);
-    tune(&mut sc);
+    tune(&mut cc, false);
+    tune(&mut sc, true);
     let client = quiche::connect(None, &ConnectionId::from_ref(&[1; 16]), a, b, &mut cc).unwrap();
     let server = quiche::accept(&ConnectionId::from_ref(&[2; 16]), None, b, a, &mut sc).unwrap();
     (client, server, a, b)
@@ -169,6 +169,15 @@ impl Transport for FakeConn {
     fn path_event_next(&mut self) -> Option<PathEvent> {
         None
     }
+    fn session(&self) -> Option<Vec<u8>> {
+        None
+    }
+    fn set_session(&mut self, _session: &[u8]) -> quiche::Result<()> {
+        Ok(())
+    }
+    fn source_id(&self) -> Vec<u8> {
+        self.scids[0].clone()
+    }
     fn conn_stats(&self) -> ConnStats {
         ConnStats { recv: self.received as u64, ..Default::default() }
     }
@@ -229,6 +238,9 @@ impl ServerApp<FakePlatform> for NullServerApp {
     }
     fn is_busy(&self) -> bool {
         self.busy
+    }
+    fn wants_retry(&self) -> bool {
+        false
     }
     fn on_shutdown(&mut self, _conn: &mut FakeConn) {}
     fn close_code(&self) -> (bool, u64) {

@@ -66,6 +66,12 @@ pub trait Transport {
     fn migrate_source(&mut self, local: SocketAddr) -> quiche::Result<u64>;
     fn path_event_next(&mut self) -> Option<PathEvent>;
 
+    /// The TLS session to resume from later (client), once there is one.
+    fn session(&self) -> Option<Vec<u8>>;
+    /// Offers a saved session (client, before the first packet).
+    fn set_session(&mut self, session: &[u8]) -> quiche::Result<()>;
+    fn source_id(&self) -> Vec<u8>;
+
     fn conn_stats(&self) -> ConnStats;
     fn close_info(&self) -> CloseInfo;
     fn application_proto(&self) -> &[u8];
@@ -116,6 +122,15 @@ impl Transport for quiche::Connection {
     }
     fn path_event_next(&mut self) -> Option<PathEvent> {
         quiche::Connection::path_event_next(self)
+    }
+    fn session(&self) -> Option<Vec<u8>> {
+        quiche::Connection::session(self).map(<[u8]>::to_vec)
+    }
+    fn set_session(&mut self, session: &[u8]) -> quiche::Result<()> {
+        quiche::Connection::set_session(self, session)
+    }
+    fn source_id(&self) -> Vec<u8> {
+        quiche::Connection::source_id(self).to_vec()
     }
     fn conn_stats(&self) -> ConnStats {
         let s = self.stats();

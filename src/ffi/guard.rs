@@ -1,0 +1,115 @@
+//! The panic boundary and the pointer helpers: the only places where C's
+//! pointers become Rust references.
+
+use std::any::Any;
+use std::ffi::CStr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use libc::c_char;
+use quiche::h3;
+
+use super::types::quiche_ev_header;
+use super::{QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL};
+
+fn panic_message(p: &(dyn Any + Send)) -> &str {
+    p.downcast_ref::<&str>().copied()
+        .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
+        .unwrap_or("unknown panic")
+}
+
+/// Runs `f`; a panic is logged (error level) and becomes `on_panic`.
+pub fn guard<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            log_error!("quiche-ev: internal error: {}", panic_message(&*p));
+            on_panic
+        }
+    }
+}
+
+/// A UTF-8 string from a C string, `None` for NULL or invalid UTF-8.
+///
+/// # Safety
+/// A non-NULL `p` must point to a NUL-terminated string.
+pub unsafe fn as_str<'a>(p: *const c_char) -> Option<&'a str> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: per the contract above.
+    unsafe { CStr::from_ptr(p) }.to_str().ok()
+}
+
+/// `len` bytes at `p` (empty for a zero length, whatever `p`); `None` for
+/// NULL with a non-zero length.
+///
+/// # Safety
+/// A non-NULL `p` must point to `len` readable bytes.
+pub unsafe fn as_bytes<'a>(p: *const u8, len: usize) -> Option<&'a [u8]> {
+    if len == 0 {
+        return Some(&[]);
+    }
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: per the contract above.
+    Some(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// Copies `n` C headers into quiche's header type. Names must be
+/// non-empty lowercase tokens without pseudo-header prefix unless
+/// `pseudo` allows it; values must not contain CR, LF or NUL.
+///
+/// # Safety
+/// A non-NULL `headers` must point to `n` headers whose pointers are
+/// valid for their lengths.
+pub unsafe fn headers_from_c(headers: *const quiche_ev_header, n: usize) -> Result<Vec<h3::Header>, libc::c_int> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if headers.is_null() {
+        return Err(QUICHE_EV_ERR_NULL);
+    }
+    // SAFETY: per the contract above.
+    let list = unsafe { std::slice::from_raw_parts(headers, n) };
+    let mut out = Vec::with_capacity(n);
+    for h in list {
+        // SAFETY: per the contract above.
+        let (Some(name), Some(value)) = (unsafe { as_bytes(h.name, h.name_len) }, unsafe { as_bytes(h.value, h.value_len) })
+        else {
+            return Err(QUICHE_EV_ERR_NULL);
+        };
+        let name_ok = !name.is_empty() && name[0] != b':'
+            && name.iter().all(|&b| b.is_ascii_graphic() && !b.is_ascii_uppercase());
+        let value_ok = value.iter().all(|&b| b != b'\r' && b != b'\n' && b != 0);
+        if !name_ok || !value_ok {
+            log_warn!("header {:?} refused: names are lowercase tokens, values have no CR, LF or NUL",
+                      String::from_utf8_lossy(name));
+            return Err(QUICHE_EV_ERR_INVALID);
+        }
+        out.push(h3::Header::new(name, value));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_the_error_value() {
+        assert_eq!(guard(-3, || -> i32 { panic!("boom") }), -3);
+        assert_eq!(guard(-3, || 7), 7);
+    }
+
+    #[test]
+    fn headers_are_checked() {
+        let ok = [quiche_ev_header { name: b"x-a".as_ptr(), name_len: 3, value: b"1".as_ptr(), value_len: 1 }];
+        assert_eq!(unsafe { headers_from_c(ok.as_ptr(), 1) }.unwrap().len(), 1);
+        for (n, v) in [(&b"X-A"[..], &b"1"[..]), (b":status", b"1"), (b"x", b"a\r\nb"), (b"", b"1")] {
+            let h = [quiche_ev_header { name: n.as_ptr(), name_len: n.len(), value: v.as_ptr(), value_len: v.len() }];
+            assert_eq!(unsafe { headers_from_c(h.as_ptr(), 1) }.unwrap_err(), QUICHE_EV_ERR_INVALID);
+        }
+        assert_eq!(unsafe { headers_from_c(std::ptr::null(), 2) }.unwrap_err(), QUICHE_EV_ERR_NULL);
+    }
+}

@@ -1,0 +1,185 @@
+//! The C API's plain data types, and opaque stand-ins for C types that
+//! other headers define (`quiche.h`; cbindgen is told not to emit those).
+
+use libc::c_int;
+
+use crate::transport::{CloseInfo, ConnStats};
+
+/// `quiche_config` from quiche.h: quiche's ffi boxes a `quiche::Config`.
+#[repr(C)]
+pub struct quiche_config {
+    _private: [u8; 0],
+}
+
+/// `quiche_h3_config` from quiche.h: a boxed `quiche::h3::Config`.
+#[repr(C)]
+pub struct quiche_h3_config {
+    _private: [u8; 0],
+}
+
+/// A QUIC server: the connection table and everything event-driven about
+/// it. Made by `quiche_ev_server_new`, freed by `quiche_ev_server_free`.
+pub struct quiche_ev_server {
+    _private: [u8; 0],
+}
+
+/// A QUIC client: one connection and its requests. Made by
+/// `quiche_ev_client_new`, freed by `quiche_ev_client_free`.
+pub struct quiche_ev_client {
+    _private: [u8; 0],
+}
+
+/// One request on a server connection, from its request callback until
+/// its closed callback returns.
+pub struct quiche_ev_request {
+    _private: [u8; 0],
+}
+
+/// One server connection, from its established callback until its closed
+/// callback returns.
+pub struct quiche_ev_conn {
+    _private: [u8; 0],
+}
+
+/// `quiche_conn` from quiche.h: a `quiche::Connection`.
+#[repr(C)]
+pub struct quiche_conn {
+    _private: [u8; 0],
+}
+
+impl quiche_config {
+    /// The `quiche::Config` behind a C `quiche_config *`. This holds for
+    /// the pinned quiche version, whose `quiche_config_new` returns
+    /// `Box::into_raw(Box<Config>)`; `tests/config_identity.rs` proves it.
+    pub fn as_config(p: *mut quiche_config) -> *mut quiche::Config {
+        p.cast()
+    }
+}
+
+impl quiche_h3_config {
+    /// The `quiche::h3::Config` behind a C `quiche_h3_config *`.
+    pub fn as_config(p: *mut quiche_h3_config) -> *mut quiche::h3::Config {
+        p.cast()
+    }
+}
+
+/// One header field: `name_len` bytes at `name`, `value_len` at `value`
+/// (not NUL-terminated). Given to the library, the bytes are copied; given
+/// by the library, they are valid for the duration of the callback (or, for
+/// a request's headers, until its closed callback returns).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct quiche_ev_header {
+    pub name: *const u8,
+    pub name_len: usize,
+    pub value: *const u8,
+    pub value_len: usize,
+}
+
+/// A connection's numbers and how it ended. `size` is the size of the
+/// structure as filled (fields are only ever added at the end: a program
+/// compiled against an older header reads the fields it knows). `reason`
+/// is valid for the duration of the call that filled it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct quiche_ev_conn_stats {
+    pub size: usize,
+    /// Packets received, sent, declared lost.
+    pub recv: u64,
+    pub sent: u64,
+    pub lost: u64,
+    /// Bytes received, sent, lost.
+    pub recv_bytes: u64,
+    pub sent_bytes: u64,
+    pub lost_bytes: u64,
+    /// Smoothed round-trip time, in nanoseconds.
+    pub rtt_ns: u64,
+    /// Congestion window, in bytes.
+    pub cwnd: u64,
+    /// 1 when the idle timeout ended it.
+    pub timed_out: c_int,
+    /// 1 when a peer's Stateless Reset ended it.
+    pub stateless_reset: c_int,
+    /// 1 when a CONNECTION_CLOSE was sent or received (then the fields
+    /// below describe it).
+    pub has_error: c_int,
+    /// 1 when the peer sent it, 0 when we did.
+    pub error_by_peer: c_int,
+    /// 1 for an application (HTTP/3) error code, 0 for a transport one.
+    pub error_is_app: c_int,
+    pub error_code: u64,
+    pub reason: *const u8,
+    pub reason_len: usize,
+}
+
+impl quiche_ev_conn_stats {
+    /// The stats and close information, with `reason` pointing into `info`.
+    pub fn new(s: &ConnStats, info: &CloseInfo) -> quiche_ev_conn_stats {
+        let e = info.error.as_ref();
+        quiche_ev_conn_stats {
+            size: std::mem::size_of::<quiche_ev_conn_stats>(),
+            recv: s.recv, sent: s.sent, lost: s.lost, recv_bytes: s.recv_bytes, sent_bytes: s.sent_bytes,
+            lost_bytes: s.lost_bytes, rtt_ns: s.rtt_ns, cwnd: s.cwnd,
+            timed_out: info.timed_out as c_int,
+            stateless_reset: info.stateless_reset as c_int,
+            has_error: e.is_some() as c_int,
+            error_by_peer: e.is_some_and(|e| e.by_peer) as c_int,
+            error_is_app: e.is_some_and(|e| e.is_app) as c_int,
+            error_code: e.map_or(0, |e| e.code),
+            reason: e.map_or(std::ptr::null(), |e| e.reason.as_ptr()),
+            reason_len: e.map_or(0, |e| e.reason.len()),
+        }
+    }
+}
+
+/// A server's counters since it was created (`quiche_ev_server_counters`).
+/// `size` as for `quiche_ev_conn_stats`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct quiche_ev_server_counters {
+    pub size: usize,
+    /// Connections created, and closed.
+    pub accepted: u64,
+    pub closed: u64,
+    /// New connections refused (CONNECTION_REFUSED: table full, shutting
+    /// down).
+    pub refused: u64,
+    /// Retry packets sent.
+    pub retries: u64,
+    /// Initials with a token of ours that did not validate (INVALID_TOKEN).
+    pub invalid_tokens: u64,
+    pub version_negotiations: u64,
+    pub stateless_resets: u64,
+    /// Datagrams dropped: unparsable; for no connection (and not
+    /// answerable); too short to be a first Initial; for a connection just
+    /// closed; over the rate limit of stateless answers.
+    pub dropped_malformed: u64,
+    pub dropped_unknown: u64,
+    pub dropped_short: u64,
+    pub dropped_late: u64,
+    pub dropped_rate_limited: u64,
+}
+
+/// Copies `full` (a `#[repr(C)]` structure whose first field is its
+/// `size_t size`) into the caller's structure, whose `size` field says how
+/// large the caller's version is: only what both know is written, and
+/// `size` is set to that. Returns false when the caller's size is too
+/// small to hold even the size field.
+///
+/// # Safety
+/// `out` points to a structure of at least `(*out).size` writable bytes.
+pub unsafe fn copy_sized<T: Copy>(full: &T, out: *mut T) -> bool {
+    let out = out as *mut u8;
+    // SAFETY: the caller's structure starts with its size.
+    let theirs = unsafe { std::ptr::read_unaligned(out as *const usize) };
+    if theirs < std::mem::size_of::<usize>() {
+        return false;
+    }
+    let n = theirs.min(std::mem::size_of::<T>());
+    // SAFETY: both regions are valid for n bytes and do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(full as *const T as *const u8, out, n);
+        std::ptr::write_unaligned(out as *mut usize, n);
+    }
+    true
+}
