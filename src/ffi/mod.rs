@@ -10,16 +10,10 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 pub mod client;
+pub mod errors;
 pub mod guard;
+pub mod meta;
 pub mod server;
 pub mod types;
 
-use libc::c_int;
-
-/// A required pointer argument was NULL.
-pub const QUICHE_EV_ERR_NULL: c_int = -1;
-/// An argument was out of range or unusable (the message on stderr says
-/// which).
-pub const QUICHE_EV_ERR_INVALID: c_int = -2;
-/// An internal error was caught (a Rust panic); the object should be freed.
-pub const QUICHE_EV_ERR_INTERNAL: c_int = -3;
+pub use errors::*;

@@ -1,0 +1,51 @@
+//! The C API's error codes (`QUICHE_EV_ERR_*`, negative; 0 is success) and
+//! `quiche_ev_strerror`, their descriptions.
+
+use std::ffi::CStr;
+
+use libc::{c_char, c_int};
+
+use super::guard::guard;
+
+/// A required pointer argument was NULL.
+pub const QUICHE_EV_ERR_NULL: c_int = -1;
+/// An argument was out of range or unusable.
+pub const QUICHE_EV_ERR_INVALID: c_int = -2;
+/// An internal error was caught (a Rust panic); the object is unusable and
+/// should be freed.
+pub const QUICHE_EV_ERR_INTERNAL: c_int = -3;
+/// Not allowed in the current state (e.g. responding twice, or a server
+/// that is shutting down).
+pub const QUICHE_EV_ERR_STATE: c_int = -4;
+/// The stream or connection is already closed.
+pub const QUICHE_EV_ERR_CLOSED: c_int = -5;
+/// quiche refused the operation.
+pub const QUICHE_EV_ERR_TRANSPORT: c_int = -6;
+/// Not supported by this protocol or this build.
+pub const QUICHE_EV_ERR_UNSUPPORTED: c_int = -7;
+
+/// What `quiche_ev_strerror` says for a code it does not know.
+const UNKNOWN: &CStr = c"unknown quiche-ev error code";
+
+/// The description of `code`; every code above has its own.
+fn describe(code: c_int) -> &'static CStr {
+    match code {
+        0 => c"success",
+        QUICHE_EV_ERR_NULL => c"a required pointer argument was NULL",
+        QUICHE_EV_ERR_INVALID => c"an argument was out of range or unusable",
+        QUICHE_EV_ERR_INTERNAL => c"internal error caught; the object is unusable",
+        QUICHE_EV_ERR_STATE => c"not allowed in the current state",
+        QUICHE_EV_ERR_CLOSED => c"the stream or connection is already closed",
+        QUICHE_EV_ERR_TRANSPORT => c"quiche refused the operation",
+        QUICHE_EV_ERR_UNSUPPORTED => c"not supported by this protocol or build",
+        _ => UNKNOWN,
+    }
+}
+
+/// A static, NUL-terminated English description of `code`: "success" for
+/// 0, one sentence for each `QUICHE_EV_ERR_*` code, and a generic text for
+/// any other value. Never NULL; do not free it.
+#[no_mangle]
+pub extern "C" fn quiche_ev_strerror(code: c_int) -> *const c_char {
+    guard(UNKNOWN.as_ptr(), || describe(code).as_ptr())
+}
