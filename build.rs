@@ -1,12 +1,17 @@
 //! Generates `include/quiche_ev.h` from the `extern "C"` items in
-//! `src/ffi/` with cbindgen (settings in `cbindgen.toml`).
+//! `src/ffi/` with cbindgen (settings in `cbindgen.toml`), plus the
+//! version macros from Cargo.toml's version.
 //!
 //! The header is checked in; `tests/header.rs` fails when regenerating it
-//! would change it. Set `QUICHE_EV_SKIP_HEADER=1` to build without writing it.
+//! would change it (it includes this file to generate it the same way).
+//! Set `QUICHE_EV_SKIP_HEADER=1` to build without writing it.
+//!
+//! The shared library's soname is set elsewhere: see `soname/build.rs`.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+#[allow(dead_code)] // tests/header.rs includes this file but not main
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
@@ -15,19 +20,41 @@ fn main() {
         return;
     }
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
-    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+    let version = ["MAJOR", "MINOR", "PATCH"].map(|p| env::var(format!("CARGO_PKG_VERSION_{p}")).unwrap());
+    let header = generate_header(&crate_dir, &env::var("CARGO_PKG_VERSION").unwrap(), &version);
+    // Write only on change, so an unchanged header keeps its timestamp and
+    // `make` does not rebuild the examples for nothing.
+    header.write_to_file(crate_dir.join("include/quiche_ev.h"));
+}
+
+/// The header: cbindgen over src/ffi/, with the version macros added after
+/// the includes. `version` is Cargo.toml's (`CARGO_PKG_VERSION`), `parts`
+/// its major, minor and patch numbers.
+pub fn generate_header(crate_dir: &Path, version: &str, parts: &[String; 3]) -> cbindgen::Bindings {
+    let mut config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is valid");
+    // cbindgen writes a `pub const` only from a literal; these come from
+    // Cargo.toml, so they are added as text.
+    let macros = format!(
+        "
+
+/**
+ * The quiche-ev version this header belongs to (Cargo.toml's `version`).
+ * `quiche_ev_version()` returns the linked library's, which should match.
+ */
+#define QUICHE_EV_VERSION_MAJOR {}
+#define QUICHE_EV_VERSION_MINOR {}
+#define QUICHE_EV_VERSION_PATCH {}
+#define QUICHE_EV_VERSION \"{version}\"",
+        parts[0], parts[1], parts[2]
+    );
+    config.after_includes = Some(config.after_includes.unwrap_or_default() + &macros);
     // Only src/ffi/ is the C API: cbindgen reads that module (and its
     // submodules) alone, so internal constants and types never leak into
     // the header.
-    let header = cbindgen::Builder::new()
+    cbindgen::Builder::new()
         .with_config(config)
         .with_src(crate_dir.join("src/ffi/mod.rs"))
         .generate()
-        .expect("cbindgen can read the C API");
-    let path = crate_dir.join("include/quiche_ev.h");
-    // Write only on change, so an unchanged header keeps its timestamp and
-    // `make` does not rebuild the examples for nothing.
-    header.write_to_file(&path);
+        .expect("cbindgen can read the C API")
 }
-

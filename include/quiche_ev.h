@@ -13,8 +13,22 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/socket.h>
+
+/* <sched.h> defines struct timespec, which quiche.h needs, in every
+ * language mode (strict -std=c99 included); include quiche_ev.h before
+ * quiche.h, or instead of it. */
+#include <sched.h>
 #include <ev.h>
 #include <quiche.h>
+
+/**
+ * The quiche-ev version this header belongs to (Cargo.toml's `version`).
+ * `quiche_ev_version()` returns the linked library's, which should match.
+ */
+#define QUICHE_EV_VERSION_MAJOR 0
+#define QUICHE_EV_VERSION_MINOR 1
+#define QUICHE_EV_VERSION_PATCH 0
+#define QUICHE_EV_VERSION "0.1.0"
 
 /**
  * A required pointer argument was NULL.
@@ -22,15 +36,36 @@
 #define QUICHE_EV_ERR_NULL -1
 
 /**
- * An argument was out of range or unusable (the message on stderr says
- * which).
+ * An argument was out of range or unusable.
  */
 #define QUICHE_EV_ERR_INVALID -2
 
 /**
- * An internal error was caught (a Rust panic); the object should be freed.
+ * An internal error was caught (a Rust panic); the object is unusable and
+ * should be freed.
  */
 #define QUICHE_EV_ERR_INTERNAL -3
+
+/**
+ * Not allowed in the current state (e.g. responding twice, or a server
+ * that is shutting down).
+ */
+#define QUICHE_EV_ERR_STATE -4
+
+/**
+ * The stream or connection is already closed.
+ */
+#define QUICHE_EV_ERR_CLOSED -5
+
+/**
+ * quiche refused the operation.
+ */
+#define QUICHE_EV_ERR_TRANSPORT -6
+
+/**
+ * Not supported by this protocol or this build.
+ */
+#define QUICHE_EV_ERR_UNSUPPORTED -7
 
 /**
  * A QUIC client: one connection, its request(s) and the response on
@@ -122,6 +157,27 @@ int quiche_ev_client_status(quiche_ev_client *client_);
  * no-op.
  */
 void quiche_ev_client_free(quiche_ev_client *client_);
+
+/**
+ * A static, NUL-terminated English description of `code`: "success" for
+ * 0, one sentence for each `QUICHE_EV_ERR_*` code, and a generic text for
+ * any other value. Never NULL; do not free it.
+ */
+const char *quiche_ev_strerror(int code);
+
+/**
+ * The version of the quiche-ev library in use (Cargo.toml's, e.g.
+ * "0.1.0"), as a static string. Compare with `QUICHE_EV_VERSION` (the header's) to
+ * detect a header and library mismatch.
+ */
+const char *quiche_ev_version(void);
+
+/**
+ * The version of quiche built into this library ("0.30.0"), as a static
+ * string: the `quiche.h` installed beside `quiche_ev.h` is that version's.
+ * quiche's own `quiche_version()` gives the same.
+ */
+const char *quiche_ev_quiche_version(void);
 
 /**
  * Creates a server on the bound, non-blocking UDP socket `sock` whose

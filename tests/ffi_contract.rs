@@ -1,12 +1,15 @@
 //! The C API's contract: NULL and invalid arguments give the documented
-//! error value (never a crash), `_free(NULL)` is a no-op, and every exported
-//! body runs inside a panic boundary.
+//! error value (never a crash), `_free(NULL)` is a no-op, every exported
+//! body runs inside a panic boundary, every error code has a description,
+//! and the version functions say what was built.
 
 use std::ffi::CString;
 use std::ptr;
 
 use libev_sys::*;
 use quiche_ev::ffi::client::*;
+use quiche_ev::ffi::errors::quiche_ev_strerror;
+use quiche_ev::ffi::meta::{quiche_ev_quiche_version, quiche_ev_version};
 use quiche_ev::ffi::server::*;
 use quiche_ev::ffi::types::quiche_config;
 use quiche_ev::ffi::{QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL};
@@ -15,6 +18,13 @@ use quiche_ev::socket::std_to_sockaddr;
 extern "C" {
     fn quiche_config_new(version: u32) -> *mut quiche_config;
     fn quiche_config_free(c: *mut quiche_config);
+    fn quiche_version() -> *const libc::c_char;
+}
+
+/// A C string the library returned, which must never be NULL.
+fn text(p: *const libc::c_char) -> String {
+    assert!(!p.is_null());
+    unsafe { std::ffi::CStr::from_ptr(p) }.to_str().unwrap().to_string()
 }
 
 struct Fixture {
@@ -148,5 +158,42 @@ fn every_exported_function_runs_inside_a_panic_boundary() {
             seen += 1;
         }
     }
-    assert!(seen >= 17, "found only {seen} exported functions");
+    assert!(seen >= 20, "found only {seen} exported functions");
+}
+
+#[test]
+fn versions_are_cargo_tomls_and_the_linked_quiches() {
+    assert_eq!(text(quiche_ev_version()), env!("CARGO_PKG_VERSION"));
+    assert_eq!(text(quiche_ev_quiche_version()), text(unsafe { quiche_version() }));
+    assert_eq!(text(quiche_ev_quiche_version()), "0.30.0");
+}
+
+#[test]
+fn every_error_code_in_the_header_has_its_own_description() {
+    // The codes as C sees them: every `#define QUICHE_EV_ERR_<NAME> <n>`.
+    let header = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/quiche_ev.h")).unwrap();
+    let codes: Vec<(String, libc::c_int)> = header.lines()
+        .filter_map(|l| l.strip_prefix("#define QUICHE_EV_ERR_"))
+        .map(|l| {
+            let (name, value) = l.split_once(' ').unwrap();
+            (name.to_string(), value.trim().parse().unwrap())
+        })
+        .collect();
+    let names: Vec<&str> = codes.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["NULL", "INVALID", "INTERNAL", "STATE", "CLOSED", "TRANSPORT", "UNSUPPORTED"]);
+
+    let unknown = text(quiche_ev_strerror(-1000));
+    assert_eq!(text(quiche_ev_strerror(0)), "success");
+    let mut seen = vec![unknown.clone(), "success".to_string()];
+    for (name, code) in &codes {
+        assert!(*code < 0, "QUICHE_EV_ERR_{name} is not negative");
+        let s = text(quiche_ev_strerror(*code));
+        assert!(!seen.contains(&s), "QUICHE_EV_ERR_{name} has no description of its own: {s:?}");
+        seen.push(s);
+    }
+    // Anything else: the same generic text, never NULL.
+    for code in [1, 2, -8, 100, libc::c_int::MIN, libc::c_int::MAX] {
+        assert_eq!(text(quiche_ev_strerror(code)), unknown, "code {code}");
+    }
+    assert_eq!(quiche_ev_strerror(-2), quiche_ev_strerror(-2), "static strings, not allocations");
 }

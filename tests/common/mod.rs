@@ -304,6 +304,17 @@ pub fn upstream_client(flavour: &str, name: &str, port: u16) -> Run {
     run_lenient(cmd, Duration::from_secs(10))
 }
 
+/// The pinned quiche package's folder (`include/quiche.h`, `examples/`).
+pub fn quiche_package() -> PathBuf {
+    let out = Command::new(env!("CARGO")).args(["metadata", "--format-version", "1"])
+        .current_dir(root()).output().unwrap();
+    let meta = String::from_utf8(out.stdout).unwrap();
+    // The quiche package's manifest path, without a JSON parser.
+    let at = meta.find("/quiche-0.30.0/Cargo.toml").expect("quiche 0.30.0 in cargo metadata");
+    let start = meta[..at].rfind('"').unwrap() + 1;
+    PathBuf::from(&meta[start..at]).join("quiche-0.30.0")
+}
+
 pub fn tempdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("quiche-ev-{tag}-{}-{:?}", std::process::id(),
                                               thread::current().id()));
