@@ -1,26 +1,26 @@
-/* Process set-up shared by the four example mains: argument checks,
- * address resolution, the UDP socket and loading the certificate. The event
- * logic itself is in the quiche-ev library (quiche_ev.h). */
+/* Set-up shared by the four upstream-shaped examples: command lines,
+ * address resolution, sockets, certificates, logging, and the run loops
+ * (watchers, signals). None of it is event logic: that is quiche-ev's. */
 
 #ifndef QUICHE_EV_EXAMPLES_COMMON_H
 #define QUICHE_EV_EXAMPLES_COMMON_H
+
+#include <quiche_ev.h>
 
 #include <netdb.h>
 #include <stdbool.h>
 
 #include <ev.h>
 #include <quiche.h>
-#include <quiche_ev.h>
 
 #define MAX_DATAGRAM_SIZE 1350
 
 /* Exit status for a bad command line (upstream crashes instead). */
 #define EXIT_USAGE 2
 
-/* quiche's debug log, one line per call, on stderr (as upstream). */
-void debug_log(const char *line, void *argp);
-
-/* Turns on quiche's debug logging unless QUICHE_EV_QUIET is set. */
+/* quiche's debug log on stderr unless QUICHE_EV_QUIET is set (as
+ * upstream, which always logs), and quiche-ev's own log on stderr at the
+ * level QUICHE_EV_LOG names (error, warn, info (default), debug). */
 void enable_debug_logging(void);
 
 /* Resolves host:port for UDP; prints a clear message and returns NULL on
@@ -31,22 +31,21 @@ struct addrinfo *resolve(const char *host, const char *port);
  * a message on failure. */
 int udp_socket(const struct addrinfo *ai, bool do_bind);
 
-/* Prints "listening on ADDR:PORT" for the bound socket (tests wait for it;
- * PORT 0 on the command line picks a free port). */
-void print_listening(int sock);
-
-/* Loads ./cert.crt and ./cert.key like upstream, but fails with a message
- * naming the file instead of ignoring the error. */
-bool load_cert(quiche_config *config);
-
-/* Command lines: `server [--root DIR] [--max-conns N] HOST PORT` and
- * `client [--output FILE] HOST PORT [PATH...]`. On a bad one these print the
- * usage line and return false; exit with EXIT_USAGE then. */
+/* Command lines. On a bad one these print the usage line and return
+ * false; exit with EXIT_USAGE then. `--help` prints every option and the
+ * environment variables and exits 0. */
 struct server_args {
     const char *host;
     const char *port;
     const char *root;
+    const char *cert;
+    const char *key;
+    const char *reset_key;
+    const char *qlog_dir;
     long max_conns;
+    long drain_ms;
+    bool no_retry;
+    bool early_data;
 };
 
 bool parse_server_args(int argc, char *argv[], struct server_args *args);
@@ -55,25 +54,52 @@ struct client_args {
     const char *host;
     const char *port;
     const char *output;
+    const char *output_dir;
+    const char *session_file;
+    const char *qlog_dir;
     const char *const *paths;
     size_t paths_len;
+    /* What to fetch without PATHs: /index.html (hq), / (HTTP/3). */
+    const char *default_path;
+    bool early_data;
+    bool multiconnect;
+    bool migrate;
 };
 
 bool parse_client_args(int argc, char *argv[], struct client_args *args);
 
-/* Applies --root/--max-conns (and QUICHE_EV_PLAIN_IO: one receive and one send call
- * per packet instead of batched I/O; QUICHE_EV_GSO=0: no GSO sends; both
- * for comparison), starts the socket watcher (recv_cb) and the
- * SIGINT/SIGTERM watchers on `server`, and runs the loop until a signal.
- * Returns the exit status. */
+/* Loads the certificate chain and key (./cert.crt and ./cert.key like
+ * upstream, or --cert/--key), failing with a message naming the file
+ * instead of ignoring the error. */
+bool load_cert(quiche_config *config, const struct server_args *args);
+
+/* Options that live in the quiche config: 0-RTT (--early-data) and key
+ * logging (SSLKEYLOGFILE). */
+void configure_server(quiche_config *config, const struct server_args *args);
+void configure_client(quiche_config *config, const struct client_args *args);
+
+/* Applies the server options (--root, --max-conns, --no-retry,
+ * --reset-key, SSLKEYLOGFILE, QLOGDIR/--qlog-dir, QUICHE_EV_PLAIN_IO,
+ * QUICHE_EV_GSO), starts the socket watcher (recv_cb) and the
+ * SIGINT/SIGTERM watchers, announces "listening on HOST:PORT" and runs the
+ * loop until the server has stopped: a first signal shuts it down
+ * gracefully (in-flight responses get --drain-ms), a second closes
+ * everything at once. Prints the server's counters; returns the exit
+ * status. */
 int run_server(struct ev_loop *loop, int sock, quiche_ev_server *server,
                const struct server_args *args);
 
-/* Applies --output (and QUICHE_EV_PLAIN_IO), starts the socket and signal watchers on `client`, runs
- * the loop until the connection closes, and returns the exit status: 0
- * only when every response arrived in full. */
+/* How many connections the client makes: one, or one per path with
+ * --multiconnect. */
+size_t client_connections(const struct client_args *args);
+
+/* Runs connection number `index` of `client`: the paths it fetches, where
+ * the bodies go, session resumption, --migrate, SSLKEYLOGFILE, QLOGDIR,
+ * the socket and signal watchers; the loop runs until the connection is
+ * over. Returns the exit status: 0 only when every response arrived in
+ * full. */
 int run_client(struct ev_loop *loop, int sock, quiche_ev_client *client,
-               const struct client_args *args);
+               const struct client_args *args, size_t index);
 
 /* Frees what an example made, in reverse order; any may be NULL (or -1
  * for the socket). Every exit path of main() comes through here, so

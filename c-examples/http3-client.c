@@ -4,7 +4,6 @@
  * when it arrived in full. */
 
 #include <stdio.h>
-#include <stdlib.h>
 
 #include <ev.h>
 #include <quiche.h>
@@ -59,9 +58,7 @@ int main(int argc, char *argv[]) {
     quiche_config_set_initial_max_streams_uni(config, 100);
     quiche_config_set_disable_active_migration(config, true);
 
-    if (getenv("SSLKEYLOGFILE")) {
-        quiche_config_log_keys(config);
-    }
+    configure_client(config, &args);
 
     http3_config = quiche_h3_config_new();
     if (http3_config == NULL) {
@@ -71,16 +68,23 @@ int main(int argc, char *argv[]) {
 
     loop = ev_default_loop(0);
 
-    client = quiche_ev_client_new(loop, sock, args.host,
-                                  peer->ai_addr,
-                                  peer->ai_addrlen,
-                                  config, http3_config,
-                                  args.paths, args.paths_len);
-    if (client == NULL) {
-        goto out;
-    }
+    /* One connection (or, with --multiconnect, one per path, in turn). */
+    status = 0;
+    for (size_t i = 0; i < client_connections(&args); i++) {
+        client = quiche_ev_client_new(loop, sock, args.host,
+                                      peer->ai_addr,
+                                      peer->ai_addrlen,
+                                      config, http3_config);
+        if (client == NULL) {
+            status = 1;
+            goto out;
+        }
 
-    status = run_client(loop, sock, client, &args);
+        status |= run_client(loop, sock, client, &args, i);
+
+        quiche_ev_client_free(client);
+        client = NULL;
+    }
 
 out:
     quiche_ev_client_free(client);

@@ -43,7 +43,7 @@ int main(int argc, char *argv[]) {
         goto out;
     }
 
-    if (!load_cert(config)) {
+    if (!load_cert(config, &args)) {
         goto out;
     }
 
@@ -68,6 +68,8 @@ int main(int argc, char *argv[]) {
         fprintf(stderr, "failed to create HTTP/3 config\n");
         goto out;
     }
+
+    configure_server(config, &args);
 
     loop = ev_default_loop(0);
 

@@ -41,7 +41,7 @@ int main(int argc, char *argv[]) {
         goto out;
     }
 
-    if (!load_cert(config)) {
+    if (!load_cert(config, &args)) {
         goto out;
     }
 
@@ -56,6 +56,8 @@ int main(int argc, char *argv[]) {
     quiche_config_set_initial_max_stream_data_bidi_remote(config, 1000000);
     quiche_config_set_initial_max_streams_bidi(config, 100);
     quiche_config_set_cc_algorithm(config, QUICHE_CC_RENO);
+
+    configure_server(config, &args);
 
     loop = ev_default_loop(0);
 

@@ -31,6 +31,30 @@
 #define QUICHE_EV_VERSION "0.1.0"
 
 /**
+ * The client's states (`quiche_ev_client_state`).
+ */
+#define QUICHE_EV_CLIENT_CONNECTING 0
+
+#define QUICHE_EV_CLIENT_ESTABLISHED 1
+
+#define QUICHE_EV_CLIENT_CLOSING 2
+
+#define QUICHE_EV_CLIENT_CLOSED 3
+
+#define QUICHE_EV_CLIENT_FAILED 4
+
+/**
+ * The response done callback's outcomes.
+ */
+#define QUICHE_EV_RESPONSE_COMPLETE 0
+
+#define QUICHE_EV_RESPONSE_RESET 1
+
+#define QUICHE_EV_RESPONSE_FAILED 2
+
+#define QUICHE_EV_RESPONSE_CONN_CLOSED 3
+
+/**
  * A required pointer argument was NULL.
  */
 #define QUICHE_EV_ERR_NULL -1
@@ -68,10 +92,44 @@
 #define QUICHE_EV_ERR_UNSUPPORTED -7
 
 /**
- * A QUIC client: one connection, its request(s) and the response on
- * stdout. Made by `quiche_ev_client_new`, freed by `quiche_ev_client_free`.
+ * Log levels for `quiche_ev_set_log`.
+ */
+#define QUICHE_EV_LOG_ERROR 1
+
+#define QUICHE_EV_LOG_WARN 2
+
+#define QUICHE_EV_LOG_INFO 3
+
+#define QUICHE_EV_LOG_DEBUG 4
+
+/**
+ * The request closed callback's outcomes.
+ */
+#define QUICHE_EV_REQUEST_COMPLETE 0
+
+#define QUICHE_EV_REQUEST_RESET 1
+
+#define QUICHE_EV_REQUEST_CANCELLED 2
+
+#define QUICHE_EV_REQUEST_CONN_CLOSED 3
+
+/**
+ * A QUIC client: one connection and its requests. Made by
+ * `quiche_ev_client_new`, freed by `quiche_ev_client_free`.
  */
 typedef struct quiche_ev_client quiche_ev_client;
+
+/**
+ * One server connection, from its established callback until its closed
+ * callback returns.
+ */
+typedef struct quiche_ev_conn quiche_ev_conn;
+
+/**
+ * One request on a server connection, from its request callback until
+ * its closed callback returns.
+ */
+typedef struct quiche_ev_request quiche_ev_request;
 
 /**
  * A QUIC server: the connection table and everything event-driven about
@@ -79,22 +137,231 @@ typedef struct quiche_ev_client quiche_ev_client;
  */
 typedef struct quiche_ev_server quiche_ev_server;
 
+/**
+ * The client's handshake completed: `(client, user)`.
+ */
+typedef void (*quiche_ev_client_cb)(quiche_ev_client*,
+                                    void*);
+
+/**
+ * The client's connection is over: `(client, state, user)`.
+ */
+typedef void (*quiche_ev_client_closed_cb)(quiche_ev_client*,
+                                           int,
+                                           void*);
+
+/**
+ * One header field: `name_len` bytes at `name`, `value_len` at `value`
+ * (not NUL-terminated). Given to the library, the bytes are copied; given
+ * by the library, they are valid for the duration of the callback (or, for
+ * a request's headers, until its closed callback returns).
+ */
+typedef struct {
+  const uint8_t *name;
+  size_t name_len;
+  const uint8_t *value;
+  size_t value_len;
+} quiche_ev_header;
+
+/**
+ * Response headers: `(client, id, status, headers, n, request user)`.
+ */
+typedef void (*quiche_ev_response_headers_cb)(quiche_ev_client*,
+                                              int64_t,
+                                              int,
+                                              const quiche_ev_header*,
+                                              size_t,
+                                              void*);
+
+/**
+ * Response body: `(client, id, data, len, request user)`; returns the bytes taken.
+ */
+typedef size_t (*quiche_ev_response_body_cb)(quiche_ev_client*,
+                                             int64_t,
+                                             const uint8_t*,
+                                             size_t,
+                                             void*);
+
+/**
+ * A response is over: `(client, id, outcome, code, request user)`.
+ */
+typedef void (*quiche_ev_response_done_cb)(quiche_ev_client*,
+                                           int64_t,
+                                           int,
+                                           uint64_t,
+                                           void*);
+
+/**
+ * A connection's numbers and how it ended. `size` is the size of the
+ * structure as filled (fields are only ever added at the end: a program
+ * compiled against an older header reads the fields it knows). `reason`
+ * is valid for the duration of the call that filled it.
+ */
+typedef struct {
+  size_t size;
+  /**
+   * Packets received, sent, declared lost.
+   */
+  uint64_t recv;
+  uint64_t sent;
+  uint64_t lost;
+  /**
+   * Bytes received, sent, lost.
+   */
+  uint64_t recv_bytes;
+  uint64_t sent_bytes;
+  uint64_t lost_bytes;
+  /**
+   * Smoothed round-trip time, in nanoseconds.
+   */
+  uint64_t rtt_ns;
+  /**
+   * Congestion window, in bytes.
+   */
+  uint64_t cwnd;
+  /**
+   * 1 when the idle timeout ended it.
+   */
+  int timed_out;
+  /**
+   * 1 when a peer's Stateless Reset ended it.
+   */
+  int stateless_reset;
+  /**
+   * 1 when a CONNECTION_CLOSE was sent or received (then the fields
+   * below describe it).
+   */
+  int has_error;
+  /**
+   * 1 when the peer sent it, 0 when we did.
+   */
+  int error_by_peer;
+  /**
+   * 1 for an application (HTTP/3) error code, 0 for a transport one.
+   */
+  int error_is_app;
+  uint64_t error_code;
+  const uint8_t *reason;
+  size_t reason_len;
+} quiche_ev_stats;
+
+/**
+ * Callback types: each is a nullable C function pointer.
+ *
+ * The log callback: `(level, message, user)`; see `quiche_ev_set_log`.
+ */
+typedef void (*quiche_ev_log_cb)(int,
+                                 const char*,
+                                 void*);
+
+/**
+ * A response has room again: `(request, user)`.
+ */
+typedef void (*quiche_ev_request_writable_cb)(quiche_ev_request*,
+                                              void*);
+
+/**
+ * A request arrived: `(request, user)`.
+ */
+typedef void (*quiche_ev_request_cb)(quiche_ev_request*,
+                                     void*);
+
+/**
+ * Request body: `(request, data, len, fin, user)`; returns the bytes taken.
+ */
+typedef size_t (*quiche_ev_request_body_cb)(quiche_ev_request*,
+                                            const uint8_t*,
+                                            size_t,
+                                            int,
+                                            void*);
+
+/**
+ * A request is over: `(request, outcome, code, user)`.
+ */
+typedef void (*quiche_ev_request_closed_cb)(quiche_ev_request*,
+                                            int,
+                                            uint64_t,
+                                            void*);
+
+/**
+ * A server connection's handshake completed: `(conn, user)`.
+ */
+typedef void (*quiche_ev_conn_cb)(quiche_ev_conn*,
+                                  void*);
+
+/**
+ * A server connection is gone: `(conn, stats, user)`.
+ */
+typedef void (*quiche_ev_conn_closed_cb)(quiche_ev_conn*,
+                                         const quiche_ev_stats*,
+                                         void*);
+
+/**
+ * The server stopped: `(server, status, user)`.
+ */
+typedef void (*quiche_ev_server_stopped_cb)(quiche_ev_server*,
+                                            int,
+                                            void*);
+
+/**
+ * A server's counters since it was created (`quiche_ev_counters`).
+ * `size` as for `quiche_ev_stats`.
+ */
+typedef struct {
+  size_t size;
+  /**
+   * Connections created, and closed.
+   */
+  uint64_t accepted;
+  uint64_t closed;
+  /**
+   * New connections refused (CONNECTION_REFUSED: table full, shutting
+   * down).
+   */
+  uint64_t refused;
+  /**
+   * Retry packets sent.
+   */
+  uint64_t retries;
+  /**
+   * Initials with a token of ours that did not validate (INVALID_TOKEN).
+   */
+  uint64_t invalid_tokens;
+  uint64_t version_negotiations;
+  uint64_t stateless_resets;
+  /**
+   * Datagrams dropped: unparsable; for no connection (and not
+   * answerable); too short to be a first Initial; for a connection just
+   * closed; over the rate limit of stateless answers.
+   */
+  uint64_t dropped_malformed;
+  uint64_t dropped_unknown;
+  uint64_t dropped_short;
+  uint64_t dropped_late;
+  uint64_t dropped_rate_limited;
+} quiche_ev_counters;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
  * Connects to `peer` over the non-blocking UDP socket `sock`; the first
- * flight goes out as soon as `ev_run` starts.
+ * flight goes out as soon as `ev_run` starts. Start an `ev_io` on `sock`
+ * with `quiche_ev_client_recv_cb` and `w.data = client`.
  *
- * `host` is the TLS server name (and HTTP/3 `:authority`). `config` (and
- * `h3_config`) stay owned by the caller and must outlive the client. With
- * `h3_config` NULL the client speaks hq-interop (`GET <path>\r\n` on
- * stream 4, like upstream `client.c`); otherwise HTTP/3. `paths` lists
- * `paths_len` request paths fetched one after another; with none, the
- * client asks for `/index.html` (hq) or `/` (HTTP/3) like upstream.
+ * `host` is the TLS server name (and HTTP/3 `:authority`); NULL for none.
+ * `config` (and `h3_config`) stay owned by the caller and must outlive
+ * the client. With `h3_config` NULL the client speaks hq-interop
+ * (requests are `GET <path>\r\n`); otherwise HTTP/3.
  *
- * Returns NULL (with a message on stderr) on a NULL or invalid argument.
+ * Issue requests with `quiche_ev_client_request` (at any time: they wait
+ * for the handshake), or let the built-in output fetch paths
+ * (`quiche_ev_client_fetch`). The client never stops the loop; its closed
+ * callback says when the connection is over.
+ *
+ * Returns NULL (with an error-level log message) on a NULL or invalid
+ * argument.
  */
 quiche_ev_client *quiche_ev_client_new(struct ev_loop *loop_,
                                        int sock,
@@ -102,61 +369,271 @@ quiche_ev_client *quiche_ev_client_new(struct ev_loop *loop_,
                                        const struct sockaddr *peer,
                                        socklen_t peer_len,
                                        quiche_config *config,
-                                       quiche_h3_config *h3_config,
-                                       const char *const *paths,
-                                       size_t paths_len);
+                                       quiche_h3_config *h3_config);
 
 /**
- * Writes response bodies to the file `path` (created or truncated)
- * instead of stdout. Returns 0, `QUICHE_EV_ERR_NULL`, or
- * `QUICHE_EV_ERR_INVALID` when the file cannot be created.
- */
-int quiche_ev_client_set_output(quiche_ev_client *client_,
-                                const char *path);
-
-/**
- * Chooses the datagram path, as `quiche_ev_server_set_batched_io`.
- * Returns 0 or `QUICHE_EV_ERR_NULL`.
- */
-int quiche_ev_client_set_batched_io(quiche_ev_client *client_,
-                                    int batched);
-
-/**
- * Turns GSO sends on or off, as `quiche_ev_server_set_gso`. Returns 0 or
- * `QUICHE_EV_ERR_NULL`.
- */
-int quiche_ev_client_set_gso(quiche_ev_client *client_,
-                             int on);
-
-/**
- * The socket watcher's callback (upstream's `recv_cb`): set it with
- * `ev_io_init(&w, quiche_ev_client_recv_cb, sock, EV_READ)` and
- * `w.data = client`. The loop breaks when the connection is closed.
+ * The socket watcher's callback (upstream's `recv_cb`), for the first
+ * socket and for one given to `quiche_ev_client_migrate`:
+ * `ev_io_init(&w, quiche_ev_client_recv_cb, sock, EV_READ)`,
+ * `w.data = client`. After the connection is over (or an internal
+ * error) it stops the watcher that calls it.
  */
 void quiche_ev_client_recv_cb(struct ev_loop *loop_,
                               ev_io *w,
                               int _revents);
 
 /**
- * A signal watcher's callback for SIGINT/SIGTERM (`w.data = client`):
- * closes the connection, marks the request interrupted, breaks the loop.
+ * The pointer the client's callbacks receive as `user` for connection
+ * events (default NULL). Returns 0 or `QUICHE_EV_ERR_NULL`.
  */
-void quiche_ev_client_signal_cb(struct ev_loop *loop_,
-                                ev_signal *w,
-                                int _revents);
+int quiche_ev_client_set_user_data(quiche_ev_client *client,
+                                   void *user);
 
 /**
- * 0 when every requested response arrived in full, 1 otherwise (the
- * reason was printed on stderr), `QUICHE_EV_ERR_NULL` for NULL. Use it as
- * the exit status.
+ * The client's user data.
  */
-int quiche_ev_client_status(quiche_ev_client *client_);
+void *quiche_ev_client_user_data(const quiche_ev_client *client);
 
 /**
- * Frees the client and its connection (stopping its timer). NULL is a
- * no-op.
+ * `cb(client, user)` when the handshake completed. Returns 0 or
+ * `QUICHE_EV_ERR_NULL`.
  */
-void quiche_ev_client_free(quiche_ev_client *client_);
+int quiche_ev_client_on_established(quiche_ev_client *client,
+                                    quiche_ev_client_cb cb);
+
+/**
+ * `cb(client, state, user)` once the connection is over: `state` is
+ * `QUICHE_EV_CLIENT_CLOSED` (closed without error) or
+ * `QUICHE_EV_CLIENT_FAILED` (timeout, error, stateless reset, internal
+ * error; `quiche_ev_client_failure` says why). Every request's done
+ * callback has run by then. A program that runs only this client breaks
+ * its loop here. Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_client_on_closed(quiche_ev_client *client,
+                               quiche_ev_client_closed_cb cb);
+
+/**
+ * The response callbacks (any may be NULL), called per request with the
+ * user pointer given to `quiche_ev_client_request`:
+ * `headers(client, id, status, headers, n, user)` once (HTTP/3 only;
+ * the pointers are valid during the call); `body(client, id, data, len,
+ * user)` per chunk, returning how many bytes it took (fewer pauses the
+ * response until `quiche_ev_client_resume`; the server is held back by
+ * flow control meanwhile); `done(client, id, outcome, code, user)` once
+ * at the end (`QUICHE_EV_RESPONSE_*`). Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_client_on_response(quiche_ev_client *client,
+                                 quiche_ev_response_headers_cb headers,
+                                 quiche_ev_response_body_cb body,
+                                 quiche_ev_response_done_cb done);
+
+/**
+ * Queues a request: `method` (HTTP/3; hq-interop only has GET), `path`
+ * (starting with '/'), `n` extra header fields, and `body_len` bytes of
+ * body (`body` NULL for none). Everything is copied. It is sent once the
+ * handshake is done (in 0-RTT when resuming with early data), as the
+ * server's stream limit allows. Returns the request's id (>= 0), or
+ * `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_INVALID` (the log says why),
+ * `QUICHE_EV_ERR_STATE` (the connection is closing or over).
+ */
+int64_t quiche_ev_client_request(quiche_ev_client *client,
+                                 const char *method,
+                                 const char *path,
+                                 const quiche_ev_header *headers,
+                                 size_t n,
+                                 const uint8_t *body,
+                                 size_t body_len,
+                                 void *user);
+
+/**
+ * After a body callback took fewer bytes than offered: offer the rest
+ * again. Returns 0, `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_INVALID` (no
+ * such request).
+ */
+int quiche_ev_client_resume(quiche_ev_client *client,
+                            int64_t id);
+
+/**
+ * Cancels a request (its stream is reset with H3_REQUEST_CANCELLED); its
+ * done callback follows with `QUICHE_EV_RESPONSE_FAILED`. Returns 0,
+ * `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_INVALID` (no such request).
+ */
+int quiche_ev_client_cancel(quiche_ev_client *client,
+                            int64_t id);
+
+/**
+ * Closes the connection with the application error `code` (0 or
+ * H3_NO_ERROR 0x100 count as a clean close) and `reason` (NULL for
+ * none). Requests still open end with `QUICHE_EV_RESPONSE_CONN_CLOSED`;
+ * the closed callback follows. Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_client_close(quiche_ev_client *client,
+                           uint64_t code,
+                           const char *reason);
+
+/**
+ * Where the connection is: `QUICHE_EV_CLIENT_CONNECTING`, `_ESTABLISHED`,
+ * `_CLOSING`, `_CLOSED` (over, no error) or `_FAILED`; or
+ * `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_client_state(const quiche_ev_client *client);
+
+/**
+ * Why the connection failed, NUL-terminated, valid until the client is
+ * freed; NULL while it has not failed.
+ */
+const char *quiche_ev_client_failure(const quiche_ev_client *client);
+
+/**
+ * Moves the connection to the bound, non-blocking UDP socket `sock`
+ * (active migration: quiche validates the new path and switches to it).
+ * Needs a spare connection ID from the server (servers with migration
+ * disabled refuse). Watch `sock` with `quiche_ev_client_recv_cb` too; the
+ * socket stays yours. Returns 0, `QUICHE_EV_ERR_NULL`,
+ * `QUICHE_EV_ERR_INVALID` (not a socket), `QUICHE_EV_ERR_TRANSPORT`
+ * (quiche refused; the log says why).
+ */
+int quiche_ev_client_migrate(quiche_ev_client *client,
+                             int sock);
+
+/**
+ * TLS session resumption through the file `path`: if it holds a session
+ * (from an earlier run), the connection offers it (and with early data
+ * enabled in the config, requests go in 0-RTT); when the connection ends,
+ * the newest session is written there. Call right after
+ * `quiche_ev_client_new`. Returns 0, `QUICHE_EV_ERR_NULL`,
+ * `QUICHE_EV_ERR_INVALID` (an unusable session file; the log says why).
+ */
+int quiche_ev_client_set_session_file(quiche_ev_client *client,
+                                      const char *path);
+
+/**
+ * Appends the connection's TLS secrets to `path` (NSS key log format, as
+ * `SSLKEYLOGFILE`); turns key logging on in the config. Call right after
+ * `quiche_ev_client_new`. Returns 0, `QUICHE_EV_ERR_NULL`,
+ * `QUICHE_EV_ERR_INVALID`.
+ */
+int quiche_ev_client_set_keylog_path(quiche_ev_client *client,
+                                     const char *path);
+
+/**
+ * Writes the connection's qlog trace into the folder `dir` (created if
+ * missing) as `client-<connection ID in hex>.sqlog`. Call right after
+ * `quiche_ev_client_new`. Returns 0, `QUICHE_EV_ERR_NULL`,
+ * `QUICHE_EV_ERR_INVALID`.
+ */
+int quiche_ev_client_set_qlog_dir(quiche_ev_client *client,
+                                  const char *dir);
+
+/**
+ * Chooses the datagram path, as `quiche_ev_server_set_batched_io`.
+ * Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_client_set_batched_io(quiche_ev_client *client,
+                                    int batched);
+
+/**
+ * Turns GSO sends on or off, as `quiche_ev_server_set_gso`. Returns 0 or
+ * `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_client_set_gso(quiche_ev_client *client,
+                             int on);
+
+/**
+ * The built-in application of the example clients: fetch `n` paths
+ * (each starting with '/') and write the bodies to stdout, one request
+ * after another so they print in order (see `quiche_ev_client_set_output`
+ * and `_set_output_dir` for elsewhere); the connection closes once all
+ * are done. Used when no response callback is set. Returns 0,
+ * `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_INVALID` (a path).
+ */
+int quiche_ev_client_fetch(quiche_ev_client *client,
+                           const char *const *paths,
+                           size_t n);
+
+/**
+ * Writes the fetched bodies to the file `path` (created or truncated; a
+ * pipe is written without blocking: a full one pauses the response)
+ * instead of stdout. Returns 0, `QUICHE_EV_ERR_NULL`,
+ * `QUICHE_EV_ERR_INVALID` (cannot open it).
+ */
+int quiche_ev_client_set_output(quiche_ev_client *client,
+                                const char *path);
+
+/**
+ * Writes each fetched body to its own file in the folder `dir` (named
+ * after the last path segment), fetching all paths at once. Returns as
+ * `quiche_ev_client_set_output`.
+ */
+int quiche_ev_client_set_output_dir(quiche_ev_client *client,
+                                    const char *dir);
+
+/**
+ * The built-in application's verdict, for an exit status: 0 when the
+ * connection ended cleanly and every fetched response arrived whole
+ * (2xx on HTTP/3), 1 otherwise (the log said why), `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_client_status(const quiche_ev_client *client);
+
+/**
+ * Frees the client (stopping its watchers; requests still open end
+ * without callbacks). From one of its own callbacks, the free happens
+ * when that callback returns. NULL is a no-op.
+ */
+void quiche_ev_client_free(quiche_ev_client *client);
+
+/**
+ * Attaches the host's pointer to the connection (default NULL).
+ * Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_conn_set_user_data(quiche_ev_conn *c,
+                                 void *user);
+
+/**
+ * The host's pointer attached to the connection.
+ */
+void *quiche_ev_conn_user_data(const quiche_ev_conn *c);
+
+/**
+ * The underlying `quiche_conn *`, for anything else quiche offers (its
+ * C API in quiche.h works on it). Valid as long as the connection handle.
+ * After changing it (sending on a stream, closing it...), call
+ * `quiche_ev_conn_changed` so the library flushes it; do not free it.
+ */
+quiche_conn *quiche_ev_conn_quiche(quiche_ev_conn *c);
+
+/**
+ * Tells the library the connection was changed through
+ * `quiche_ev_conn_quiche`: it is serviced and flushed before the loop
+ * sleeps again. Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_conn_changed(quiche_ev_conn *c);
+
+/**
+ * Fills `out` with the connection's numbers so far. Set `out->size =
+ * sizeof(*out)` first. Returns 0, `QUICHE_EV_ERR_NULL`, or
+ * `QUICHE_EV_ERR_INVALID` for a size too small.
+ */
+int quiche_ev_conn_stats(const quiche_ev_conn *c,
+                         quiche_ev_stats *out);
+
+/**
+ * The peer's current address into `out` (`*len` in: its size; out: the
+ * address length). Returns 0, `QUICHE_EV_ERR_NULL`, or
+ * `QUICHE_EV_ERR_INVALID` when `*len` is too small.
+ */
+int quiche_ev_conn_peer_addr(const quiche_ev_conn *c,
+                             struct sockaddr_storage *out,
+                             socklen_t *len);
+
+/**
+ * Closes the connection with the application error `code` and `reason`
+ * (NULL for none); its requests end with `QUICHE_EV_REQUEST_CONN_CLOSED`
+ * and its closed callback follows. Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_conn_close(quiche_ev_conn *c,
+                         uint64_t code,
+                         const char *reason);
 
 /**
  * A static, NUL-terminated English description of `code`: "success" for
@@ -164,6 +641,22 @@ void quiche_ev_client_free(quiche_ev_client *client_);
  * any other value. Never NULL; do not free it.
  */
 const char *quiche_ev_strerror(int code);
+
+/**
+ * Sends the library's messages up to `level` (`QUICHE_EV_LOG_ERROR` ..
+ * `QUICHE_EV_LOG_DEBUG`) to `cb(level, message, user)`: one line, no
+ * newline, valid during the call. With `cb` NULL (the default) the
+ * library prints nothing at all. Process-wide. The callback runs on the
+ * thread of the loop that logs, possibly inside the library's own code:
+ * it must not call any other quiche-ev function. INFO carries upstream's
+ * event lines ("new connection", "connection established: ...", ...);
+ * DEBUG adds every dropped datagram. quiche's own debug log is separate
+ * (`quiche_enable_debug_logging`). Returns 0 or `QUICHE_EV_ERR_INVALID`
+ * (a bad level).
+ */
+int quiche_ev_set_log(quiche_ev_log_cb cb,
+                      void *user,
+                      int level);
 
 /**
  * The version of the quiche-ev library in use (Cargo.toml's, e.g.
@@ -180,16 +673,152 @@ const char *quiche_ev_version(void);
 const char *quiche_ev_quiche_version(void);
 
 /**
+ * The request method (`GET` for hq-interop), NUL-terminated, valid until
+ * the closed callback returns. NULL for a NULL request.
+ */
+const char *quiche_ev_request_method(const quiche_ev_request *req);
+
+/**
+ * The request path (with any query), NUL-terminated, as `method`.
+ */
+const char *quiche_ev_request_path(const quiche_ev_request *req);
+
+/**
+ * The `:authority` (empty for hq-interop), NUL-terminated, as `method`.
+ */
+const char *quiche_ev_request_authority(const quiche_ev_request *req);
+
+/**
+ * The `:scheme`, NUL-terminated, as `method`.
+ */
+const char *quiche_ev_request_scheme(const quiche_ev_request *req);
+
+/**
+ * How many header fields the request has (pseudo-headers included).
+ */
+size_t quiche_ev_request_header_count(const quiche_ev_request *req);
+
+/**
+ * Header field `i` into `out` (pointers valid until the closed callback
+ * returns). Returns 0, `QUICHE_EV_ERR_NULL`, or `QUICHE_EV_ERR_INVALID`
+ * when `i` is out of range.
+ */
+int quiche_ev_request_header(const quiche_ev_request *req,
+                             size_t i,
+                             quiche_ev_header *out);
+
+/**
+ * The request's QUIC stream ID.
+ */
+uint64_t quiche_ev_request_stream_id(const quiche_ev_request *req);
+
+/**
+ * The connection the request came on (valid as long as the request).
+ */
+quiche_ev_conn *quiche_ev_request_conn(const quiche_ev_request *req);
+
+/**
+ * Attaches the host's pointer to the request (default NULL).
+ */
+int quiche_ev_request_set_user_data(quiche_ev_request *req,
+                                    void *user);
+
+/**
+ * The host's pointer attached to the request.
+ */
+void *quiche_ev_request_user_data(const quiche_ev_request *req);
+
+/**
+ * This request's own writable callback (instead of the server's).
+ */
+int quiche_ev_request_on_writable(quiche_ev_request *req,
+                                  quiche_ev_request_writable_cb cb);
+
+/**
+ * Starts the response: `status` (100-999) and `n` header fields (names
+ * lowercase, no pseudo-headers; copied). With `fin` non-zero the response
+ * ends here (no body); otherwise write the body with
+ * `quiche_ev_respond_write`. Never blocks: headers that do not fit yet
+ * are sent as soon as they do. hq-interop has no status or headers: an
+ * error status with `fin` resets the stream, anything else starts a body.
+ * Returns 0, `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_INVALID` (a header),
+ * `QUICHE_EV_ERR_STATE` (already responded, or a bad status),
+ * `QUICHE_EV_ERR_CLOSED`.
+ */
+int quiche_ev_respond(quiche_ev_request *req,
+                      int status,
+                      const quiche_ev_header *headers,
+                      size_t n,
+                      int fin);
+
+/**
+ * Writes response body: as much of `len` bytes as flow control takes
+ * now — maybe 0, never blocking, never dropping. When it took fewer than
+ * `len`, the writable callback runs once more fits; offer the rest then.
+ * With `fin` non-zero the response ends once all of `buf` was taken.
+ * Returns the bytes taken, or `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_STATE`
+ * (no response started, or it ended), `QUICHE_EV_ERR_CLOSED` (the client
+ * reset the stream or the connection closed).
+ */
+ssize_t quiche_ev_respond_write(quiche_ev_request *req,
+                                const uint8_t *buf,
+                                size_t len,
+                                int fin);
+
+/**
+ * The whole response at once: status, headers and `len` body bytes
+ * (copied; the library sends them as flow control allows and ends the
+ * response). Returns as `quiche_ev_respond`.
+ */
+int quiche_ev_respond_bytes(quiche_ev_request *req,
+                            int status,
+                            const quiche_ev_header *headers,
+                            size_t n,
+                            const uint8_t *body,
+                            size_t len);
+
+/**
+ * Ends an HTTP/3 response with trailer fields (after its body). Returns
+ * 0, `QUICHE_EV_ERR_STATE` (no body started, already ended, or
+ * hq-interop), `QUICHE_EV_ERR_TRANSPORT` (no room now: retry when
+ * writable), `QUICHE_EV_ERR_CLOSED`.
+ */
+int quiche_ev_respond_trailers(quiche_ev_request *req,
+                               const quiche_ev_header *headers,
+                               size_t n);
+
+/**
+ * Abandons the request: resets its stream both ways with the
+ * application error `code` (HTTP/3: e.g. 0x10c H3_REQUEST_CANCELLED).
+ * Its closed callback follows with `QUICHE_EV_REQUEST_CANCELLED`.
+ * Returns 0, `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_CLOSED`.
+ */
+int quiche_ev_request_reset(quiche_ev_request *req,
+                            uint64_t code);
+
+/**
+ * After the body callback took fewer bytes than offered: the rest (and
+ * what follows) is offered again, from the loop. Returns 0,
+ * `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_CLOSED`.
+ */
+int quiche_ev_request_resume_body(quiche_ev_request *req);
+
+/**
  * Creates a server on the bound, non-blocking UDP socket `sock` whose
  * address is `local`.
  *
  * `config` (and `h3_config`, if given) stay owned by the caller and must
  * outlive the server. With `h3_config` NULL every connection speaks
- * hq-interop and answers `byez\n` like upstream `server.c`; otherwise
- * HTTP/3 like `http3-server.c`.
+ * hq-interop; otherwise HTTP/3. Until a request callback is set
+ * (`quiche_ev_server_on_request`) every request is answered `byez\n`, as
+ * upstream's samples do (or from files, see `quiche_ev_server_set_root`).
  *
- * Returns NULL (with a message on stderr) when an argument is NULL or the
- * address is not IPv4/IPv6.
+ * Start an `ev_io` on `sock` with `quiche_ev_server_recv_cb` and
+ * `w.data = server`. The server starts and stops its own watchers on
+ * `loop`; it never stops the loop (see `quiche_ev_server_on_stopped`).
+ *
+ * Returns NULL (with an error-level log message) when an argument is NULL
+ * or the address is not IPv4/IPv6.
  */
 quiche_ev_server *quiche_ev_server_new(struct ev_loop *loop_,
                                        int sock,
@@ -199,20 +828,33 @@ quiche_ev_server *quiche_ev_server_new(struct ev_loop *loop_,
                                        quiche_h3_config *h3_config);
 
 /**
- * Serves files below the folder `dir` instead of answering `byez\n`:
- * the request path maps to a file under `dir`; anything missing or outside
- * it gets 404 (HTTP/3) or a stream reset (hq-interop).
+ * The socket watcher's callback (upstream's `recv_cb`): set it with
+ * `ev_io_init(&w, quiche_ev_server_recv_cb, sock, EV_READ)` and
+ * `w.data = server`. After an internal error the server stops this
+ * watcher (see `quiche_ev_server_on_stopped`).
+ */
+void quiche_ev_server_recv_cb(struct ev_loop *loop_,
+                              ev_io *w,
+                              int _revents);
+
+/**
+ * Serves files below the folder `dir` instead of answering `byez\n` (when
+ * no request callback is set): the request path maps to a file under
+ * `dir` (`/` to `index.html`); anything missing or outside it gets 404
+ * (HTTP/3) or a stream reset (hq-interop). Files are streamed as flow
+ * control allows; reads never wait for the disk inside the loop.
  *
  * Returns 0, `QUICHE_EV_ERR_NULL`, or `QUICHE_EV_ERR_INVALID` when `dir`
- * is not a readable folder.
+ * is not a readable folder (the log says why).
  */
 int quiche_ev_server_set_root(quiche_ev_server *server,
                               const char *dir);
 
 /**
  * Bounds the number of live connections (default 10000). When the table
- * is full, new connections are refused before any state is made for them.
- * Returns 0, `QUICHE_EV_ERR_NULL` or `QUICHE_EV_ERR_INVALID` (for 0).
+ * is full, new clients are refused (CONNECTION_REFUSED) before any state
+ * is made for them. Returns 0, `QUICHE_EV_ERR_NULL` or
+ * `QUICHE_EV_ERR_INVALID` (for 0).
  */
 int quiche_ev_server_set_max_conns(quiche_ev_server *server,
                                    size_t max);
@@ -223,6 +865,26 @@ int quiche_ev_server_set_max_conns(quiche_ev_server *server,
  */
 int quiche_ev_server_set_token_lifetime(quiche_ev_server *server,
                                         uint64_t ms);
+
+/**
+ * Stateless retry on (non-zero, the default, like upstream) or off: with
+ * it off, a client's first Initial creates its connection at once (no
+ * address validation round trip). Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_server_set_retry(quiche_ev_server *server,
+                               int on);
+
+/**
+ * The 32-byte secret that stateless-reset tokens are derived from
+ * (default: random per server). A server restarted with the same key can
+ * reset the connections of its previous run, so their clients stop at
+ * once instead of waiting for their idle timeout. Keep it secret.
+ * Returns 0, `QUICHE_EV_ERR_NULL`, or `QUICHE_EV_ERR_INVALID` when `len`
+ * is not 32.
+ */
+int quiche_ev_server_set_reset_key(quiche_ev_server *server,
+                                   const uint8_t *key,
+                                   size_t len);
 
 /**
  * Chooses the datagram path: `batched` non-zero (the default) reads with
@@ -242,33 +904,136 @@ int quiche_ev_server_set_gso(quiche_ev_server *server,
                              int on);
 
 /**
+ * Appends the TLS secrets of every connection from now on to the file
+ * `path` (NSS key log format, as `SSLKEYLOGFILE`), for decrypting
+ * captures. Also turns key logging on in the server's `quiche_config`.
+ * Returns 0, `QUICHE_EV_ERR_NULL` or `QUICHE_EV_ERR_INVALID` (the file
+ * cannot be opened; the log says why).
+ */
+int quiche_ev_server_set_keylog_path(quiche_ev_server *server,
+                                     const char *path);
+
+/**
+ * Writes a qlog trace (JSON-SEQ, `.sqlog`) for every connection from now
+ * on into the folder `dir` (created if missing), one file per connection
+ * named `server-<connection ID in hex>.sqlog`. Returns 0,
+ * `QUICHE_EV_ERR_NULL` or `QUICHE_EV_ERR_INVALID`.
+ */
+int quiche_ev_server_set_qlog_dir(quiche_ev_server *server,
+                                  const char *dir);
+
+/**
+ * The pointer every server callback receives as `user` (default NULL).
+ * Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_server_set_user_data(quiche_ev_server *server,
+                                   void *user);
+
+/**
+ * The server's user data (NULL when unset or for a NULL server).
+ */
+void *quiche_ev_server_user_data(const quiche_ev_server *server);
+
+/**
+ * Sets the request callback: `cb(req, user)` runs once per request, when
+ * its headers (HTTP/3) or request line (hq-interop) arrived. Answer in it
+ * or later (from any watcher of the loop) with `quiche_ev_respond*`; the
+ * request handle is valid until its closed callback returns. NULL brings
+ * back the built-in responder. Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_server_on_request(quiche_ev_server *server,
+                                quiche_ev_request_cb cb);
+
+/**
+ * Sets the request body callback: `cb(req, data, len, fin, user)` gets
+ * the body as it arrives, then once with `fin` 1 (and maybe `len` 0) at
+ * its end; requests without a body get just that last call. Return how
+ * many bytes you took: fewer than `len` pauses the body (the client is
+ * held back by flow control) until `quiche_ev_request_resume_body`, when
+ * the rest is offered again. Without this callback bodies are read and
+ * dropped. Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_server_on_request_body(quiche_ev_server *server,
+                                     quiche_ev_request_body_cb cb);
+
+/**
+ * Sets the writable callback: `cb(req, user)` runs when a response that
+ * `quiche_ev_respond_write` could not take whole has room again
+ * (`quiche_ev_request_on_writable` overrides it per request). Returns 0
+ * or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_server_on_request_writable(quiche_ev_server *server,
+                                         quiche_ev_request_writable_cb cb);
+
+/**
+ * Sets the request closed callback: `cb(req, outcome, code, user)` runs
+ * once per request the host saw, when it is over: `QUICHE_EV_REQUEST_COMPLETE`
+ * (the response went out whole), `_RESET` (the client reset it; `code` is
+ * its error code), `_CANCELLED` (reset by us), `_CONN_CLOSED`. The handle
+ * is freed when it returns. Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_server_on_request_closed(quiche_ev_server *server,
+                                       quiche_ev_request_closed_cb cb);
+
+/**
+ * Sets the connection callbacks (either may be NULL): `established(conn,
+ * user)` when a handshake completes; `closed(conn, stats, user)` when the
+ * connection is gone, with its numbers and how it ended. A connection
+ * handle is valid from its established callback until its closed callback
+ * returns. Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_server_on_conn(quiche_ev_server *server,
+                             quiche_ev_conn_cb established,
+                             quiche_ev_conn_closed_cb closed);
+
+/**
+ * Sets the stopped callback: `cb(server, status, user)` runs once the
+ * server has stopped: after `quiche_ev_server_shutdown` finished (status
+ * 0), or after an internal error (status `QUICHE_EV_ERR_INTERNAL`; the
+ * server then does nothing more and should be freed). This is where a
+ * program that runs only this server breaks its loop. Returns 0 or
+ * `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_server_on_stopped(quiche_ev_server *server,
+                                quiche_ev_server_stopped_cb cb);
+
+/**
+ * Shuts the server down gracefully: from now on no datagram creates a
+ * connection (new clients are refused, even if the loop runs again);
+ * HTTP/3 connections get a GOAWAY; connections close (H3_NO_ERROR) as
+ * soon as their in-flight requests are complete, and all that remain
+ * after `drain_ms` milliseconds are closed then. The stopped callback
+ * runs when every connection is gone. Calling it again with 0 closes
+ * everything at once. Returns 0, `QUICHE_EV_ERR_NULL`, or
+ * `QUICHE_EV_ERR_STATE` after an internal error.
+ */
+int quiche_ev_server_shutdown(quiche_ev_server *server,
+                              uint64_t drain_ms);
+
+/**
+ * 1 once a shutdown has finished, 0 while running or draining,
+ * `QUICHE_EV_ERR_INTERNAL` after an internal error, `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_server_is_stopped(const quiche_ev_server *server);
+
+/**
  * The number of live connections, or `QUICHE_EV_ERR_NULL`.
  */
-ssize_t quiche_ev_server_conn_count(quiche_ev_server *server);
+ssize_t quiche_ev_server_conn_count(const quiche_ev_server *server);
 
 /**
- * The socket watcher's callback (upstream's `recv_cb`): set it with
- * `ev_io_init(&w, quiche_ev_server_recv_cb, sock, EV_READ)` and
- * `w.data = server`.
+ * Fills `out` with the server's counters. Set `out->size =
+ * sizeof(*out)` first. Returns 0, `QUICHE_EV_ERR_NULL`, or
+ * `QUICHE_EV_ERR_INVALID` for a size too small.
  */
-void quiche_ev_server_recv_cb(struct ev_loop *loop_,
-                              ev_io *w,
-                              int _revents);
-
-/**
- * A signal watcher's callback for SIGINT/SIGTERM (`w.data = server`):
- * refuses new connections, closes every connection with CONNECTION_CLOSE
- * and sends it, then breaks the loop once they have finished closing (at
- * most a second later), so `main`
- * can free the server and exit 0. A second signal breaks at once.
- */
-void quiche_ev_server_signal_cb(struct ev_loop *loop_,
-                                ev_signal *w,
-                                int _revents);
+int quiche_ev_server_counters(const quiche_ev_server *server,
+                              quiche_ev_counters *out);
 
 /**
  * Frees the server and every connection it still has (stopping their
- * timers). NULL is a no-op.
+ * timers; their requests are dropped without callbacks). Called from one
+ * of the server's own callbacks, the free happens when that callback
+ * returns. NULL is a no-op.
  */
 void quiche_ev_server_free(quiche_ev_server *server);
 

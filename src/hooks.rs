@@ -30,13 +30,17 @@ pub trait ServerApp<P: Platform>: Sized {
     /// Packets arrived, a timer fired, or the socket or flow control made
     /// room: read requests, continue responses.
     fn on_input(&mut self, conn: &mut P::Conn, shared: &mut Self::Shared, me: ConnRef);
-    /// Requests in flight (a draining server waits for them).
-    fn is_busy(&self) -> bool;
+    /// Requests in flight, or responses not yet delivered (a draining
+    /// server waits for them).
+    fn is_busy(&mut self, conn: &mut P::Conn) -> bool;
     /// Work waits on something other than the peer (a file read that
     /// would block): call `on_input` again soon.
     fn wants_retry(&self) -> bool;
-    /// The server is shutting down: tell the peer (HTTP/3 GOAWAY).
-    fn on_shutdown(&mut self, conn: &mut P::Conn);
+    /// The server is shutting down: tell the peer (HTTP/3 GOAWAY). First
+    /// with `last` false (requests already on their way are still
+    /// served), then, after a grace period, with `last` true (from now on
+    /// new requests are refused).
+    fn on_shutdown(&mut self, conn: &mut P::Conn, last: bool);
     /// The code a draining server closes with: (application close, code).
     fn close_code(&self) -> (bool, u64);
     /// The connection is gone: release its requests.

@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 
-use libc::{c_char, c_int, c_void};
+use libc::{c_int, c_void};
 
 /// Log levels, as the C API numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -35,7 +35,7 @@ impl Level {
 }
 
 /// The host's log callback: `(level, NUL-terminated message, user)`.
-pub type LogFn = unsafe extern "C" fn(c_int, *const c_char, *mut c_void);
+pub type LogFn = unsafe extern "C" fn(c_int, *const libc::c_char, *mut c_void);
 
 struct Sink {
     cb: LogFn,

@@ -43,7 +43,7 @@ use crate::observe::Observe;
 use crate::platform::{NewConn, Platform};
 use crate::stateless::{self, RateLimiter};
 use crate::table::{Cid, ConnId, Table};
-use crate::token::{TokenError, TokenKey, DEFAULT_LIFETIME};
+use crate::token::{TokenKey, DEFAULT_LIFETIME};
 use crate::transport::{ConnStats, Transport};
 use crate::LOCAL_CONN_ID_LEN;
 
@@ -74,13 +74,17 @@ const MAX_ROUNDS: usize = 16;
 /// How soon work waiting for the disk is tried again.
 const RETRY_SOON_SECS: f64 = 0.001;
 
+/// How long a shutting-down server keeps even idle connections open, for
+/// requests already on their way (a few round trips on most paths).
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
+
 /// How long a draining server waits for closing connections (their
 /// closing period, blocked egress) after it closed them, before it drops
 /// what is left.
 const CLOSE_LINGER_SECS: f64 = 1.0;
 
 /// What the server did with the datagrams it could not give to a
-/// connection, and how many connections it made; `quiche_ev_server_counters`.
+/// connection, and how many connections it made; `quiche_ev_counters`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     pub accepted: u64,
@@ -119,6 +123,7 @@ struct ConnFlags {
     established: bool,
     closing: bool,
     shutdown_told: bool,
+    shutdown_final: bool,
 }
 
 /// Work the dispatch loop does after the host heard everything before it.
@@ -134,7 +139,11 @@ enum Deferred<E, P: Platform> {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stopping {
     No,
-    /// New connections are refused; in-flight requests may finish.
+    /// New connections are refused, connections were told (GOAWAY);
+    /// requests already on their way may still arrive, so even idle
+    /// connections stay open for `SHUTDOWN_GRACE`.
+    Grace,
+    /// Idle connections close; in-flight requests may finish.
     Draining,
     /// Every connection was told to close; waiting for them to go.
     Closing,
@@ -165,6 +174,8 @@ pub struct ServerState<P: Platform> {
     /// when it is over (the socket is busy reading then).
     stateless_out: Vec<(Vec<u8>, SocketAddr, SocketAddr)>,
     stopping: Stopping,
+    /// When a shutdown's drain time ends.
+    drain_until: Option<Instant>,
     deferred: std::collections::VecDeque<Deferred<<P::ServerApp as ServerApp<P>>::Event, P>>,
     /// The host's "stopped" callback.
     pub on_stopped: Option<(StoppedFn, *mut c_void)>,
@@ -227,6 +238,7 @@ impl<P: Platform> Server<P> {
                 out: vec![0; SCRATCH_LEN],
                 stateless_out: Vec::new(),
                 stopping: Stopping::No,
+                drain_until: None,
                 deferred: Default::default(),
                 on_stopped: None,
             }),
@@ -433,6 +445,20 @@ impl<P: Platform> Server<P> {
         }
     }
 
+    /// One datagram as if read from the socket, then the step that
+    /// follows (the fuzz harness and in-process tests).
+    ///
+    /// # Safety
+    /// `this` is the live root and no borrow of its state is alive.
+    pub unsafe fn inject(this: *mut Self, pkt: &mut [u8], from: SocketAddr) {
+        let to = Self::state(this).local;
+        Self::callback(this, || {
+            Self::handle_datagram(this, pkt, from, to);
+            Self::send_stateless_out(this);
+            Self::step(this);
+        });
+    }
+
     unsafe fn feed(this: *const Self, st: &mut ServerState<P>, id: ConnId, pkt: &mut [u8], from: SocketAddr,
                    to: SocketAddr) {
         let _ = this;
@@ -451,6 +477,7 @@ impl<P: Platform> Server<P> {
     fn unknown_short(st: &mut ServerState<P>, pkt: &[u8], from: SocketAddr, to: SocketAddr) {
         let Some(dcid) = pkt.get(1..1 + LOCAL_CONN_ID_LEN) else {
             st.counters.dropped_unknown += 1;
+            log_debug!("packet for unknown connection dropped ({} bytes)", pkt.len());
             return;
         };
         let token = stateless::reset_token(&st.reset_key, dcid);
@@ -468,7 +495,10 @@ impl<P: Platform> Server<P> {
                 log_debug!("stateless reset for an unknown connection");
                 Self::send_stateless(st, n, to, from);
             }
-            None => st.counters.dropped_unknown += 1,
+            None => {
+                st.counters.dropped_unknown += 1;
+                log_debug!("packet for unknown connection dropped ({} bytes)", pkt.len());
+            }
         }
     }
 
@@ -555,19 +585,23 @@ impl<P: Platform> Server<P> {
             return None;
         }
         let token = hdr.token.as_deref().unwrap_or(&[]);
-        let odcid = match st.tokens.validate_token(token, &from, &hdr.dcid) {
-            Ok(odcid) => Some(odcid),
-            // Ours, but forged, altered, expired, for another address, or
-            // from before a restart: the client cannot get another Retry,
-            // so tell it (§8.1.2).
-            Err(e @ (TokenError::BadTag | TokenError::Expired)) => {
-                st.counters.invalid_tokens += 1;
-                log_info!("invalid address validation token ({e:?})");
-                Self::refuse(st, hdr, stateless::INVALID_TOKEN, b"invalid token", from, to);
-                return None;
+        let odcid = if token.is_empty() {
+            None
+        } else {
+            match st.tokens.validate_token(token, &from, &hdr.dcid) {
+                Ok(odcid) => Some(odcid),
+                // We only ever hand out Retry tokens, so this is one that
+                // is forged, altered, expired, for another address, or from
+                // before a restart: the client cannot take another Retry,
+                // so tell it (RFC 9000 §8.1.2) instead of letting it time
+                // out.
+                Err(e) => {
+                    st.counters.invalid_tokens += 1;
+                    log_info!("invalid address validation token ({e:?})");
+                    Self::refuse(st, hdr, stateless::INVALID_TOKEN, b"invalid token", from, to);
+                    return None;
+                }
             }
-            // No token, or not one of ours (§8.1.3: as if none).
-            Err(TokenError::Malformed) => None,
         };
         match odcid {
             Some(odcid) => {
@@ -677,12 +711,16 @@ impl<P: Platform> Server<P> {
             }
             if st.stopping != Stopping::No && !flags.shutdown_told {
                 flags.shutdown_told = true;
-                app.on_shutdown(&mut drv.conn);
+                app.on_shutdown(&mut drv.conn, false);
+            }
+            if matches!(st.stopping, Stopping::Draining | Stopping::Closing) && !flags.shutdown_final {
+                flags.shutdown_final = true;
+                app.on_shutdown(&mut drv.conn, true);
             }
             let close_now = match st.stopping {
-                Stopping::Draining => !app.is_busy(),
+                Stopping::Draining => !app.is_busy(&mut drv.conn),
                 Stopping::Closing | Stopping::Stopped => true,
-                Stopping::No => false,
+                Stopping::No | Stopping::Grace => false,
             };
             if app.wants_retry() && !st.retry_soon.contains(&id) {
                 st.retry_soon.push(id);
@@ -834,20 +872,23 @@ impl<P: Platform> Server<P> {
         let st = Self::state(this);
         match st.stopping {
             Stopping::No => {
-                st.stopping = Stopping::Draining;
                 log_info!("shutting down: {} connection(s), drain {:.3} s", st.table.len(), drain.as_secs_f64());
             }
-            Stopping::Draining if drain.is_zero() => {}
+            Stopping::Grace | Stopping::Draining if drain.is_zero() => {}
             _ => return,
         }
         for id in st.table.ids() {
             Self::touch(st, id);
         }
-        if drain.is_zero() {
+        let first = if drain.is_zero() {
             st.stopping = Stopping::Closing;
-        }
-        let secs = if drain.is_zero() { CLOSE_LINGER_SECS } else { drain.as_secs_f64() };
-        (*this).lp.timer_arm(Self::ptr(addr_of!((*this).stop_timer)), secs);
+            Duration::from_secs_f64(CLOSE_LINGER_SECS)
+        } else {
+            st.stopping = Stopping::Grace;
+            st.drain_until = Some(Instant::now() + drain);
+            drain.min(SHUTDOWN_GRACE)
+        };
+        (*this).lp.timer_arm(Self::ptr(addr_of!((*this).stop_timer)), first.as_secs_f64());
         if (*this).depth.get() == 0 {
             Self::callback(this, || Self::step(this));
         }
@@ -858,6 +899,14 @@ impl<P: Platform> Server<P> {
     unsafe fn on_stop_timer(this: *mut Self) {
         let st = Self::state(this);
         match st.stopping {
+            Stopping::Grace => {
+                st.stopping = Stopping::Draining;
+                for id in st.table.ids() {
+                    Self::touch(st, id);
+                }
+                let left = st.drain_until.map_or(Duration::ZERO, |t| t.saturating_duration_since(Instant::now()));
+                (*this).lp.timer_arm(Self::ptr(addr_of!((*this).stop_timer)), left.as_secs_f64());
+            }
             Stopping::Draining => {
                 st.stopping = Stopping::Closing;
                 for id in st.table.ids() {
@@ -878,7 +927,7 @@ impl<P: Platform> Server<P> {
 
     unsafe fn check_stopped(this: *mut Self) {
         let st = Self::state(this);
-        if matches!(st.stopping, Stopping::Draining | Stopping::Closing) && st.table.is_empty() {
+        if matches!(st.stopping, Stopping::Grace | Stopping::Draining | Stopping::Closing) && st.table.is_empty() {
             st.stopping = Stopping::Stopped;
             (*this).lp.timer_stop(Self::ptr(addr_of!((*this).stop_timer)));
             log_info!("shutdown complete");

@@ -236,13 +236,13 @@ impl ServerApp<FakePlatform> for NullServerApp {
             panic!("injected");
         }
     }
-    fn is_busy(&self) -> bool {
+    fn is_busy(&mut self, _conn: &mut FakeConn) -> bool {
         self.busy
     }
     fn wants_retry(&self) -> bool {
         false
     }
-    fn on_shutdown(&mut self, _conn: &mut FakeConn) {}
+    fn on_shutdown(&mut self, _conn: &mut FakeConn, _last: bool) {}
     fn close_code(&self) -> (bool, u64) {
         (true, 0)
     }

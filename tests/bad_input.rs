@@ -69,7 +69,7 @@ fn client_with_no_answer_fails_after_the_idle_timeout() {
 
 #[test]
 fn garbage_datagrams_are_dropped_and_the_server_keeps_serving() {
-    let s = Server::ours("server", &[]);
+    let s = Server::ours_env("server", &[], &[("QUICHE_EV_LOG", "debug")]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let target = ("127.0.0.1", s.port);
     sock.send_to(b"", target).unwrap();
@@ -82,26 +82,35 @@ fn garbage_datagrams_are_dropped_and_the_server_keeps_serving() {
 }
 
 #[test]
-fn short_header_packets_for_unknown_connections_get_no_version_negotiation() {
+fn short_header_packets_for_unknown_connections_get_a_stateless_reset() {
     // Upstream answers a stray short-header packet with a Version
-    // Negotiation packet (its version field reads as 0); we drop it.
-    let s = Server::ours("server", &[]);
+    // Negotiation packet (its version field reads as 0). We answer with a
+    // Stateless Reset (RFC 9000 §10.3): shorter than the packet, so two
+    // endpoints can never loop; too short a packet gets nothing.
+    let s = Server::ours_env("server", &[], &[("QUICHE_EV_LOG", "debug")]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    sock.set_read_timeout(Some(DEADLINE)).unwrap();
     let mut pkt = vec![0x40u8];
     pkt.extend_from_slice(&[7u8; 40]);
     sock.send_to(&pkt, ("127.0.0.1", s.port)).unwrap();
-    assert!(s.stderr.wait_for("packet for unknown connection dropped", DEADLINE), "{}", s.stderr.dump());
     let mut buf = [0u8; 1500];
-    assert!(sock.recv_from(&mut buf).is_err(), "the server answered a stray short-header packet");
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    assert!(n < pkt.len() && n >= 21, "a reset of {n} bytes answers {} bytes", pkt.len());
+    assert_eq!(buf[0] & 0xc0, 0x40, "short header form, fixed bit set");
+    assert!(s.stderr.wait_for("stateless reset for an unknown connection", DEADLINE), "{}", s.stderr.dump());
     assert!(!s.stderr.has("version negotiation"));
+    // 21 bytes cannot be answered with anything shorter that is still a
+    // valid reset.
+    sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    sock.send_to(&pkt[..21], ("127.0.0.1", s.port)).unwrap();
+    assert!(sock.recv_from(&mut buf).is_err(), "a 21-byte packet was answered");
 }
 
 #[test]
 fn initial_with_a_short_dcid_is_rejected() {
     // RFC 9000 §7.2: a client's first DCID is at least 8 bytes. Upstream's
     // create_conn would copy 16 bytes out of it regardless.
-    let s = Server::ours("server", &[]);
+    let s = Server::ours_env("server", &[], &[("QUICHE_EV_LOG", "debug")]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut pkt = vec![0xc0u8, 0, 0, 0, 1]; // long header, Initial, QUIC v1
     pkt.push(4);
@@ -121,7 +130,7 @@ fn short_datagrams_get_no_version_negotiation_or_retry() {
     // 30-byte spoofed datagram earns a larger reply. We answer only
     // datagrams of at least 1200 bytes, as RFC 9000 §14.1 requires of a
     // client's first.
-    let s = Server::ours("server", &[]);
+    let s = Server::ours_env("server", &[], &[("QUICHE_EV_LOG", "debug")]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
     let mut pkt = vec![0xc0u8, 0x1a, 0x2a, 0x3a, 0x4a, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0];

@@ -1,5 +1,5 @@
 //! An in-tree fuzz harness for the server's datagram entry point
-//! (`Server::handle_datagram`: header parse, table lookup, version
+//! (`Server::inject`: header parse, table lookup, version
 //! negotiation, retry, token validation, `create_conn`, quiche), run by
 //! `make test` for a bounded time (QUICHE_EV_FUZZ_SECS, default 5).
 //!
@@ -17,14 +17,13 @@ use std::time::{Duration, Instant};
 fn fuzz_the_datagram_entry_point() {
     let secs: u64 = std::env::var("QUICHE_EV_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let mut t = InProc::new();
-    t.server().set_max_conns(4);
+    t.set_max_conns(4);
     // Seeds: a client's first Initial (no token), the Retry, and the
     // Initial carrying our token.
     let (_client, initial, retry, with_token) = t.retry_flow();
     t.feed(&with_token, t.peer);
-    assert_eq!(t.server().conn_count(), 1, "the token from our Retry is accepted");
+    assert_eq!(t.conn_count(), 1, "the token from our Retry is accepted");
     let peer = t.peer;
-    let mut server = t.server.take().unwrap();
     let seeds = [initial, with_token, retry];
 
     let mut rng = Rng(0x2545F4914F6CDD1D);
@@ -60,14 +59,12 @@ fn fuzz_the_datagram_entry_point() {
             } else {
                 peer
             };
-            server.handle_datagram(&mut pkt, from);
+            t.feed(&pkt, from);
             runs += 1;
         }
-        server.flush_touched();
         t.drain();
-        assert!(server.conn_count() <= 4, "the connection bound was exceeded");
+        assert!(t.conn_count() <= 4, "the connection bound was exceeded");
     }
-    eprintln!("{runs} fuzzed datagrams in {secs} s, {} connections", server.conn_count());
+    eprintln!("{runs} fuzzed datagrams in {secs} s, {} connections", t.conn_count());
     assert!(runs > 10_000);
-    drop(server);
 }

@@ -176,11 +176,12 @@ impl Output {
             let _ = io::stdout().flush();
         }
         let failure = match outcome {
+            // (the connection's own failure, if any, is reported too)
             Outcome::Complete if status == 0 || (200..300).contains(&status) => None,
             Outcome::Complete => Some(format!("request for {path} failed: server answered status {status}")),
             Outcome::Reset => Some(format!("request for {path} was reset: error code {code}")),
             Outcome::Failed => Some(format!("request for {path} could not be sent")),
-            Outcome::ConnClosed => None, // the connection's own failure says why
+            Outcome::ConnClosed => Some(format!("request for {path} not complete: the connection closed")),
         };
         match failure {
             Some(why) => {

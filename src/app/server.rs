@@ -20,12 +20,13 @@ use quiche::h3::{self, NameValue};
 use super::body::{Body, Progress, Sent};
 use super::builtin::Builtin;
 use super::request::{Outcome, Request, Response, WritableFn};
-use crate::ffi::types::{quiche_ev_conn, quiche_ev_conn_stats, quiche_ev_request};
+use crate::ffi::types::{quiche_ev_conn, quiche_ev_stats, quiche_ev_request};
 use crate::hooks::{ConnRef, ServerApp};
 use crate::platform::Real;
 use crate::server::{Server, ServerConn};
 use crate::transport::{CloseInfo, ConnStats};
 
+// The host's callbacks; `ffi::types` has their C typedefs (nullable).
 /// A request arrived: `(request, user)`.
 pub type RequestFn = unsafe extern "C" fn(*mut quiche_ev_request, *mut c_void);
 /// Request body: `(request, data, len, fin, user)`, returns bytes taken.
@@ -35,7 +36,7 @@ pub type RequestClosedFn = unsafe extern "C" fn(*mut quiche_ev_request, c_int, u
 /// A connection's handshake completed: `(conn, user)`.
 pub type ConnFn = unsafe extern "C" fn(*mut quiche_ev_conn, *mut c_void);
 /// A connection is gone: `(conn, stats, user)`.
-pub type ConnClosedFn = unsafe extern "C" fn(*mut quiche_ev_conn, *const quiche_ev_conn_stats, *mut c_void);
+pub type ConnClosedFn = unsafe extern "C" fn(*mut quiche_ev_conn, *const quiche_ev_stats, *mut c_void);
 
 /// HTTP/3 error codes we use (RFC 9114 §8.1).
 pub const H3_NO_ERROR: u64 = 0x100;
@@ -145,6 +146,9 @@ pub struct ConnApp {
     /// Highest request stream seen (for GOAWAY).
     last_stream: Option<u64>,
     goaway_sent: bool,
+    /// Streams of complete responses whose data quiche still holds (sent
+    /// but not all acknowledged): a draining server must not close on them.
+    finishing: Vec<u64>,
     /// A driven body waits for the disk.
     disk_wait: bool,
 }
@@ -277,6 +281,9 @@ impl ConnApp {
         if let Some(r) = self.requests.remove(&stream) {
             // SAFETY: requests in the map are live.
             unsafe { (*r.as_ptr()).closed = true };
+            if outcome == Outcome::Complete {
+                self.finishing.push(stream);
+            }
             shared.events.push_back(Event::Closed(Owned(r), outcome, code));
         }
     }
@@ -501,7 +508,7 @@ impl ServerApp<Real> for ConnApp {
             Protocol::H3(_) => Proto::H3(None),
         };
         ConnApp { proto, requests: HashMap::new(), user: std::ptr::null_mut(), last_stream: None,
-                  goaway_sent: false, disk_wait: false }
+                  goaway_sent: false, finishing: Vec::new(), disk_wait: false }
     }
 
     fn on_established(&mut self, _conn: &mut quiche::Connection, shared: &mut Shared, me: ConnRef) {
@@ -518,23 +525,29 @@ impl ServerApp<Real> for ConnApp {
         self.resume(conn, shared);
     }
 
-    fn is_busy(&self) -> bool {
-        !self.requests.is_empty()
+    fn is_busy(&mut self, conn: &mut quiche::Connection) -> bool {
+        // quiche forgets a stream once all of it was sent, acknowledged
+        // and read: then its capacity is an error.
+        self.finishing.retain(|&s| conn.stream_capacity(s).is_ok());
+        !self.requests.is_empty() || !self.finishing.is_empty()
     }
 
     fn wants_retry(&self) -> bool {
         self.disk_wait
     }
 
-    fn on_shutdown(&mut self, conn: &mut quiche::Connection) {
-        if let Proto::H3(Some(h3)) = &mut self.proto {
-            // Requests on streams from here on are not processed.
-            let next = self.last_stream.map_or(0, |s| s + 4);
-            if let Err(e) = h3.send_goaway(conn, next) {
-                log_debug!("failed to send GOAWAY: {e:?}");
-            }
+    fn on_shutdown(&mut self, conn: &mut quiche::Connection, last: bool) {
+        // RFC 9114 §5.2's two steps: a GOAWAY with the largest ID says
+        // "shutting down" while requests already sent are still served;
+        // the second names the first request that will not be.
+        let Proto::H3(Some(h3)) = &mut self.proto else { return };
+        let id = if last { self.last_stream.map_or(0, |s| s + 4) } else { (1 << 62) - 4 };
+        if let Err(e) = h3.send_goaway(conn, id) {
+            log_debug!("failed to send GOAWAY: {e:?}");
         }
-        self.goaway_sent = true;
+        // hq-interop has no GOAWAY: its clients cannot know, so nothing
+        // is refused there; the drain time bounds them.
+        self.goaway_sent = last;
     }
 
     fn close_code(&self) -> (bool, u64) {
@@ -567,7 +580,7 @@ impl ServerApp<Real> for ConnApp {
             }
             Event::ConnClosed(conn, stats, info, h) => {
                 if let Some(cb) = h.on_conn_closed {
-                    let c = quiche_ev_conn_stats::new(&stats, &info);
+                    let c = quiche_ev_stats::new(&stats, &info);
                     cb(conn as *mut quiche_ev_conn, &c, h.user);
                 }
             }

@@ -7,13 +7,15 @@ use libev_sys::{ev_io, ev_loop};
 use quiche::h3;
 
 use super::guard::{as_bytes, as_str, guard, headers_from_c};
-use super::types::{quiche_config, quiche_ev_client, quiche_ev_header, quiche_h3_config};
+use super::types::{quiche_config, quiche_ev_client, quiche_ev_client_cb, quiche_ev_client_closed_cb, quiche_ev_header,
+                   quiche_ev_response_body_cb, quiche_ev_response_done_cb, quiche_ev_response_headers_cb,
+                   quiche_h3_config};
 use super::{QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_STATE,
             QUICHE_EV_ERR_TRANSPORT};
-use crate::app::client::{self as app, BodyFn, ClientRequests, DoneFn, HeadersFn, NewRequest};
+use crate::app::client::{self as app, ClientRequests, NewRequest};
 use crate::app::output::Output;
 use crate::batch_io::IoMode;
-use crate::client::{Client, ClosedFn, EstablishedFn, Phase};
+use crate::client::{Client, Phase};
 use crate::dgram::UdpSockets;
 use crate::evloop::LibEv;
 use crate::observe::Observe;
@@ -164,7 +166,7 @@ pub extern "C" fn quiche_ev_client_user_data(client: *const quiche_ev_client) ->
 /// `cb(client, user)` when the handshake completed. Returns 0 or
 /// `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
-pub extern "C" fn quiche_ev_client_on_established(client: *mut quiche_ev_client, cb: Option<EstablishedFn>) -> c_int {
+pub extern "C" fn quiche_ev_client_on_established(client: *mut quiche_ev_client, cb: quiche_ev_client_cb) -> c_int {
     with(client, |c| {
         // SAFETY: as in quiche_ev_client_set_user_data.
         let st = unsafe { C::state(c) };
@@ -180,7 +182,7 @@ pub extern "C" fn quiche_ev_client_on_established(client: *mut quiche_ev_client,
 /// callback has run by then. A program that runs only this client breaks
 /// its loop here. Returns 0 or `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
-pub extern "C" fn quiche_ev_client_on_closed(client: *mut quiche_ev_client, cb: Option<ClosedFn>) -> c_int {
+pub extern "C" fn quiche_ev_client_on_closed(client: *mut quiche_ev_client, cb: quiche_ev_client_closed_cb) -> c_int {
     with(client, |c| {
         // SAFETY: as in quiche_ev_client_set_user_data.
         let st = unsafe { C::state(c) };
@@ -198,8 +200,8 @@ pub extern "C" fn quiche_ev_client_on_closed(client: *mut quiche_ev_client, cb: 
 /// flow control meanwhile); `done(client, id, outcome, code, user)` once
 /// at the end (`QUICHE_EV_RESPONSE_*`). Returns 0 or `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
-pub extern "C" fn quiche_ev_client_on_response(client: *mut quiche_ev_client, headers: Option<HeadersFn>,
-                                               body: Option<BodyFn>, done: Option<DoneFn>) -> c_int {
+pub extern "C" fn quiche_ev_client_on_response(client: *mut quiche_ev_client, headers: quiche_ev_response_headers_cb,
+                                               body: quiche_ev_response_body_cb, done: quiche_ev_response_done_cb) -> c_int {
     with(client, |c| {
         // SAFETY: as in quiche_ev_client_set_user_data.
         let h = &mut unsafe { C::state(c) }.app.handlers;

@@ -4,7 +4,7 @@
 use libc::{c_char, c_int, c_void, sockaddr_storage, socklen_t};
 
 use super::guard::{as_str, guard};
-use super::types::{copy_sized, quiche_conn, quiche_ev_conn, quiche_ev_conn_stats};
+use super::types::{copy_sized, quiche_conn, quiche_ev_conn, quiche_ev_stats};
 use super::{QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL};
 use crate::platform::Real;
 use crate::server::{Server, ServerConn};
@@ -75,13 +75,13 @@ pub extern "C" fn quiche_ev_conn_changed(c: *mut quiche_ev_conn) -> c_int {
 /// sizeof(*out)` first. Returns 0, `QUICHE_EV_ERR_NULL`, or
 /// `QUICHE_EV_ERR_INVALID` for a size too small.
 #[no_mangle]
-pub extern "C" fn quiche_ev_conn_stats(c: *const quiche_ev_conn, out: *mut quiche_ev_conn_stats) -> c_int {
+pub extern "C" fn quiche_ev_conn_stats(c: *const quiche_ev_conn, out: *mut quiche_ev_stats) -> c_int {
     guard(QUICHE_EV_ERR_INTERNAL, || {
         let (Some(e), false) = (conn(c), out.is_null()) else { return QUICHE_EV_ERR_NULL };
         // SAFETY: as in quiche_ev_conn_set_user_data.
         let q = unsafe { E::conn(e) };
         let info = q.close_info();
-        let full = quiche_ev_conn_stats::new(&q.conn_stats(), &info);
+        let full = quiche_ev_stats::new(&q.conn_stats(), &info);
         // SAFETY: out points to the caller's structure of out->size bytes.
         if unsafe { copy_sized(&full, out) } { 0 } else { QUICHE_EV_ERR_INVALID }
     })

@@ -4,8 +4,9 @@
 use libc::{c_int, c_void};
 
 use super::guard::guard;
+use super::types::quiche_ev_log_cb;
 use super::{QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID};
-use crate::log::{self, Level, LogFn};
+use crate::log::{self, Level};
 
 /// Log levels for `quiche_ev_set_log`.
 pub const QUICHE_EV_LOG_ERROR: c_int = 1;
@@ -24,7 +25,7 @@ pub const QUICHE_EV_LOG_DEBUG: c_int = 4;
 /// (`quiche_enable_debug_logging`). Returns 0 or `QUICHE_EV_ERR_INVALID`
 /// (a bad level).
 #[no_mangle]
-pub extern "C" fn quiche_ev_set_log(cb: Option<LogFn>, user: *mut c_void, level: c_int) -> c_int {
+pub extern "C" fn quiche_ev_set_log(cb: quiche_ev_log_cb, user: *mut c_void, level: c_int) -> c_int {
     guard(QUICHE_EV_ERR_INTERNAL, || {
         let Some(level) = Level::from_c(level) else { return QUICHE_EV_ERR_INVALID };
         log::set(cb, user, level);

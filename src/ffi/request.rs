@@ -8,11 +8,11 @@
 use libc::{c_char, c_int, c_void, ssize_t};
 
 use super::guard::{as_bytes, guard, headers_from_c};
-use super::types::{quiche_ev_conn, quiche_ev_header, quiche_ev_request};
+use super::types::{quiche_ev_conn, quiche_ev_header, quiche_ev_request, quiche_ev_request_writable_cb};
 use super::{QUICHE_EV_ERR_CLOSED, QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL,
             QUICHE_EV_ERR_STATE, QUICHE_EV_ERR_TRANSPORT};
 use crate::app::body::Body;
-use crate::app::request::{Request, WritableFn};
+use crate::app::request::Request;
 use crate::app::server::{self, OpError};
 
 /// The request closed callback's outcomes.
@@ -83,10 +83,8 @@ pub extern "C" fn quiche_ev_request_header_count(req: *const quiche_ev_request) 
 #[no_mangle]
 pub extern "C" fn quiche_ev_request_header(req: *const quiche_ev_request, i: usize, out: *mut quiche_ev_header)
                                            -> c_int {
-    if out.is_null() {
-        return QUICHE_EV_ERR_NULL;
-    }
     field(req, QUICHE_EV_ERR_NULL, |r| match r.headers.get(i) {
+        _ if out.is_null() => QUICHE_EV_ERR_NULL,
         Some(h) => {
             // SAFETY: out is non-NULL and points to a header (contract).
             unsafe { *out = quiche_ev_header::of(h) };
@@ -130,7 +128,7 @@ pub extern "C" fn quiche_ev_request_user_data(req: *const quiche_ev_request) -> 
 
 /// This request's own writable callback (instead of the server's).
 #[no_mangle]
-pub extern "C" fn quiche_ev_request_on_writable(req: *mut quiche_ev_request, cb: Option<WritableFn>) -> c_int {
+pub extern "C" fn quiche_ev_request_on_writable(req: *mut quiche_ev_request, cb: quiche_ev_request_writable_cb) -> c_int {
     guard(QUICHE_EV_ERR_INTERNAL, || match self::req(req) {
         Some(r) => {
             // SAFETY: as in quiche_ev_request_set_user_data.

@@ -8,17 +8,18 @@ use libc::{c_char, c_int, c_void, sockaddr, socklen_t, ssize_t};
 use libev_sys::{ev_io, ev_loop};
 
 use super::guard::{as_bytes, as_str, guard};
-use super::types::{copy_sized, quiche_config, quiche_ev_server, quiche_ev_server_counters, quiche_h3_config};
+use super::types::{copy_sized, quiche_config, quiche_ev_conn_cb, quiche_ev_conn_closed_cb, quiche_ev_request_body_cb,
+                   quiche_ev_request_cb, quiche_ev_request_closed_cb, quiche_ev_request_writable_cb, quiche_ev_server,
+                   quiche_ev_counters, quiche_ev_server_stopped_cb, quiche_h3_config};
 use super::{QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_STATE};
 use crate::app::builtin::Builtin;
 use crate::app::files::Root;
-use crate::app::request::WritableFn;
-use crate::app::server::{BodyFn, ConnClosedFn, ConnFn, Protocol, RequestClosedFn, RequestFn, Shared};
+use crate::app::server::{Protocol, Shared};
 use crate::batch_io::IoMode;
 use crate::dgram::UdpSockets;
 use crate::evloop::LibEv;
 use crate::platform::Real;
-use crate::server::{Server, StoppedFn};
+use crate::server::Server;
 use crate::socket::sockaddr_to_std;
 
 type S = Server<Real>;
@@ -307,7 +308,7 @@ pub extern "C" fn quiche_ev_server_user_data(server: *const quiche_ev_server) ->
 /// back the built-in responder. Returns 0 or `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_on_request(server: *mut quiche_ev_server,
-                                              cb: Option<RequestFn>) -> c_int {
+                                              cb: quiche_ev_request_cb) -> c_int {
     with_state(server, |st| {
         st.app.handlers_mut().on_request = cb;
         0
@@ -323,7 +324,7 @@ pub extern "C" fn quiche_ev_server_on_request(server: *mut quiche_ev_server,
 /// dropped. Returns 0 or `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_on_request_body(
-    server: *mut quiche_ev_server, cb: Option<BodyFn>) -> c_int {
+    server: *mut quiche_ev_server, cb: quiche_ev_request_body_cb) -> c_int {
     with_state(server, |st| {
         st.app.handlers_mut().on_body = cb;
         0
@@ -336,7 +337,7 @@ pub extern "C" fn quiche_ev_server_on_request_body(
 /// or `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_on_request_writable(
-    server: *mut quiche_ev_server, cb: Option<WritableFn>) -> c_int {
+    server: *mut quiche_ev_server, cb: quiche_ev_request_writable_cb) -> c_int {
     with_state(server, |st| {
         st.app.handlers_mut().on_writable = cb;
         0
@@ -350,7 +351,7 @@ pub extern "C" fn quiche_ev_server_on_request_writable(
 /// is freed when it returns. Returns 0 or `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_on_request_closed(
-    server: *mut quiche_ev_server, cb: Option<RequestClosedFn>) -> c_int {
+    server: *mut quiche_ev_server, cb: quiche_ev_request_closed_cb) -> c_int {
     with_state(server, |st| {
         st.app.handlers_mut().on_request_closed = cb;
         0
@@ -364,7 +365,7 @@ pub extern "C" fn quiche_ev_server_on_request_closed(
 /// returns. Returns 0 or `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_on_conn(
-    server: *mut quiche_ev_server, established: Option<ConnFn>, closed: Option<ConnClosedFn>) -> c_int {
+    server: *mut quiche_ev_server, established: quiche_ev_conn_cb, closed: quiche_ev_conn_closed_cb) -> c_int {
     with_state(server, |st| {
         let h = st.app.handlers_mut();
         h.on_conn_established = established;
@@ -381,7 +382,7 @@ pub extern "C" fn quiche_ev_server_on_conn(
 /// `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_on_stopped(server: *mut quiche_ev_server,
-                                              cb: Option<StoppedFn>) -> c_int {
+                                              cb: quiche_ev_server_stopped_cb) -> c_int {
     with_state(server, |st| {
         let user = st.app.handlers.user;
         st.on_stopped = cb.map(|f| (f, user));
@@ -436,7 +437,7 @@ pub extern "C" fn quiche_ev_server_conn_count(server: *const quiche_ev_server) -
 /// sizeof(*out)` first. Returns 0, `QUICHE_EV_ERR_NULL`, or
 /// `QUICHE_EV_ERR_INVALID` for a size too small.
 #[no_mangle]
-pub extern "C" fn quiche_ev_server_counters(server: *const quiche_ev_server, out: *mut quiche_ev_server_counters)
+pub extern "C" fn quiche_ev_server_counters(server: *const quiche_ev_server, out: *mut quiche_ev_counters)
                                             -> c_int {
     guard(QUICHE_EV_ERR_INTERNAL, || {
         let Some(s) = self::server(server) else { return QUICHE_EV_ERR_NULL };
@@ -445,8 +446,8 @@ pub extern "C" fn quiche_ev_server_counters(server: *const quiche_ev_server, out
         }
         // SAFETY: as in with_state.
         let c = unsafe { S::state(s).counters };
-        let full = quiche_ev_server_counters {
-            size: std::mem::size_of::<quiche_ev_server_counters>(),
+        let full = quiche_ev_counters {
+            size: std::mem::size_of::<quiche_ev_counters>(),
             accepted: c.accepted, closed: c.closed, refused: c.refused, retries: c.retries,
             invalid_tokens: c.invalid_tokens, version_negotiations: c.version_negotiations,
             stateless_resets: c.stateless_resets, dropped_malformed: c.dropped_malformed,

@@ -1,7 +1,7 @@
 //! The C API's plain data types, and opaque stand-ins for C types that
 //! other headers define (`quiche.h`; cbindgen is told not to emit those).
 
-use libc::c_int;
+use libc::{c_char, c_int, c_void};
 
 use crate::transport::{CloseInfo, ConnStats};
 
@@ -82,7 +82,7 @@ pub struct quiche_ev_header {
 /// is valid for the duration of the call that filled it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-pub struct quiche_ev_conn_stats {
+pub struct quiche_ev_stats {
     pub size: usize,
     /// Packets received, sent, declared lost.
     pub recv: u64,
@@ -112,12 +112,12 @@ pub struct quiche_ev_conn_stats {
     pub reason_len: usize,
 }
 
-impl quiche_ev_conn_stats {
+impl quiche_ev_stats {
     /// The stats and close information, with `reason` pointing into `info`.
-    pub fn new(s: &ConnStats, info: &CloseInfo) -> quiche_ev_conn_stats {
+    pub fn new(s: &ConnStats, info: &CloseInfo) -> quiche_ev_stats {
         let e = info.error.as_ref();
-        quiche_ev_conn_stats {
-            size: std::mem::size_of::<quiche_ev_conn_stats>(),
+        quiche_ev_stats {
+            size: std::mem::size_of::<quiche_ev_stats>(),
             recv: s.recv, sent: s.sent, lost: s.lost, recv_bytes: s.recv_bytes, sent_bytes: s.sent_bytes,
             lost_bytes: s.lost_bytes, rtt_ns: s.rtt_ns, cwnd: s.cwnd,
             timed_out: info.timed_out as c_int,
@@ -132,11 +132,11 @@ impl quiche_ev_conn_stats {
     }
 }
 
-/// A server's counters since it was created (`quiche_ev_server_counters`).
-/// `size` as for `quiche_ev_conn_stats`.
+/// A server's counters since it was created (`quiche_ev_counters`).
+/// `size` as for `quiche_ev_stats`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct quiche_ev_server_counters {
+pub struct quiche_ev_counters {
     pub size: usize,
     /// Connections created, and closed.
     pub accepted: u64,
@@ -183,3 +183,35 @@ pub unsafe fn copy_sized<T: Copy>(full: &T, out: *mut T) -> bool {
     }
     true
 }
+
+/// Callback types: each is a nullable C function pointer.
+///
+/// The log callback: `(level, message, user)`; see `quiche_ev_set_log`.
+pub type quiche_ev_log_cb = Option<unsafe extern "C" fn(c_int, *const c_char, *mut c_void)>;
+/// A request arrived: `(request, user)`.
+pub type quiche_ev_request_cb = Option<unsafe extern "C" fn(*mut quiche_ev_request, *mut c_void)>;
+/// Request body: `(request, data, len, fin, user)`; returns the bytes taken.
+pub type quiche_ev_request_body_cb =
+    Option<unsafe extern "C" fn(*mut quiche_ev_request, *const u8, usize, c_int, *mut c_void) -> usize>;
+/// A response has room again: `(request, user)`.
+pub type quiche_ev_request_writable_cb = Option<unsafe extern "C" fn(*mut quiche_ev_request, *mut c_void)>;
+/// A request is over: `(request, outcome, code, user)`.
+pub type quiche_ev_request_closed_cb = Option<unsafe extern "C" fn(*mut quiche_ev_request, c_int, u64, *mut c_void)>;
+/// A server connection's handshake completed: `(conn, user)`.
+pub type quiche_ev_conn_cb = Option<unsafe extern "C" fn(*mut quiche_ev_conn, *mut c_void)>;
+/// A server connection is gone: `(conn, stats, user)`.
+pub type quiche_ev_conn_closed_cb = Option<unsafe extern "C" fn(*mut quiche_ev_conn, *const quiche_ev_stats, *mut c_void)>;
+/// The server stopped: `(server, status, user)`.
+pub type quiche_ev_server_stopped_cb = Option<unsafe extern "C" fn(*mut quiche_ev_server, c_int, *mut c_void)>;
+/// The client's handshake completed: `(client, user)`.
+pub type quiche_ev_client_cb = Option<unsafe extern "C" fn(*mut quiche_ev_client, *mut c_void)>;
+/// The client's connection is over: `(client, state, user)`.
+pub type quiche_ev_client_closed_cb = Option<unsafe extern "C" fn(*mut quiche_ev_client, c_int, *mut c_void)>;
+/// Response headers: `(client, id, status, headers, n, request user)`.
+pub type quiche_ev_response_headers_cb =
+    Option<unsafe extern "C" fn(*mut quiche_ev_client, i64, c_int, *const quiche_ev_header, usize, *mut c_void)>;
+/// Response body: `(client, id, data, len, request user)`; returns the bytes taken.
+pub type quiche_ev_response_body_cb =
+    Option<unsafe extern "C" fn(*mut quiche_ev_client, i64, *const u8, usize, *mut c_void) -> usize>;
+/// A response is over: `(client, id, outcome, code, request user)`.
+pub type quiche_ev_response_done_cb = Option<unsafe extern "C" fn(*mut quiche_ev_client, i64, c_int, u64, *mut c_void)>;

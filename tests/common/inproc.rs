@@ -1,11 +1,15 @@
-//! A server driven in-process through `Server::handle_datagram`, with a
-//! quiche client in the test: for the fuzz harness and token tests.
+//! A server driven in-process through `Server::inject`, with a quiche
+//! client in the test: for the fuzz harness and token tests.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::time::Duration;
 
 use libev_sys::*;
-use quiche_ev::app::{serve::Responder, ServerAppConfig};
+use quiche_ev::app::server::{Protocol, Shared};
+use quiche_ev::dgram::UdpSockets;
+use quiche_ev::evloop::LibEv;
+use quiche_ev::platform::Real;
 use quiche_ev::server::Server;
 
 pub fn config(server: bool) -> quiche::Config {
@@ -25,7 +29,7 @@ pub fn config(server: bool) -> quiche::Config {
 }
 
 pub struct InProc {
-    pub server: Option<Box<Server>>,
+    pub server: *mut Server<Real>,
     pub lp: *mut ev_loop,
     pub local: SocketAddr,
     /// Where the server's answers to `peer` land.
@@ -45,22 +49,29 @@ impl InProc {
         let peer = sink.local_addr().unwrap();
         let lp = unsafe { ev_loop_new(EVFLAG_AUTO) };
         let mut config = Box::new(config(true));
+        let fd = sock.as_raw_fd();
         let server = unsafe {
-            Server::new(lp, sock.as_raw_fd(), local, &mut *config,
-                        ServerAppConfig::Hq { serve: Responder::byez() })
+            Server::create(LibEv::new(lp), UdpSockets::new(fd, local), fd, local, &mut *config,
+                           Shared::new(Protocol::Hq))
         };
-        InProc { server: Some(server), lp, local, sink, peer, _sock: sock, _config: config }
+        InProc { server, lp, local, sink, peer, _sock: sock, _config: config }
     }
 
-    pub fn server(&mut self) -> &mut Server {
-        self.server.as_mut().unwrap()
+    pub fn conn_count(&self) -> usize {
+        unsafe { Server::state(self.server).conn_count() }
+    }
+
+    pub fn set_max_conns(&self, n: usize) {
+        unsafe { Server::state(self.server).settings.max_conns = n };
+    }
+
+    pub fn set_token_lifetime(&self, d: Duration) {
+        unsafe { Server::state(self.server).set_token_lifetime(d) };
     }
 
     /// One datagram from `from`, then egress.
     pub fn feed(&mut self, pkt: &[u8], from: SocketAddr) {
-        let s = self.server();
-        s.handle_datagram(&mut pkt.to_vec(), from);
-        s.flush_touched();
+        unsafe { Server::inject(self.server, &mut pkt.to_vec(), from) };
     }
 
     /// Datagrams the server sent to `peer` so far.
@@ -93,7 +104,9 @@ impl InProc {
 
 impl Drop for InProc {
     fn drop(&mut self) {
-        self.server = None;
-        unsafe { ev_loop_destroy(self.lp) };
+        unsafe {
+            Server::destroy(self.server);
+            ev_loop_destroy(self.lp);
+        }
     }
 }
