@@ -689,7 +689,8 @@ impl<P: Platform> Server<P> {
             if drv.conn.is_established() && !flags.established {
                 flags.established = true;
                 st.table.forget_odcid(id);
-                log_info!("connection established: {}", String::from_utf8_lossy(drv.conn.application_proto()));
+                // (upstream's servers print nothing here; their clients do)
+                log_debug!("connection established: {}", String::from_utf8_lossy(drv.conn.application_proto()));
                 app.on_established(&mut drv.conn, &mut st.app, e as ConnRef);
             }
             if drv.conn.is_established() || drv.conn.is_in_early_data() {
