@@ -3,17 +3,22 @@
 //! the root's directory descriptor, which the kernel resolves atomically
 //! (no check-then-open race with a symlink swapped in between). `..`,
 //! absolute paths and symlinks leading out all fail inside the kernel.
+//! Where openat2 does not exist (kernels before 5.6, valgrind), the path
+//! is resolved and checked first, then opened: the same answers, with that
+//! race back.
 
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The root folder, held open.
 #[derive(Debug)]
 pub struct Root {
     dir: OwnedFd,
+    /// Its canonical path, for the fallback without openat2.
+    path: PathBuf,
 }
 
 impl Root {
@@ -27,7 +32,8 @@ impl Root {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: fd was just opened and is owned by nobody else.
-        Ok(Root { dir: unsafe { OwnedFd::from_raw_fd(fd) } })
+        let dir = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Root { dir, path: std::fs::canonicalize(path)? })
     }
 
     /// The regular file a request path names (`/` is `/index.html`; a
@@ -35,7 +41,10 @@ impl Root {
     /// regular file, or outside the root.
     pub fn open_file(&self, request_path: &[u8]) -> Option<File> {
         let rel = relative(request_path)?;
-        let c = CString::new(rel).ok()?;
+        if Path::new(&rel).components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
+            return None; // `..` or a root: refused before any system call
+        }
+        let c = CString::new(rel.as_str()).ok()?;
         let how = OpenHow {
             flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
             mode: 0,
@@ -47,12 +56,24 @@ impl Root {
             libc::syscall(libc::SYS_openat2, self.dir.as_raw_fd(), c.as_ptr(), &how as *const OpenHow,
                           std::mem::size_of::<OpenHow>())
         };
-        if fd < 0 {
+        let file = if fd >= 0 {
+            // SAFETY: the kernel just gave us this descriptor.
+            unsafe { File::from_raw_fd(fd as i32) }
+        } else if io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            self.open_checked(&rel)?
+        } else {
+            return None;
+        };
+        file.metadata().ok()?.is_file().then_some(file)
+    }
+
+    /// Without openat2: resolve, check it is below the root, open.
+    fn open_checked(&self, rel: &str) -> Option<File> {
+        let real = std::fs::canonicalize(self.path.join(rel)).ok()?;
+        if !real.starts_with(&self.path) {
             return None;
         }
-        // SAFETY: the kernel just gave us this descriptor.
-        let file = unsafe { File::from_raw_fd(fd as i32) };
-        file.metadata().ok()?.is_file().then_some(file)
+        File::open(real).ok()
     }
 }
 
@@ -87,7 +108,19 @@ mod tests {
 
     #[test]
     fn files_below_root_only() {
-        let dir = std::env::temp_dir().join(format!("qev-files-{}", std::process::id()));
+        check_root(|r, p| r.open_file(p));
+    }
+
+    #[test]
+    fn the_fallback_without_openat2_gives_the_same_answers() {
+        check_root(|r, p| relative(p).filter(|rel| !rel.contains("..")).and_then(|rel| r.open_checked(&rel))
+            .filter(|f| f.metadata().is_ok_and(|m| m.is_file())));
+    }
+
+    fn check_root(open: impl Fn(&Root, &[u8]) -> Option<File>) {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("qev-files-{}-{n}", std::process::id()));
         let root = dir.join("root");
         std::fs::create_dir_all(root.join("sub")).unwrap();
         std::fs::write(root.join("a.txt"), b"hello").unwrap();
@@ -98,7 +131,7 @@ mod tests {
         let _ = std::os::unix::fs::symlink("a.txt", root.join("inside"));
         let r = Root::open(&root).unwrap();
         let read = |p: &[u8]| {
-            r.open_file(p).map(|mut f| {
+            open(&r, p).map(|mut f| {
                 let mut s = String::new();
                 f.read_to_string(&mut s).unwrap();
                 s
