@@ -74,6 +74,8 @@ pub struct ClientState<P: Platform> {
     /// Where the TLS session is loaded from and saved to.
     session_file: Option<std::path::PathBuf>,
     failure_c: Option<std::ffi::CString>,
+    /// A local address to move to as soon as quiche can (migration).
+    migrate_to: Option<SocketAddr>,
     pub on_established: Option<(EstablishedFn, *mut c_void)>,
     established_told: bool,
     /// A client's own CIDs need reset tokens too (RFC 9000 §10.3); it
@@ -122,7 +124,7 @@ impl<P: Platform> Client<P> {
                 app, phase: Phase::Connecting, established: false, close_when_done: false, out: vec![0; SCRATCH_LEN], gso: true,
                 local, failure: None, stats: None, closed_told: false, on_closed: None,
                 on_established: None, established_told: false, reset_key, user: std::ptr::null_mut(),
-                observe: Observe::default(), session_file: None, failure_c: None,
+                observe: Observe::default(), session_file: None, failure_c: None, migrate_to: None,
             }),
         }));
         let c = &*client;
@@ -278,6 +280,12 @@ impl<P: Platform> Client<P> {
             if drv.conn.is_established() || drv.conn.is_in_early_data() {
                 st.app.on_input(&mut drv.conn);
             }
+            drv.path_events();
+            if st.established {
+                if let Err(e) = Self::try_migrate(st, drv) {
+                    log_warn!("{e}");
+                }
+            }
             let key = st.reset_key;
             drv.manage_scids(|| {
                 let cid = gen_cid();
@@ -410,11 +418,34 @@ impl<P: Platform> Client<P> {
     /// As for [`Client::changed`]; `fd` stays open while the client lives.
     pub unsafe fn migrate(this: *mut Self, fd: RawFd, local: SocketAddr) -> Result<(), String> {
         Self::io(this).add_socket(fd, local);
-        Self::conn(this).migrate_source(local).map_err(|e| format!("cannot migrate: {e:?}"))?;
-        Self::state(this).local = local;
-        log_info!("migrating to {local}");
+        let st = Self::state(this);
+        st.migrate_to = Some(local);
+        let r = Self::try_migrate(st, Driver::state(addr_of!((*this).drv)));
         Self::changed(this);
-        Ok(())
+        r
+    }
+
+    /// Moves to the pending new local address once quiche can: it needs a
+    /// spare connection ID from the peer (which comes shortly after the
+    /// handshake) and one of ours for the peer.
+    fn try_migrate(st: &mut ClientState<P>, drv: &mut crate::driver::DriverState<P>) -> Result<(), String> {
+        let Some(local) = st.migrate_to else { return Ok(()) };
+        match drv.conn.migrate_source(local) {
+            Ok(_) => {
+                st.migrate_to = None;
+                st.local = local;
+                log_info!("migrating to {local}");
+                Ok(())
+            }
+            Err(quiche::Error::OutOfIdentifiers) => {
+                log_debug!("migration to {local} waits for a spare connection ID");
+                Ok(())
+            }
+            Err(e) => {
+                st.migrate_to = None;
+                Err(format!("cannot migrate: {e:?}"))
+            }
+        }
     }
 
     /// The loop the client runs on.

@@ -49,14 +49,22 @@ pub struct DriverState<P: Platform> {
     /// A datagram closed the connection with no CONNECTION_CLOSE: quiche
     /// recognised the peer's Stateless Reset.
     stateless_reset: bool,
+    /// The peer's current address, and the ones it left (NAT rebinding,
+    /// migration): what is still addressed to those goes to it instead.
+    peer: Option<SocketAddr>,
+    left: Vec<SocketAddr>,
 }
+
+/// Old peer addresses remembered per connection.
+const MAX_LEFT_ADDRESSES: usize = 4;
 
 impl<P: Platform> Driver<P> {
     pub fn new(conn: P::Conn) -> Driver<P> {
         Driver {
             timer: UnsafeCell::new(ev_timer::zeroed()),
             state: UnsafeCell::new(DriverState { conn, egress: Egress::default(), blocked: false,
-                                                 touched: false, acks_due: false, stateless_reset: false }),
+                                                 touched: false, acks_due: false, stateless_reset: false,
+                                                 peer: None, left: Vec::new() }),
         }
     }
 
@@ -108,7 +116,16 @@ impl<P: Platform> Driver<P> {
         let result = if st.blocked {
             Flushed::Blocked
         } else {
-            let mut send = |d: &[u8], seg: usize, from: SocketAddr, to: SocketAddr| io.send(d, seg, from, to);
+            let (peer, left) = (st.peer, &st.left);
+            let mut send = |d: &[u8], seg: usize, from: SocketAddr, to: SocketAddr| {
+                // Packets quiche built for an address the peer has left
+                // (sent before it noticed) go where the peer is now.
+                let to = match peer {
+                    Some(p) if left.contains(&to) => p,
+                    _ => to,
+                };
+                io.send(d, seg, from, to)
+            };
             let ack_now = std::mem::take(&mut st.acks_due);
             st.egress.flush(&mut send, &mut st.conn, scratch, gso, ack_now, Instant::now())
         };
@@ -130,6 +147,7 @@ impl<P: Platform> DriverState<P> {
     /// Feeds one datagram to the connection; false when quiche refused it.
     pub fn recv(&mut self, pkt: &mut [u8], from: SocketAddr, to: SocketAddr) -> bool {
         self.acks_due = true;
+        self.peer.get_or_insert(from);
         let was_closed = self.conn.is_closed();
         let ok = match self.conn.recv(pkt, quiche::RecvInfo { from, to }) {
             Ok(_) => true,
@@ -162,6 +180,42 @@ impl<P: Platform> DriverState<P> {
         // quiche does nothing if none of its timers is due (the timer may
         // have fired for a paced batch).
         self.conn.on_timeout();
+    }
+
+    /// Reports what happened to the connection's paths (migration, NAT
+    /// rebinding): quiche validates and switches paths on its own.
+    ///
+    /// When the peer moved (its NAT rebound, or it migrated), what quiche
+    /// sent to its old address before noticing is lost and stays in flight
+    /// on the old path, where quiche (0.30) only ever retransmits the
+    /// oldest of it: the transfer stalls. So one more packet is sent on the
+    /// old path (a PATH_CHALLENGE) and, like everything else still
+    /// addressed there, delivered to the peer's new address: its
+    /// acknowledgement lets quiche declare the rest lost and resend it.
+    pub fn path_events(&mut self) {
+        while let Some(ev) = self.conn.path_event_next() {
+            match ev {
+                quiche::PathEvent::PeerMigrated(local, peer) => {
+                    log_info!("connection migrated to {peer}");
+                    if let Some(old) = self.peer.replace(peer).filter(|o| *o != peer) {
+                        self.left.retain(|a| *a != peer && *a != old);
+                        if self.left.len() == MAX_LEFT_ADDRESSES {
+                            self.left.remove(0);
+                        }
+                        self.left.push(old);
+                        if let Err(e) = self.conn.probe_path(local, old) {
+                            log_debug!("cannot probe the old path: {e:?}");
+                        }
+                    }
+                }
+                quiche::PathEvent::New(_, peer) => log_debug!("new path from {peer}"),
+                quiche::PathEvent::Validated(_, peer) => log_debug!("path to {peer} validated"),
+                quiche::PathEvent::FailedValidation(_, peer) => log_debug!("path to {peer} failed validation"),
+                quiche::PathEvent::Closed(_, peer) => log_debug!("path to {peer} closed"),
+                quiche::PathEvent::ReusedSourceConnectionId(..) => log_debug!("peer reused a connection ID"),
+                _ => {}
+            }
+        }
     }
 
     /// Offers the peer spare connection IDs (up to what it accepts and

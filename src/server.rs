@@ -696,6 +696,7 @@ impl<P: Platform> Server<P> {
             if drv.conn.is_established() || drv.conn.is_in_early_data() {
                 app.on_input(&mut drv.conn, &mut st.app, e as ConnRef);
             }
+            drv.path_events();
             let key = st.reset_key;
             let table = &mut st.table;
             let mut mapped: Vec<Cid> = Vec::new();

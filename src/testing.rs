@@ -166,6 +166,9 @@ impl Transport for FakeConn {
         self.local = local;
         Ok(1)
     }
+    fn probe_path(&mut self, _local: SocketAddr, _peer: SocketAddr) -> quiche::Result<u64> {
+        Ok(0)
+    }
     fn path_event_next(&mut self) -> Option<PathEvent> {
         None
     }

@@ -64,6 +64,8 @@ pub trait Transport {
     fn retired_scid_next(&mut self) -> Option<ConnectionId<'static>>;
     /// Client: move to the local address `local` (active migration).
     fn migrate_source(&mut self, local: SocketAddr) -> quiche::Result<u64>;
+    /// Asks for a PATH_CHALLENGE on a known path.
+    fn probe_path(&mut self, local: SocketAddr, peer: SocketAddr) -> quiche::Result<u64>;
     fn path_event_next(&mut self) -> Option<PathEvent>;
 
     /// The TLS session to resume from later (client), once there is one.
@@ -119,6 +121,9 @@ impl Transport for quiche::Connection {
     }
     fn migrate_source(&mut self, local: SocketAddr) -> quiche::Result<u64> {
         quiche::Connection::migrate_source(self, local)
+    }
+    fn probe_path(&mut self, local: SocketAddr, peer: SocketAddr) -> quiche::Result<u64> {
+        quiche::Connection::probe_path(self, local, peer)
     }
     fn path_event_next(&mut self) -> Option<PathEvent> {
         quiche::Connection::path_event_next(self)

@@ -43,29 +43,6 @@ fn upstream_leaks_a_descriptor_per_retry() {
 }
 
 #[test]
-fn connection_limit_refuses_new_connections_cleanly() {
-    let s = Server::ours("server", &["--max-conns", "1"]);
-    // A client that is stopped mid-connection keeps its slot until the
-    // server's idle timeout.
-    let mut held = Command::new(ours("client"))
-        .env("QUICHE_EV_QUIET", "1").args(["127.0.0.1", &s.port.to_string(), "/x"])
-        .stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    assert!(s.stderr.wait_for("new connection", DEADLINE));
-    unsafe { libc::kill(held.id() as i32, libc::SIGSTOP) };
-
-    let r = our_client("client", s.port, &[]);
-    assert_eq!(r.code(), Some(1), "{}", r.stderr);
-    assert!(s.stderr.has("connection limit (1) reached, new connection refused"), "{}", s.stderr.dump());
-    assert_eq!(s.stderr.count_exact("new connection"), 1, "no state for the refused one");
-
-    held.kill().unwrap();
-    held.wait().unwrap();
-    assert!(s.stderr.wait_for("connection freed, 0 left", DEADLINE), "{}", s.stderr.dump());
-    assert_eq!(our_client("client", s.port, &[]).stdout, b"byez\n");
-}
-
-
-#[test]
 fn sigint_interrupts_a_client_with_status_1() {
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();

@@ -165,3 +165,20 @@ fn gtlsclient_with_unknown_version_and_three_streams() {
     }
     assert!(s.stderr.wait_for_n("got HTTP header: :method=GET", 3, DEADLINE), "{}", s.stderr.dump());
 }
+
+#[test]
+fn gtlsclient_downloads_from_our_server_through_a_nat_that_rebinds() {
+    // ngtcp2's client behind a NAT (the relay) whose port mapping changes
+    // mid-download, the old one dropped: our server must follow it.
+    let dir = tempdir("ngtcp2-rebind");
+    let data = pattern(30 << 20);
+    std::fs::write(dir.join("big"), &data).unwrap();
+    let s = Server::ours("http3-server", &["--root", dir.to_str().unwrap()]);
+    let relay = common::relay::Relay::start(s.port, &["--rebind", "port:4MB"]);
+    let (r, dl) = gtlsclient(relay.port, &[], &["/big"], "ngtcp2-rebind-dl");
+    let stats = relay.stop();
+    assert_eq!(r.code(), Some(0), "{}\nrelay: {stats}", r.stderr);
+    assert!(read(&dl.join("big")) == data, "the file arrived intact");
+    assert_eq!(common::relay::Relay::stat(&stats, "rebinds"), 1, "{stats}");
+    assert!(s.stderr.wait_for("connection migrated to 127.0.0.1:", DEADLINE), "{}", s.stderr.dump());
+}

@@ -8,6 +8,7 @@
 
 pub mod aioquic;
 pub mod inproc;
+pub mod relay;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::UdpSocket;
@@ -163,8 +164,13 @@ impl Server {
 
     /// One of our servers on `host` (e.g. "::1").
     pub fn ours_on(name: &str, host: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::ours_at(name, host, 0, args, env)
+    }
+
+    /// One of our servers on `host`:`port` (0: a free one).
+    pub fn ours_at(name: &str, host: &str, port: u16, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(ours(name));
-        cmd.current_dir(root().join("c-examples")).args(args).args([host, "0"]);
+        cmd.current_dir(root().join("c-examples")).args(args).args([host, &port.to_string()]);
         cmd.env("QUICHE_EV_QUIET", "1");
         for (k, v) in env {
             cmd.env(k, v);

@@ -1,0 +1,180 @@
+//! The transport with real peers: connection IDs for migration, NAT
+//! rebinding mid-download (port and address, the old mapping gone),
+//! Stateless Reset after a restart with the same key, and the refusals a
+//! client hears (CONNECTION_REFUSED, INVALID_TOKEN).
+
+mod common;
+use common::inproc::InProc;
+use common::relay::Relay;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// A folder with `big`: `mib` MiB of a non-repeating pattern.
+fn root_with_big(tag: &str, mib: usize) -> (std::path::PathBuf, Vec<u8>) {
+    let dir = tempdir(tag);
+    let data = pattern(mib << 20);
+    std::fs::write(dir.join("big"), &data).unwrap();
+    (dir, data)
+}
+
+fn fetch_big(client: &str, port: u16, out: &Path, extra: &[&str]) -> Run {
+    let mut cmd = Command::new(ours(client));
+    cmd.env("QUICHE_EV_QUIET", "1").args(extra).arg("--output").arg(out)
+        .args(["127.0.0.1", &port.to_string(), "/big"]);
+    run(cmd, DEADLINE)
+}
+
+#[test]
+fn our_client_migrates_to_a_new_port_mid_download() {
+    // The hq-interop server does not disable active migration (as
+    // upstream's); it hands out spare connection IDs, so the client can
+    // move to a new socket with a new DCID.
+    let (dir, data) = root_with_big("migrate", 30);
+    let s = Server::ours("server", &["--root", dir.to_str().unwrap()]);
+    let out = dir.join("out");
+    let r = fetch_big("client", s.port, &out, &["--migrate"]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    assert!(r.stderr.contains("migrating to"), "{}", r.stderr);
+    assert!(std::fs::read(&out).unwrap() == data, "the file arrived intact");
+    assert!(s.stderr.wait_for("connection migrated to 127.0.0.1:", DEADLINE), "{}", s.stderr.dump());
+}
+
+/// A download through a relay that rebinds (`port` or `addr`) after 3 MB,
+/// dropping its old mapping: the server must follow the client.
+fn rebinding_mid_download(server: &str, client: &str, mode: &str) {
+    let (dir, data) = root_with_big(&format!("rebind-{mode}-{server}"), 20);
+    let s = Server::ours(server, &["--root", dir.to_str().unwrap()]);
+    let relay = Relay::start(s.port, &["--rebind", &format!("{mode}:3MB")]);
+    let out = dir.join("out");
+    let r = fetch_big(client, relay.port, &out, &[]);
+    let stats = relay.stop();
+    assert_eq!(r.code(), Some(0), "{}\nrelay: {stats}\nserver:\n{}", r.stderr, s.stderr.dump());
+    assert!(std::fs::read(&out).unwrap() == data, "the file arrived intact");
+    assert_eq!(Relay::stat(&stats, "rebinds"), 1, "{stats}");
+    assert!(Relay::stat(&stats, "old_mapping_drops") > 0, "the server sent to the old mapping first: {stats}");
+    let expect = if mode == "addr" { "connection migrated to 127.0.0.2:" } else { "connection migrated to 127.0.0.1:" };
+    assert!(s.stderr.wait_for(expect, DEADLINE), "{}", s.stderr.dump());
+}
+
+#[test]
+fn port_rebinding_mid_download_http3() {
+    rebinding_mid_download("http3-server", "http3-client", "port");
+}
+
+#[test]
+fn port_rebinding_mid_download_hq() {
+    rebinding_mid_download("server", "client", "port");
+}
+
+#[test]
+fn address_rebinding_mid_download_http3() {
+    rebinding_mid_download("http3-server", "http3-client", "addr");
+}
+
+const KEY_A: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+const KEY_B: &str = "f0e0d0c0b0a090807060504030201000f0e0d0c0b0a090807060504030201000";
+
+/// A client downloading from a server that is killed mid-transfer and
+/// restarted on the same port with `second_key`: what the client says.
+fn restart_mid_download(tag: &str, second_key: &str) -> Run {
+    let (dir, _) = root_with_big(tag, 64);
+    let root = dir.to_str().unwrap();
+    let mut s = Server::ours("server", &["--root", root, "--reset-key", KEY_A]);
+    let port = s.port;
+    let out = dir.join("out");
+    let mut c = Command::new(ours("client"))
+        .env("QUICHE_EV_QUIET", "1")
+        .arg("--output").arg(&out).args(["127.0.0.1", &port.to_string(), "/big"])
+        .stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let err = lines_of(c.stderr.take().unwrap());
+    // Mid-transfer: the handshake is long confirmed, only short-header
+    // packets flow (a Stateless Reset answers only those).
+    let end = std::time::Instant::now() + DEADLINE;
+    while std::fs::metadata(&out).map_or(0, |m| m.len()) < 4 << 20 {
+        assert!(std::time::Instant::now() < end, "the download did not start:\n{}", err.dump());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    s.signal(libc::SIGKILL);
+    s.wait_exit(DEADLINE).expect("killed");
+    // The same port, a new process: the client's next packets reach it.
+    let _again = Server::ours_at("server", "127.0.0.1", port, &["--root", root, "--reset-key", second_key], &[]);
+    let st = wait_child(&mut c, DEADLINE).expect("the client did not finish");
+    assert!(err.wait_closed(DEADLINE));
+    Run { status: st, stdout: Vec::new(), stderr: err.dump() }
+}
+
+#[test]
+fn a_server_restarted_with_the_same_key_resets_its_old_connections() {
+    let r = restart_mid_download("reset-same", KEY_A);
+    assert_eq!(r.code(), Some(1));
+    assert!(r.stderr.contains("error: connection reset by the server (stateless reset)"), "{}", r.stderr);
+    // With another key the reset cannot be told from junk: the client
+    // waits for its idle timeout instead.
+    let r = restart_mid_download("reset-other", KEY_B);
+    assert_eq!(r.code(), Some(1));
+    assert!(r.stderr.contains("idle timeout") && !r.stderr.contains("stateless reset"), "{}", r.stderr);
+}
+
+#[test]
+fn a_full_server_refuses_with_connection_refused() {
+    let s = Server::ours("server", &["--max-conns", "1"]);
+    let mut held = Command::new(ours("client"))
+        .env("QUICHE_EV_QUIET", "1").args(["127.0.0.1", &s.port.to_string(), "/x"])
+        .stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    assert!(s.stderr.wait_for("new connection", DEADLINE));
+    unsafe { libc::kill(held.id() as i32, libc::SIGSTOP) };
+    // The second client hears why at once, instead of waiting for its
+    // idle timeout; the server keeps no state for it.
+    let r = our_client("client", s.port, &[]);
+    assert_eq!(r.code(), Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("error code 0x2 CONNECTION_REFUSED"), "{}", r.stderr);
+    assert!(!r.stderr.contains("idle timeout"), "{}", r.stderr);
+    assert_eq!(s.stderr.count_exact("new connection"), 1, "no state for the refused one");
+    assert!(s.stderr.has("connection limit (1) reached, new connection refused"), "{}", s.stderr.dump());
+    // Once the held connection is gone, the slot serves again.
+    held.kill().unwrap();
+    held.wait().unwrap();
+    assert!(s.stderr.wait_for("connection freed, 0 left", DEADLINE), "{}", s.stderr.dump());
+    assert_eq!(our_client("client", s.port, &[]).stdout, b"byez\n");
+}
+
+#[test]
+fn a_token_from_before_a_restart_gets_invalid_token() {
+    // Server A sends the Retry; the client's next Initial (with A's token)
+    // reaches server B, restarted with a new token key. B refuses it with
+    // an Initial CONNECTION_CLOSE (INVALID_TOKEN), making no connection,
+    // and quiche's client takes it.
+    let mut a = InProc::new();
+    let (mut client, _initial, _retry, with_token) = a.retry_flow();
+    let mut b = InProc::new();
+    b.feed(&with_token, a.peer);
+    assert_eq!(b.conn_count(), 0);
+    let answer = b.drain();
+    assert_eq!(answer.len(), 0, "B answers the peer it saw, not A's sink");
+    // B's answer went to `a.peer`, A's sink.
+    let answer = a.drain();
+    assert_eq!(answer.len(), 1, "one small datagram");
+    assert!(answer[0].len() < 3 * with_token.len(), "no amplification");
+    let mut pkt = answer[0].clone();
+    // (B stands for A restarted on the same address.)
+    client.recv(&mut pkt, quiche::RecvInfo { from: a.local, to: a.peer }).unwrap();
+    let e = client.peer_error().expect("the client got a CONNECTION_CLOSE");
+    assert!(!e.is_app);
+    assert_eq!(e.error_code, 0x0b, "INVALID_TOKEN");
+}
+
+#[test]
+fn a_forged_token_from_aioquic_gets_invalid_token_at_once() {
+    let s = Server::ours("server", &[]);
+    let mut forged = b"quiche".to_vec();
+    forged.extend_from_slice(&[2, 0, 0x30, 0x39, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+    forged.extend_from_slice(&[0xab; 8]);
+    let hex: String = forged.iter().map(|b| format!("{b:02x}")).collect();
+    let r = common::aioquic::aioquic_client("hq-interop", s.port, &["--token", &hex, "--timeout", "8"], None);
+    // Exit 3 is the peer's own timeout: the close arrived before it.
+    assert!(r.code() != Some(0) && r.code() != Some(3), "{:?}: {}", r.code(), r.stderr);
+    assert!(!r.stderr.contains("no complete response within"), "{}", r.stderr);
+    assert!(s.stderr.has("invalid address validation token"), "{}", s.stderr.dump());
+    assert_eq!(s.stderr.count_exact("new connection"), 0);
+}
