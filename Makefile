@@ -101,7 +101,7 @@ $(VENV)/.installed:
 # Sanitizer runs first (mk/sanitizers.mk), so cargo's summary closes the
 # output.
 test: deps all upstream peers
-	$(MAKE) --no-print-directory asan valgrind
+	$(MAKE) --no-print-directory asan valgrind miri
 	$(CARGO) test --release --workspace
 
 clean:
