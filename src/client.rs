@@ -202,7 +202,7 @@ impl<P: Platform> Client<P> {
         (*this).failed.set(true);
         log_error!("quiche-ev: client stopped after an internal error");
         Self::stop_watchers(this);
-        let _ = crate::ffi::guard::guard((), || {
+        crate::ffi::guard::guard((), || {
             let st = Self::state(this);
             st.phase = Phase::Failed;
             st.failure.get_or_insert_with(|| "internal error".into());
@@ -215,9 +215,12 @@ impl<P: Platform> Client<P> {
         });
     }
 
-    pub fn is_failed(this: *const Self) -> bool {
-        // SAFETY: `this` is the live root (callers' contract).
-        unsafe { (*this).failed.get() }
+    /// Whether an internal error stopped it.
+    ///
+    /// # Safety
+    /// `this` is the live root.
+    pub unsafe fn is_failed(this: *const Self) -> bool {
+        (*this).failed.get()
     }
 
     /// `recv_cb` for socket `fd` (the first one, or a migrated one).
@@ -468,6 +471,10 @@ impl<P: Platform> Client<P> {
         });
     }
 
+    /// Where the connection is.
+    ///
+    /// # Safety
+    /// `this` is the live root; no borrow of its state is alive.
     pub unsafe fn phase(this: *const Self) -> Phase {
         if (*this).failed.get() {
             return Phase::Failed;
@@ -476,18 +483,27 @@ impl<P: Platform> Client<P> {
     }
 
     /// Why the connection failed, if it did.
+    ///
+    /// # Safety
+    /// As for [`Client::phase`].
     pub unsafe fn failure(this: *const Self) -> Option<String> {
         Self::state(this).failure.clone()
     }
 
     /// The same, NUL-terminated, valid until the client is freed; null
     /// while it has not failed.
+    ///
+    /// # Safety
+    /// As for [`Client::phase`].
     pub unsafe fn failure_cstr(this: *const Self) -> *const libc::c_char {
         Self::state(this).failure_c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
     }
 
     /// Loads a saved TLS session from `path` (if it exists) into the
     /// connection, and saves the newest there when the connection ends.
+    ///
+    /// # Safety
+    /// As for [`Client::phase`].
     pub unsafe fn set_session_file(this: *mut Self, path: &std::path::Path) -> Result<(), String> {
         Self::state(this).session_file = Some(path.to_path_buf());
         match std::fs::read(path) {
@@ -499,6 +515,10 @@ impl<P: Platform> Client<P> {
     }
 
 
+    /// The local address the connection uses now.
+    ///
+    /// # Safety
+    /// As for [`Client::phase`].
     pub unsafe fn local(this: *const Self) -> SocketAddr {
         Self::state(this).local
     }
@@ -507,6 +527,9 @@ impl<P: Platform> Client<P> {
 impl Client<crate::platform::Real> {
     /// Changes the key log / qlog settings and applies them to the
     /// connection.
+    ///
+    /// # Safety
+    /// As for [`Client::phase`].
     pub unsafe fn observe<R>(this: *mut Self, f: impl FnOnce(&mut Observe, &mut quiche::Connection) -> R) -> R {
         let st = Self::state(this);
         f(&mut st.observe, Self::conn(this))

@@ -47,12 +47,16 @@ pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     out
 }
 
+/// A BoringSSL primitive refused its input.
+#[derive(Debug)]
+pub struct CryptoError;
+
 /// AES-128-GCM seal in place: `payload` becomes the ciphertext, `tag`
 /// receives the 16-byte tag.
 #[cfg(not(miri))]
-pub fn aes_128_gcm_seal(key: &[u8], nonce: &[u8], aad: &[u8], payload: &mut [u8], tag: &mut [u8]) -> Result<(), ()> {
+pub fn aes_128_gcm_seal(key: &[u8], nonce: &[u8], aad: &[u8], payload: &mut [u8], tag: &mut [u8]) -> Result<(), CryptoError> {
     use boring::symm::{encrypt_aead, Cipher};
-    let sealed = encrypt_aead(Cipher::aes_128_gcm(), key, Some(nonce), aad, payload, tag).map_err(|_| ())?;
+    let sealed = encrypt_aead(Cipher::aes_128_gcm(), key, Some(nonce), aad, payload, tag).map_err(|_| CryptoError)?;
     payload.copy_from_slice(&sealed);
     Ok(())
 }
@@ -60,21 +64,21 @@ pub fn aes_128_gcm_seal(key: &[u8], nonce: &[u8], aad: &[u8], payload: &mut [u8]
 /// Miri's stand-in: leaves the payload as it is, a zero tag.
 #[cfg(miri)]
 pub fn aes_128_gcm_seal(_key: &[u8], _nonce: &[u8], _aad: &[u8], _payload: &mut [u8], tag: &mut [u8])
-                        -> Result<(), ()> {
+                        -> Result<(), CryptoError> {
     tag.fill(0);
     Ok(())
 }
 
 /// One AES-128 block encryption (ECB), as QUIC header protection uses it.
 #[cfg(not(miri))]
-pub fn aes_128_block(key: &[u8; 16], block: &[u8]) -> Result<[u8; 16], ()> {
+pub fn aes_128_block(key: &[u8; 16], block: &[u8]) -> Result<[u8; 16], CryptoError> {
     use boring::symm::{Cipher, Crypter, Mode};
-    let mut c = Crypter::new(Cipher::aes_128_ecb(), Mode::Encrypt, key, None).map_err(|_| ())?;
+    let mut c = Crypter::new(Cipher::aes_128_ecb(), Mode::Encrypt, key, None).map_err(|_| CryptoError)?;
     c.pad(false);
     let mut out = [0u8; 32]; // Crypter wants room for one more block
-    let n = c.update(&block[..16], &mut out).map_err(|_| ())?;
+    let n = c.update(&block[..16], &mut out).map_err(|_| CryptoError)?;
     if n < 16 {
-        return Err(());
+        return Err(CryptoError);
     }
     let mut r = [0u8; 16];
     r.copy_from_slice(&out[..16]);
@@ -83,7 +87,7 @@ pub fn aes_128_block(key: &[u8; 16], block: &[u8]) -> Result<[u8; 16], ()> {
 
 /// Miri's stand-in: key XOR block.
 #[cfg(miri)]
-pub fn aes_128_block(key: &[u8; 16], block: &[u8]) -> Result<[u8; 16], ()> {
+pub fn aes_128_block(key: &[u8; 16], block: &[u8]) -> Result<[u8; 16], CryptoError> {
     let mut r = [0u8; 16];
     for i in 0..16 {
         r[i] = key[i] ^ block[i];

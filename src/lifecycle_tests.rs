@@ -223,7 +223,7 @@ fn a_panic_stops_the_server_and_tells_the_host() {
         st.app.panic_on_input = true;
     }
     f.deliver(fake_initial(&[7; 8]), peer);
-    assert!(S::is_failed(f.s));
+    assert!(unsafe { S::is_failed(f.s) });
     assert_eq!(status.get(), -3, "the host heard of the internal error");
     assert_eq!(f.lp.active(), (0, 0), "every watcher of ours is stopped");
     // Further datagrams do nothing.

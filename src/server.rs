@@ -338,7 +338,7 @@ impl<P: Platform> Server<P> {
         s.lp.io_stop(Self::ptr(addr_of!((*this).write_watcher)));
         s.lp.timer_stop(Self::ptr(addr_of!((*this).stop_timer)));
         s.lp.timer_stop(Self::ptr(addr_of!((*this).kick_timer)));
-        let _ = crate::ffi::guard::guard((), || {
+        crate::ffi::guard::guard((), || {
             let st = Self::state(this);
             for id in st.table.ids() {
                 if let Some(e) = st.table.get(id) {
@@ -351,9 +351,12 @@ impl<P: Platform> Server<P> {
         });
     }
 
-    pub fn is_failed(this: *const Self) -> bool {
-        // SAFETY: `this` is the live root (callers' contract).
-        unsafe { (*this).failed.get() }
+    /// Whether an internal error stopped it.
+    ///
+    /// # Safety
+    /// `this` is the live root.
+    pub unsafe fn is_failed(this: *const Self) -> bool {
+        (*this).failed.get()
     }
 
     /// `recv_cb`: reads the queued datagrams batch by batch (a bounded

@@ -4,6 +4,9 @@
 
 use std::net::SocketAddr;
 
+// The point of this test: these C functions take and return quiche's own
+// Rust type (boxed by its ffi), whatever its layout.
+#[allow(improper_ctypes)]
 extern "C" {
     fn quiche_config_new(version: u32) -> *mut quiche::Config;
     fn quiche_config_set_application_protos(c: *mut quiche::Config, p: *const u8, len: usize) -> i32;

@@ -6,8 +6,6 @@
 mod common;
 use common::aioquic::*;
 use common::*;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 // ---- hq-interop ---------------------------------------------------------
 

@@ -125,7 +125,7 @@ pub extern "C" fn quiche_ev_client_recv_cb(loop_: *mut ev_loop, w: *mut ev_io, _
         // SAFETY: data is the live client (C API contract).
         unsafe { C::recv_cb(c, w.fd) };
         // SAFETY: as above.
-        let over = C::is_failed(c) || matches!(unsafe { C::phase(c) }, Phase::ClosedOk | Phase::Failed);
+        let over = unsafe { C::is_failed(c) || matches!(C::phase(c), Phase::ClosedOk | Phase::Failed) };
         if over && !loop_.is_null() {
             // Nothing more to read: stop the watcher that would otherwise
             // keep calling for stray datagrams.

@@ -99,11 +99,13 @@ pub extern "C" fn quiche_ev_server_recv_cb(loop_: *mut ev_loop, w: *mut ev_io, _
         };
         // SAFETY: data is the live server (C API contract).
         unsafe { S::recv_cb(s, w.fd) };
-        if S::is_failed(s) && !loop_.is_null() {
-            // A failed server reads no more: stop the watcher that would
-            // otherwise call us forever.
-            // SAFETY: the host's watcher, on the loop calling us.
-            unsafe { libev_sys::ev_io_stop(loop_, w) };
+        // SAFETY: as above; and the host's watcher, on the loop calling us.
+        unsafe {
+            if S::is_failed(s) && !loop_.is_null() {
+                // A failed server reads no more: stop the watcher that
+                // would otherwise call us forever.
+                libev_sys::ev_io_stop(loop_, w);
+            }
         }
     })
 }
@@ -401,7 +403,8 @@ pub extern "C" fn quiche_ev_server_on_stopped(server: *mut quiche_ev_server,
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_shutdown(server: *mut quiche_ev_server, drain_ms: u64) -> c_int {
     guard(QUICHE_EV_ERR_INTERNAL, || match self::server(server) {
-        Some(s) if S::is_failed(s) => QUICHE_EV_ERR_STATE,
+        // SAFETY: as in with_state.
+        Some(s) if unsafe { S::is_failed(s) } => QUICHE_EV_ERR_STATE,
         Some(s) => {
             // SAFETY: as in with_state.
             unsafe { S::shutdown(s, Duration::from_millis(drain_ms)) };
@@ -416,7 +419,8 @@ pub extern "C" fn quiche_ev_server_shutdown(server: *mut quiche_ev_server, drain
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_is_stopped(server: *const quiche_ev_server) -> c_int {
     guard(QUICHE_EV_ERR_INTERNAL, || match self::server(server) {
-        Some(s) if S::is_failed(s) => QUICHE_EV_ERR_INTERNAL,
+        // SAFETY: as in with_state.
+        Some(s) if unsafe { S::is_failed(s) } => QUICHE_EV_ERR_INTERNAL,
         // SAFETY: as in with_state.
         Some(s) => (unsafe { S::is_stopped(s) }) as c_int,
         None => QUICHE_EV_ERR_NULL,

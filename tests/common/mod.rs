@@ -44,9 +44,12 @@ pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The lines so far, and whether the pipe closed.
+type Collected = Mutex<(Vec<String>, bool)>;
+
 /// Lines a child wrote to one of its pipes, collected as they come.
 #[derive(Clone, Default)]
-pub struct Lines(Arc<(Mutex<(Vec<String>, bool)>, Condvar)>);
+pub struct Lines(Arc<(Collected, Condvar)>);
 
 impl Lines {
     fn collect(r: impl Read + Send + 'static) -> Lines {
