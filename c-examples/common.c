@@ -183,6 +183,48 @@ static bool parse_long(const char *s, long min, long *out) {
     return errno == 0 && *end == '\0' && *out >= min;
 }
 
+/* One command-line option: a flag, a string, or a number of at least
+ * `min`; exactly one destination is set. */
+struct option {
+    const char *name;
+    bool *flag;
+    const char **string;
+    long *number;
+    long min;
+};
+
+/* Parses the leading options; returns the index of the first operand, or
+ * -1 for an unknown option or a bad or missing value. */
+static int parse_options(int argc, char *argv[], const struct option *opts,
+                         size_t n) {
+    int i = 1;
+    for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        const struct option *o = NULL;
+        for (size_t k = 0; k < n && o == NULL; k++) {
+            if (strcmp(argv[i], opts[k].name) == 0) {
+                o = &opts[k];
+            }
+        }
+        if (o == NULL) {
+            return -1;
+        }
+        if (o->flag != NULL) {
+            *o->flag = true;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            return -1;
+        }
+        const char *val = argv[++i];
+        if (o->string != NULL) {
+            *o->string = val;
+        } else if (!parse_long(val, o->min, o->number)) {
+            return -1;
+        }
+    }
+    return i;
+}
+
 bool parse_server_args(int argc, char *argv[], struct server_args *args) {
     memset(args, 0, sizeof(*args));
     args->drain_ms = DEFAULT_DRAIN_MS;
@@ -192,44 +234,20 @@ bool parse_server_args(int argc, char *argv[], struct server_args *args) {
         exit(0);
     }
 
-    int i = 1;
-    bool ok = true;
-    for (; ok && i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
-        const char *opt = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(opt, "--no-retry") == 0) {
-            args->no_retry = true;
-        } else if (strcmp(opt, "--early-data") == 0) {
-            args->early_data = true;
-        } else if (val == NULL) {
-            ok = false;
-        } else if (strcmp(opt, "--root") == 0) {
-            args->root = val;
-            i++;
-        } else if (strcmp(opt, "--cert") == 0) {
-            args->cert = val;
-            i++;
-        } else if (strcmp(opt, "--key") == 0) {
-            args->key = val;
-            i++;
-        } else if (strcmp(opt, "--reset-key") == 0) {
-            args->reset_key = val;
-            i++;
-        } else if (strcmp(opt, "--qlog-dir") == 0) {
-            args->qlog_dir = val;
-            i++;
-        } else if (strcmp(opt, "--max-conns") == 0) {
-            ok = parse_long(val, 1, &args->max_conns);
-            i++;
-        } else if (strcmp(opt, "--drain-ms") == 0) {
-            ok = parse_long(val, 0, &args->drain_ms);
-            i++;
-        } else {
-            ok = false;
-        }
-    }
+    const struct option opts[] = {
+        { .name = "--no-retry", .flag = &args->no_retry },
+        { .name = "--early-data", .flag = &args->early_data },
+        { .name = "--root", .string = &args->root },
+        { .name = "--cert", .string = &args->cert },
+        { .name = "--key", .string = &args->key },
+        { .name = "--reset-key", .string = &args->reset_key },
+        { .name = "--qlog-dir", .string = &args->qlog_dir },
+        { .name = "--max-conns", .number = &args->max_conns, .min = 1 },
+        { .name = "--drain-ms", .number = &args->drain_ms, .min = 0 },
+    };
+    int i = parse_options(argc, argv, opts, sizeof(opts) / sizeof(opts[0]));
 
-    if (!ok || argc - i != 2 || strncmp(argv[i], "--", 2) == 0) {
+    if (i < 0 || argc - i != 2) {
         fprintf(stderr, "usage: %s [--root DIR] [--max-conns N] [--no-retry] "
                 "[--early-data] [--cert FILE] [--key FILE] [--reset-key HEX] "
                 "[--qlog-dir DIR] [--drain-ms N] HOST PORT (--help: more)\n",
@@ -252,37 +270,18 @@ bool parse_client_args(int argc, char *argv[], struct client_args *args) {
         exit(0);
     }
 
-    int i = 1;
-    bool ok = true;
-    for (; ok && i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
-        const char *opt = argv[i];
-        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(opt, "--early-data") == 0) {
-            args->early_data = true;
-        } else if (strcmp(opt, "--multiconnect") == 0) {
-            args->multiconnect = true;
-        } else if (strcmp(opt, "--migrate") == 0) {
-            args->migrate = true;
-        } else if (val == NULL) {
-            ok = false;
-        } else if (strcmp(opt, "--output") == 0) {
-            args->output = val;
-            i++;
-        } else if (strcmp(opt, "--output-dir") == 0) {
-            args->output_dir = val;
-            i++;
-        } else if (strcmp(opt, "--session-file") == 0) {
-            args->session_file = val;
-            i++;
-        } else if (strcmp(opt, "--qlog-dir") == 0) {
-            args->qlog_dir = val;
-            i++;
-        } else {
-            ok = false;
-        }
-    }
+    const struct option opts[] = {
+        { .name = "--early-data", .flag = &args->early_data },
+        { .name = "--multiconnect", .flag = &args->multiconnect },
+        { .name = "--migrate", .flag = &args->migrate },
+        { .name = "--output", .string = &args->output },
+        { .name = "--output-dir", .string = &args->output_dir },
+        { .name = "--session-file", .string = &args->session_file },
+        { .name = "--qlog-dir", .string = &args->qlog_dir },
+    };
+    int i = parse_options(argc, argv, opts, sizeof(opts) / sizeof(opts[0]));
 
-    if (!ok || argc - i < 2 || strncmp(argv[i], "--", 2) == 0) {
+    if (i < 0 || argc - i < 2) {
         fprintf(stderr, "usage: %s [--output FILE] [--output-dir DIR] "
                 "[--session-file FILE] [--early-data] [--multiconnect] "
                 "[--migrate] [--qlog-dir DIR] HOST PORT [PATH...] "

@@ -9,7 +9,7 @@
 //! borrowed for one step at a time, and the host is called only with no
 //! borrow alive.
 
-use std::cell::{Cell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::ptr::addr_of;
@@ -25,6 +25,7 @@ use crate::evloop::EvLoop;
 use crate::hooks::ClientApp;
 use crate::observe::Observe;
 use crate::platform::{NewConn, Platform};
+use crate::reentry::{After, Reentry};
 use crate::server::closed_line;
 use crate::transport::{CloseInfo, ConnStats, Transport};
 
@@ -88,9 +89,8 @@ pub struct Client<P: Platform> {
     drv: Driver<P>,
     write_watcher: UnsafeCell<ev_io>,
     kick_timer: UnsafeCell<ev_timer>,
-    depth: Cell<u32>,
-    free_requested: Cell<bool>,
-    failed: Cell<bool>,
+    /// Callbacks on the stack, a deferred free, a failure.
+    reentry: Reentry,
     io: UnsafeCell<P::Io>,
     state: UnsafeCell<ClientState<P>>,
 }
@@ -116,9 +116,7 @@ impl<P: Platform> Client<P> {
             drv: Driver::new(conn),
             write_watcher: UnsafeCell::new(ev_io::zeroed()),
             kick_timer: UnsafeCell::new(ev_timer::zeroed()),
-            depth: Cell::new(0),
-            free_requested: Cell::new(false),
-            failed: Cell::new(false),
+            reentry: Reentry::default(),
             io: UnsafeCell::new(io),
             state: UnsafeCell::new(ClientState {
                 app, phase: Phase::Connecting, established: false, close_when_done: false, out: vec![0; SCRATCH_LEN], gso: true,
@@ -163,12 +161,10 @@ impl<P: Platform> Client<P> {
     /// # Safety
     /// `this` came from [`Client::create`] and is not used afterwards.
     pub unsafe fn destroy(this: *mut Self) {
-        if (*this).depth.get() > 0 {
-            (*this).free_requested.set(true);
-            return;
+        if !(*this).reentry.defer_free() {
+            Self::stop_watchers(this);
+            drop(Box::from_raw(this));
         }
-        Self::stop_watchers(this);
-        drop(Box::from_raw(this));
     }
 
     unsafe fn stop_watchers(this: *const Self) {
@@ -179,27 +175,19 @@ impl<P: Platform> Client<P> {
     }
 
     unsafe fn callback(this: *mut Self, f: impl FnOnce()) {
-        let c = &*this;
-        if c.failed.get() {
-            return;
-        }
-        c.depth.set(c.depth.get() + 1);
-        if !crate::ffi::guard::guard(false, || {
-            f();
-            true
-        }) {
-            Self::fail(this);
-        }
-        c.depth.set(c.depth.get() - 1);
-        if c.depth.get() == 0 && c.free_requested.get() {
-            Self::stop_watchers(this);
-            drop(Box::from_raw(this));
+        for after in (*this).reentry.run(f) {
+            match after {
+                After::Fail => Self::fail(this),
+                After::Free => {
+                    Self::stop_watchers(this);
+                    drop(Box::from_raw(this));
+                }
+            }
         }
     }
 
     /// After an internal error: stop, and tell the host (phase Failed).
     unsafe fn fail(this: *mut Self) {
-        (*this).failed.set(true);
         log_error!("quiche-ev: client stopped after an internal error");
         Self::stop_watchers(this);
         crate::ffi::guard::guard((), || {
@@ -220,7 +208,7 @@ impl<P: Platform> Client<P> {
     /// # Safety
     /// `this` is the live root.
     pub unsafe fn is_failed(this: *const Self) -> bool {
-        (*this).failed.get()
+        (*this).reentry.failed()
     }
 
     /// `recv_cb` for socket `fd` (the first one, or a migrated one).
@@ -253,7 +241,7 @@ impl<P: Platform> Client<P> {
             if !Self::dispatch(this) {
                 break;
             }
-            if (*this).free_requested.get() || (*this).failed.get() {
+            if (*this).reentry.should_stop() {
                 return;
             }
         }
@@ -367,7 +355,7 @@ impl<P: Platform> Client<P> {
             } else {
                 break;
             }
-            if (*this).free_requested.get() || (*this).failed.get() {
+            if (*this).reentry.should_stop() {
                 break;
             }
         }
@@ -391,11 +379,11 @@ impl<P: Platform> Client<P> {
     /// # Safety
     /// `this` is the live root; no borrow of its state is alive.
     pub unsafe fn changed(this: *mut Self) {
-        if (*this).failed.get() {
+        if (*this).reentry.failed() {
             return;
         }
         Driver::state(addr_of!((*this).drv)).touched = true;
-        if (*this).depth.get() == 0 {
+        if !(*this).reentry.inside() {
             (*this).lp.timer_arm(UnsafeCell::raw_get(addr_of!((*this).kick_timer)), 0.0);
         }
     }
@@ -476,7 +464,7 @@ impl<P: Platform> Client<P> {
     /// # Safety
     /// `this` is the live root; no borrow of its state is alive.
     pub unsafe fn phase(this: *const Self) -> Phase {
-        if (*this).failed.get() {
+        if (*this).reentry.failed() {
             return Phase::Failed;
         }
         Self::state(this).phase

@@ -41,6 +41,7 @@ use crate::evloop::EvLoop;
 use crate::hooks::{ConnRef, ServerApp};
 use crate::observe::Observe;
 use crate::platform::{NewConn, Platform};
+use crate::reentry::{After, Reentry};
 use crate::stateless::{self, RateLimiter};
 use crate::table::{Cid, ConnId, Table};
 use crate::token::{TokenKey, DEFAULT_LIFETIME};
@@ -84,22 +85,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
 const CLOSE_LINGER_SECS: f64 = 1.0;
 
 /// What the server did with the datagrams it could not give to a
-/// connection, and how many connections it made; `quiche_ev_counters`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    pub accepted: u64,
-    pub closed: u64,
-    pub refused: u64,
-    pub retries: u64,
-    pub invalid_tokens: u64,
-    pub version_negotiations: u64,
-    pub stateless_resets: u64,
-    pub dropped_malformed: u64,
-    pub dropped_unknown: u64,
-    pub dropped_short: u64,
-    pub dropped_late: u64,
-    pub dropped_rate_limited: u64,
-}
+/// connection, and how many connections it made: the C API's structure,
+/// kept as is (`quiche_ev_server_counters` copies it out).
+pub type Counters = crate::ffi::types::quiche_ev_counters;
 
 /// What the host set, beyond the quiche config.
 pub struct Settings {
@@ -192,10 +180,8 @@ pub struct Server<P: Platform> {
     stop_timer: UnsafeCell<ev_timer>,
     /// "Flush soon": work queued by the host outside our callbacks.
     kick_timer: UnsafeCell<ev_timer>,
-    /// Library callbacks on the stack (re-entrancy).
-    depth: Cell<u32>,
-    free_requested: Cell<bool>,
-    failed: Cell<bool>,
+    /// Callbacks on the stack, a deferred free, a failure.
+    reentry: Reentry,
     /// The socket(s): a cell of its own, so a read batch can run while
     /// each datagram it yields is handled with the state borrowed.
     io: UnsafeCell<P::Io>,
@@ -218,9 +204,7 @@ impl<P: Platform> Server<P> {
             write_watcher: UnsafeCell::new(ev_io::zeroed()),
             stop_timer: UnsafeCell::new(ev_timer::zeroed()),
             kick_timer: UnsafeCell::new(ev_timer::zeroed()),
-            depth: Cell::new(0),
-            free_requested: Cell::new(false),
-            failed: Cell::new(false),
+            reentry: Reentry::default(),
             io: UnsafeCell::new(io),
             state: UnsafeCell::new(ServerState {
                 fd, local, config,
@@ -234,7 +218,7 @@ impl<P: Platform> Server<P> {
                 settings: Settings { max_conns: DEFAULT_MAX_CONNS, retry: true, gso: true },
                 observe: Observe::default(),
                 app,
-                counters: Counters::default(),
+                counters: Counters { size: std::mem::size_of::<Counters>(), ..Default::default() },
                 out: vec![0; SCRATCH_LEN],
                 stateless_out: Vec::new(),
                 stopping: Stopping::No,
@@ -281,11 +265,9 @@ impl<P: Platform> Server<P> {
     /// `this` came from [`Server::create`] and is not used by the caller
     /// afterwards.
     pub unsafe fn destroy(this: *mut Self) {
-        if (*this).depth.get() > 0 {
-            (*this).free_requested.set(true);
-            return;
+        if !(*this).reentry.defer_free() {
+            Self::free(this);
         }
-        Self::free(this);
     }
 
     unsafe fn free(this: *mut Self) {
@@ -311,21 +293,11 @@ impl<P: Platform> Server<P> {
     /// Runs one library callback: re-entrancy bookkeeping, the panic
     /// boundary, and the deferred free.
     unsafe fn callback(this: *mut Self, f: impl FnOnce()) {
-        let s = &*this;
-        if s.failed.get() {
-            return;
-        }
-        s.depth.set(s.depth.get() + 1);
-        let ok = crate::ffi::guard::guard(false, || {
-            f();
-            true
-        });
-        if !ok {
-            Self::fail(this);
-        }
-        s.depth.set(s.depth.get() - 1);
-        if s.depth.get() == 0 && s.free_requested.get() {
-            Self::free(this);
+        for after in (*this).reentry.run(f) {
+            match after {
+                After::Fail => Self::fail(this),
+                After::Free => Self::free(this),
+            }
         }
     }
 
@@ -333,7 +305,6 @@ impl<P: Platform> Server<P> {
     /// watcher of ours, refuse all further work, tell the host.
     unsafe fn fail(this: *const Self) {
         let s = &*this;
-        s.failed.set(true);
         log_error!("quiche-ev: server stopped after an internal error");
         s.lp.io_stop(Self::ptr(addr_of!((*this).write_watcher)));
         s.lp.timer_stop(Self::ptr(addr_of!((*this).stop_timer)));
@@ -356,7 +327,7 @@ impl<P: Platform> Server<P> {
     /// # Safety
     /// `this` is the live root.
     pub unsafe fn is_failed(this: *const Self) -> bool {
-        (*this).failed.get()
+        (*this).reentry.failed()
     }
 
     /// `recv_cb`: reads the queued datagrams batch by batch (a bounded
@@ -395,7 +366,7 @@ impl<P: Platform> Server<P> {
             if !Self::dispatch(this) {
                 break;
             }
-            if (*this).free_requested.get() || (*this).failed.get() {
+            if (*this).reentry.should_stop() {
                 return;
             }
         }
@@ -799,7 +770,7 @@ impl<P: Platform> Server<P> {
                     }
                 }
             }
-            if (*this).free_requested.get() || (*this).failed.get() {
+            if (*this).reentry.should_stop() {
                 break;
             }
         }
@@ -848,7 +819,7 @@ impl<P: Platform> Server<P> {
     pub unsafe fn conn_changed(conn: *const ServerConn<P>) {
         let this = (*conn).server;
         Self::touch(Self::state(this), (*conn).id);
-        if (*this).depth.get() == 0 {
+        if !(*this).reentry.inside() {
             (*this).lp.timer_arm(Self::ptr(addr_of!((*this).kick_timer)), 0.0);
         }
     }
@@ -871,7 +842,7 @@ impl<P: Platform> Server<P> {
     /// # Safety
     /// `this` is the live root; no borrow of its state is alive.
     pub unsafe fn shutdown(this: *mut Self, drain: Duration) {
-        if (*this).failed.get() {
+        if (*this).reentry.failed() {
             return;
         }
         let st = Self::state(this);
@@ -894,7 +865,7 @@ impl<P: Platform> Server<P> {
             drain.min(SHUTDOWN_GRACE)
         };
         (*this).lp.timer_arm(Self::ptr(addr_of!((*this).stop_timer)), first.as_secs_f64());
-        if (*this).depth.get() == 0 {
+        if !(*this).reentry.inside() {
             Self::callback(this, || Self::step(this));
         }
     }

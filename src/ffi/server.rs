@@ -449,15 +449,7 @@ pub extern "C" fn quiche_ev_server_counters(server: *const quiche_ev_server, out
             return QUICHE_EV_ERR_NULL;
         }
         // SAFETY: as in with_state.
-        let c = unsafe { S::state(s).counters };
-        let full = quiche_ev_counters {
-            size: std::mem::size_of::<quiche_ev_counters>(),
-            accepted: c.accepted, closed: c.closed, refused: c.refused, retries: c.retries,
-            invalid_tokens: c.invalid_tokens, version_negotiations: c.version_negotiations,
-            stateless_resets: c.stateless_resets, dropped_malformed: c.dropped_malformed,
-            dropped_unknown: c.dropped_unknown, dropped_short: c.dropped_short, dropped_late: c.dropped_late,
-            dropped_rate_limited: c.dropped_rate_limited,
-        };
+        let full = unsafe { S::state(s).counters };
         // SAFETY: out points to the caller's structure of out->size bytes.
         if unsafe { copy_sized(&full, out) } { 0 } else { QUICHE_EV_ERR_INVALID }
     })

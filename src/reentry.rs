@@ -1,0 +1,96 @@
+//! What a handle (server or client) keeps to be called back safely: how
+//! many of its callbacks are on the stack, whether the host asked to free
+//! it meanwhile, and whether an internal error stopped it.
+//!
+//! Every libev callback of a handle runs through [`Reentry::run`]: a
+//! panic is caught there (it never unwinds into C) and stops the handle;
+//! a free requested from inside a callback (the host may free a handle in
+//! its own callback) waits until the outermost one returns.
+
+use std::cell::Cell;
+
+#[derive(Default)]
+pub struct Reentry {
+    depth: Cell<u32>,
+    free_requested: Cell<bool>,
+    failed: Cell<bool>,
+}
+
+/// What the caller must do after [`Reentry::run`] (none, one or both).
+#[derive(Debug, PartialEq, Eq)]
+pub enum After {
+    /// The callback panicked: stop the handle (once).
+    Fail,
+    /// The host freed the handle during the callback: free it now.
+    Free,
+}
+
+impl Reentry {
+    /// Runs `f` as one callback; skipped once the handle failed.
+    pub fn run(&self, f: impl FnOnce()) -> Vec<After> {
+        if self.failed.get() {
+            return Vec::new();
+        }
+        self.depth.set(self.depth.get() + 1);
+        let ok = crate::ffi::guard::guard(false, || {
+            f();
+            true
+        });
+        let mut todo = Vec::new();
+        if !ok {
+            self.failed.set(true);
+            todo.push(After::Fail);
+        }
+        self.depth.set(self.depth.get() - 1);
+        if self.depth.get() == 0 && self.free_requested.get() {
+            todo.push(After::Free);
+        }
+        todo
+    }
+
+    /// Whether a free must wait (a callback is running); if so it is
+    /// recorded.
+    pub fn defer_free(&self) -> bool {
+        if self.depth.get() > 0 {
+            self.free_requested.set(true);
+            return true;
+        }
+        false
+    }
+
+    /// A callback of this handle is on the stack.
+    pub fn inside(&self) -> bool {
+        self.depth.get() > 0
+    }
+
+    /// Stop delivering: the host freed the handle, or it failed.
+    pub fn should_stop(&self) -> bool {
+        self.free_requested.get() || self.failed.get()
+    }
+
+    pub fn failed(&self) -> bool {
+        self.failed.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_fails_once_and_a_nested_free_waits_for_the_outermost_callback() {
+        let r = Reentry::default();
+        assert_eq!(r.run(|| {}), [] as [After; 0]);
+        let nested = r.run(|| {
+            assert!(r.inside());
+            assert!(r.defer_free(), "inside a callback the free waits");
+            assert_eq!(r.run(|| {}), [] as [After; 0], "not the outermost: nothing to do yet");
+        });
+        assert_eq!(nested, [After::Free]);
+        let r = Reentry::default();
+        assert_eq!(r.run(|| panic!("injected")), [After::Fail]);
+        assert!(r.failed() && r.should_stop());
+        assert_eq!(r.run(|| unreachable!()), [] as [After; 0], "a failed handle runs nothing");
+        assert!(!r.defer_free(), "outside callbacks a free is immediate");
+    }
+}
