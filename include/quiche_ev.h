@@ -1,7 +1,32 @@
 /*
- * quiche-ev: the event logic of quiche's C examples, in Rust, driven by
- * libev. The C program owns the process (arguments, socket, quiche_config,
- * loop, watchers); every callback below is Rust.
+ * quiche-ev: QUIC and HTTP/3 servers and clients for C programs, on
+ * quiche and libev. The program owns the process (arguments, sockets,
+ * quiche_config, the loop and the sockets' watchers); quiche-ev owns
+ * everything event-driven (connections, timers, egress, retry, version
+ * negotiation, HTTP/3 and hq-interop) and calls the program back.
+ *
+ * Conventions:
+ * - Opaque handles; every _new has one _free; _free(NULL) does nothing.
+ *   The quiche_config / quiche_h3_config given to a handle stay the
+ *   caller's and must outlive it.
+ * - Errors are negative QUICHE_EV_ERR_* values (quiche_ev_strerror) or
+ *   NULL; NULL and invalid arguments never crash. No panic unwinds into C:
+ *   an internal error stops the handle and is reported to its callbacks.
+ * - Silent unless quiche_ev_set_log installs a log callback.
+ * - Threads: a handle, and the requests and connections it hands out,
+ *   belong to the thread running its loop: call them only there. Several
+ *   handles may share one loop with the program's own watchers; the
+ *   library never stops (ev_break) the loop.
+ * - Re-entrancy: callbacks run only from the loop, never from inside a
+ *   call the program made. Inside a callback any function may be called,
+ *   including _free of the handle whose callback runs (the free waits
+ *   until that callback returns) -- except inside the log callback, which
+ *   must call nothing.
+ * - Lifetimes: a request handle is valid from its request callback until
+ *   its closed callback returns; a connection handle from its established
+ *   callback (or any of its requests) until its closed callback returns.
+ *   Data given to callbacks is valid during the call; data passed in
+ *   (headers, bodies) is copied.
  */
 
 #ifndef QUICHE_EV_H

@@ -66,6 +66,9 @@ struct Req {
     /// h3: the FIN arrived (all bytes read).
     fin_seen: bool,
     held: Vec<u8>,
+    /// The FIN came with the bytes now held (hq-interop reads it with
+    /// the last data): it is delivered with the last of them.
+    held_fin: bool,
     paused: bool,
     body_queued: bool,
     done: bool,
@@ -145,7 +148,7 @@ impl ClientRequests {
         self.reqs.insert(id, Req {
             headers, path: String::from_utf8_lossy(&r.path).into_owned(),
             body: r.body.map(Body::from_bytes), stream: None, user: r.user, status: 0, resp_headers: Vec::new(),
-            headers_seen: false, fin_seen: false, held: Vec::new(), paused: false, body_queued: false, done: false,
+            headers_seen: false, fin_seen: false, held: Vec::new(), held_fin: false, paused: false, body_queued: false, done: false,
         });
         self.queue.push_back(id);
         Ok(id)
@@ -472,7 +475,7 @@ unsafe fn deliver_body(client: *mut Client<Real>, id: ReqId) {
             let n = r.held.len().min(BODY_CHUNK);
             buf[..n].copy_from_slice(&r.held[..n]);
             r.held.drain(..n);
-            (n, false)
+            (n, r.held.is_empty() && std::mem::take(&mut r.held_fin))
         } else {
             let conn = Client::conn(client);
             let got = a.read_body(conn, id, &mut buf);
@@ -505,6 +508,7 @@ unsafe fn deliver_body(client: *mut Client<Real>, id: ReqId) {
         let Some(r) = a.reqs.get_mut(&id) else { return };
         if took < n {
             r.held.splice(0..0, buf[took..n].iter().copied());
+            r.held_fin = fin;
             r.paused = true;
             return;
         }

@@ -71,6 +71,8 @@ pub struct Request {
     pub body_fin_seen: bool,
     /// Bytes the host did not take yet, and whether the FIN follows them.
     pub held: Vec<u8>,
+    /// The FIN came with the held bytes.
+    pub held_fin: bool,
     pub paused: bool,
     pub body_queued: bool,
     /// The closed event is queued: every operation is refused from now on.
@@ -104,6 +106,7 @@ impl Request {
             body_done: false,
             body_fin_seen: false,
             held: Vec::new(),
+            held_fin: false,
             paused: false,
             body_queued: false,
             closed: false,

@@ -638,7 +638,7 @@ unsafe fn deliver_body(r: NonNull<Request>) {
             let n = req.held.len().min(BODY_CHUNK);
             buf[..n].copy_from_slice(&req.held[..n]);
             req.held.drain(..n);
-            (n, false)
+            (n, req.held.is_empty() && std::mem::take(&mut req.held_fin))
         } else {
             match read_body(r, &mut buf) {
                 Ok((n, fin)) => (n, fin),
@@ -659,6 +659,7 @@ unsafe fn deliver_body(r: NonNull<Request>) {
         }
         if took < n {
             req.held.splice(0..0, buf[took..n].iter().copied());
+            req.held_fin = fin;
             req.paused = true;
             return;
         }

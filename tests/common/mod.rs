@@ -377,3 +377,18 @@ pub fn pattern(len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Builds the C program `src` against the static library as the Makefile
+/// builds the examples (same strict flags), into `out`.
+pub fn compile_c(src: &Path, out: &Path) {
+    let inc = quiche_package().join("include");
+    let r = Command::new("cc")
+        .args(["-O1", "-g", "-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror", "-pedantic"])
+        .arg(format!("-I{}", root().join("include").display()))
+        .arg(format!("-I{}", inc.display()))
+        .arg("-o").arg(out).arg(src)
+        .arg(root().join("target/release/libquiche_ev.a"))
+        .args(["-lev", "-lstdc++", "-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"])
+        .output().expect("cc runs");
+    assert!(r.status.success(), "cannot build {}:\n{}", src.display(), String::from_utf8_lossy(&r.stderr));
+}

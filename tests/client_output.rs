@@ -1,0 +1,54 @@
+//! The example clients' built-in output: several paths, one failing,
+//! the rest still fetched; bodies into a pipe the host drains on the same
+//! loop; each body to its own file.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+#[test]
+fn a_failed_path_does_not_abort_the_others() {
+    let dir = tempdir("out-404");
+    std::fs::write(dir.join("a"), b"first\n").unwrap();
+    std::fs::write(dir.join("b"), b"second\n").unwrap();
+    let s = Server::ours("http3-server", &["--root", dir.to_str().unwrap()]);
+    let r = our_client("http3-client", s.port, &["/a", "/missing", "/b"]);
+    assert_eq!(r.stdout, b"first\nsecond\n", "{}", r.stderr);
+    assert_eq!(r.code(), Some(1), "one response failed");
+    assert!(r.stderr.contains("request for /missing failed: server answered status 404"), "{}", r.stderr);
+}
+
+#[test]
+fn a_pipe_drained_by_the_host_on_the_same_loop_gets_the_whole_body() {
+    let dir = tempdir("out-pipe");
+    let data = pattern(3 << 20);
+    std::fs::write(dir.join("big"), &data).unwrap();
+    let s = Server::ours("server", &["--root", dir.to_str().unwrap()]);
+    let prog = dir.join("pipe_output");
+    compile_c(&root().join("tests/c/pipe_output.c"), &prog);
+    let mut cmd = Command::new(&prog);
+    cmd.args(["127.0.0.1", &s.port.to_string(), "/big"]).arg(dir.join("fifo"));
+    let r = run(cmd, DEADLINE);
+    assert_eq!(String::from_utf8_lossy(&r.stdout).trim(), format!("drained {}", data.len()), "{}", r.stderr);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+}
+
+#[test]
+fn each_body_to_its_own_file_all_at_once() {
+    let dir = tempdir("out-dir");
+    let files: Vec<(String, Vec<u8>)> = (0..20).map(|i| (format!("f{i}"), pattern(1000 + i * 5000))).collect();
+    for (name, data) in &files {
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+    let s = Server::ours("http3-server", &["--root", dir.to_str().unwrap()]);
+    let out = dir.join("downloads");
+    let paths: Vec<String> = files.iter().map(|(n, _)| format!("/{n}")).collect();
+    let mut cmd = Command::new(ours("http3-client"));
+    cmd.env("QUICHE_EV_QUIET", "1").arg("--output-dir").arg(&out).args(["127.0.0.1", &s.port.to_string()])
+        .args(&paths);
+    let r = run(cmd, DEADLINE);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    for (name, data) in &files {
+        assert!(std::fs::read(out.join(name)).unwrap() == *data, "{name}");
+    }
+}
