@@ -1,5 +1,6 @@
 //! The local interop runner (`tests/interop/`, `make interop`) in `cargo
-//! test`: the network simulator's unit tests, and the quick subset of the
+//! test`: its Python unit tests (every impairment of the network simulator;
+//! the checks failing on altered real runs), and the quick subset of the
 //! matrix (`make interop-quick`: handshake, transfer, retry, http3 and
 //! transferloss for ours/ours, ours/aioquic and aioquic/ours), which must
 //! have no failing cell; a cell whose endpoint exits 127 (unsupported) is
@@ -10,6 +11,10 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
+
+/// One at a time: both start many processes on a 2-core machine.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -26,14 +31,16 @@ fn python(args: &[&str]) -> (Option<i32>, String) {
 }
 
 #[test]
-fn the_network_simulator_passes_its_unit_tests() {
+fn the_runners_unit_tests_pass() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (code, out) = python(&["-m", "unittest", "discover", "-s", "tests/interop", "-p", "test_*.py"]);
-    assert_eq!(code, Some(0), "relay unit tests failed:\n{out}");
+    assert_eq!(code, Some(0), "interop runner unit tests failed:\n{out}");
     assert!(out.contains("OK"), "{out}");
 }
 
 #[test]
 fn the_quick_interop_subset_has_no_failing_cell() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let report = root().join("target/interop-quick.md");
     let _ = std::fs::remove_file(&report);
     let (code, out) = python(&[

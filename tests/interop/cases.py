@@ -6,10 +6,13 @@ scenario and the deadline. The checks themselves are in checks.py.
 The runner's simulator (ns-3) is replaced by relay.py. Its default link,
 "simple-p2p --delay=15ms --bandwidth=10Mbps --queue=25", becomes a 15 ms
 one-way delay in each direction, with no bandwidth limit. A 10 MB file
-over 10 Mbps takes eight seconds there and well under one on loopback, so
-what the runner times in seconds from the start (blackhole on=5s off=2s,
-first rebind after 1 s then every 5 s) is triggered here by the bytes
-that have passed the relay, so that it happens mid-transfer.
+over 10 Mbit/s takes eight seconds there and well under one on loopback,
+so what the runner times in seconds from the start of the transfer
+(blackhole on=5s off=2s; first rebind after 1 s, then every 5 s) is
+triggered here by the bytes that have passed the relay by then at
+10 Mbit/s (1.25 MB a second), so that it falls at the same point of the
+transfer: the blackhole after 6.25 MB, rebinds after 1.25 MB and then
+every 6.25 MB (two in a 10 MB transfer, as in the runner).
 """
 
 import os
@@ -23,6 +26,11 @@ KB = 1 << 10
 MB = 1 << 20
 
 BASE_DELAY = 0.015  # seconds, one way
+
+
+def at_10_mbps(seconds):
+    """The bytes 10 Mbit/s carries in `seconds`: the runner's link rate."""
+    return int(seconds * 10_000_000 / 8)
 
 
 @dataclass
@@ -100,8 +108,9 @@ CASES = [
     Case("http3", "3", [5 * KB, 10 * KB, 500 * KB], alpn="h3",
          description="5 KB, 10 KB and 500 KB over HTTP/3, in parallel"),
     Case("blackhole", "B", [10 * MB], testname="transfer",
-         blackhole=Blackhole(Trigger(3_000_000, "bytes"), 2.0),
-         description="10 MB; the network drops everything for 2 s after 3 MB"),
+         blackhole=Blackhole(Trigger(at_10_mbps(5), "bytes"), 2.0),
+         description="10 MB; the network drops everything for 2 s after 6.25 MB "
+                     "(5 s at 10 Mbit/s)"),
     Case("keyupdate", "U", [3 * MB], testname="transfer", client_testname="keyupdate",
          description="the client updates its keys; both sides send key phase 1"),
     Case("ecn", "E", [1 * KB],
@@ -124,11 +133,12 @@ CASES = [
     Case("v2", "V2", [1 * KB],
          description="the client starts in v1 offering v2; the server switches to v2"),
     Case("rebind-port", "BP", [10 * MB], testname="transfer",
-         rebind=Rebind("port", Trigger(1_000_000, "bytes", every=3_000_000)),
-         description="10 MB; a NAT moves the client to a new port after 1 MB, then every "
-                     "3 MB: the server validates each new path"),
+         rebind=Rebind("port", Trigger(at_10_mbps(1), "bytes", every=at_10_mbps(5))),
+         description="10 MB; a NAT moves the client to a new port after 1.25 MB, then every "
+                     "6.25 MB (1 s, then every 5 s at 10 Mbit/s): the server validates each "
+                     "new path"),
     Case("rebind-addr", "BA", [10 * MB], testname="transfer",
-         rebind=Rebind("addr", Trigger(1_000_000, "bytes", every=3_000_000)),
+         rebind=Rebind("addr", Trigger(at_10_mbps(1), "bytes", every=at_10_mbps(5))),
          description="as rebind-port, to a new address (127.0.0.2, .3, ...)"),
     Case("connectionmigration", "CM", [2 * MB], testname="transfer",
          client_testname="connectionmigration",

@@ -18,7 +18,7 @@ Two ways to read it:
 import json
 import subprocess
 
-from pcap import records, rewrite, udp_payload
+from pcap import records, rewrite, udp_payload, udp_ports
 
 FROM_CLIENT = "client"
 FROM_SERVER = "server"
@@ -38,17 +38,19 @@ class TsharkError(Exception):
     pass
 
 
-def _flatten(node, out):
+def _flatten(node, out, key=None):
+    """Every leaf of a tshark JSON tree under its field name; a subtree's
+    name is recorded too (with no value)."""
     if isinstance(node, dict):
+        if key is not None:
+            out.setdefault(key, [])
         for k, v in node.items():
-            if isinstance(v, (dict, list)):
-                out.setdefault(k, [])
-                _flatten(v, out)
-            elif k not in _BULKY:
-                out.setdefault(k, []).append(v)
+            _flatten(v, out, k)
     elif isinstance(node, list):
         for x in node:
-            _flatten(x, out)
+            _flatten(x, out, key)
+    elif key not in _BULKY:
+        out.setdefault(key, []).append(node)
 
 
 def _payload_len(quic):
@@ -134,12 +136,13 @@ class Trace:
         self.tshark = tshark
         self._cache = {}
         self.version_negotiation = 0
-        self.foreign_versions = set()
+        self.foreign_versions = set()  # what the client side sent
         for _, pkt in records(pcap):
             v = _long_header_version(udp_payload(pkt))
             if v == b"\0\0\0\0":
                 self.version_negotiation += 1
-            elif v is not None and v not in KNOWN_VERSIONS:
+            elif v is not None and v not in KNOWN_VERSIONS and \
+                    str(udp_ports(pkt)[0]) != self.server_address[1]:
                 self.foreign_versions.add("0x" + v.hex())
         self.pcap = pcap
         if self.version_negotiation or self.foreign_versions:

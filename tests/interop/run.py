@@ -142,8 +142,22 @@ def merge_keylogs(out, *paths):
             if os.path.exists(p):
                 with open(p, "rb") as f:
                     o.write(f.read())
-    with open(out, "rb") as f:
-        return b"SERVER_HANDSHAKE_TRAFFIC_SECRET" in f.read()
+
+
+def load_run(case, run_dir):
+    """What the checks look at, from a run's directory (www/, downloads/,
+    sim/ with the traces, keys.log and run.json)."""
+    sim = os.path.join(run_dir, "sim")
+    with open(os.path.join(sim, "run.json")) as f:
+        meta = json.load(f)
+    keys = os.path.join(sim, "keys.log")
+    with open(keys, "rb") as f:
+        have_keys = b"SERVER_HANDSHAKE_TRAFFIC_SECRET" in f.read()
+    return checks.Run(case, os.path.join(run_dir, "www"), os.path.join(run_dir, "downloads"),
+                      meta["files"],
+                      Trace(os.path.join(sim, "client_leg.pcap"), keys, meta["relay"]),
+                      Trace(os.path.join(sim, "server_leg.pcap"), keys, meta["server"]),
+                      meta["relay_stats"], meta["alpn"], have_keys)
 
 
 class Runner:
@@ -180,12 +194,13 @@ class Runner:
         result.seconds = time.monotonic() - t0
         with open(os.path.join(d, "result.txt"), "w") as f:
             f.write(f"{result.status}: {result.reason}\n{result.seconds:.1f} s\n")
-        shutil.rmtree(dirs["www"], ignore_errors=True)
-        shutil.rmtree(dirs["downloads"], ignore_errors=True)
-        if result.status == PASS and not self.keep:
-            for name in os.listdir(dirs["sim"]):
-                if name.endswith(".pcap"):
-                    os.remove(os.path.join(dirs["sim"], name))
+        if not self.keep:
+            shutil.rmtree(dirs["www"], ignore_errors=True)
+            shutil.rmtree(dirs["downloads"], ignore_errors=True)
+            if result.status == PASS:
+                for name in os.listdir(dirs["sim"]):
+                    if name.endswith(".pcap"):
+                        os.remove(os.path.join(dirs["sim"], name))
         if self.verbose:
             print(f"{case.name:20} {server:>8} server, {client:<8} client: {result.status:11} "
                   f"{result.seconds:5.1f}s  {result.reason}", flush=True)
@@ -246,8 +261,9 @@ class Runner:
                     stop(p)
             relay.stop()
         stats = relay.stats.as_dict()
-        with open(os.path.join(dirs["sim"], "relay.json"), "w") as f:
-            json.dump(stats, f, indent=1)
+        with open(os.path.join(dirs["sim"], "run.json"), "w") as f:
+            json.dump({"relay": relay.address, "server": (host, port), "alpn": alpn,
+                       "files": files, "relay_stats": stats}, f, indent=1)
         if relay.error:
             return Result(FAIL, f"relay error: {relay.error}")
         client_log = os.path.join(dirs["client"], "output.txt")
@@ -265,14 +281,9 @@ class Runner:
             return Result(FAIL, f"the client did not finish within {case.timeout} s{notes}")
         if rc != 0:
             return Result(FAIL, f"the client exited with {rc}: {last_line(client_log)}{notes}")
-        merged = os.path.join(dirs["sim"], "keys.log")
-        have_keys = merge_keylogs(merged, keys["client"], keys["server"])
-        run = checks.Run(case, dirs["www"], dirs["downloads"], files,
-                         Trace(os.path.join(dirs["sim"], "client_leg.pcap"), merged, relay.address),
-                         Trace(os.path.join(dirs["sim"], "server_leg.pcap"), merged, (host, port)),
-                         stats, alpn, have_keys)
+        merge_keylogs(os.path.join(dirs["sim"], "keys.log"), keys["client"], keys["server"])
         try:
-            seen = checks.check(run)
+            seen = checks.check(load_run(case, os.path.dirname(dirs["sim"])))
         except checks.Failed as e:
             return Result(FAIL, f"{e}{notes}")
         return Result(PASS, seen + ("" if alpn == "hq-interop" or case.alpn else " (over h3)"))
@@ -323,7 +334,8 @@ def main(argv):
     ap.add_argument("--quick", action="store_true", help="the bounded subset make test runs")
     ap.add_argument("--report", default=os.path.join(ROOT, "target", "interop.md"))
     ap.add_argument("--logs", default=os.path.join(ROOT, "target", "interop-logs"))
-    ap.add_argument("--keep", action="store_true", help="keep traces of passing runs")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep every run's files and traces (by default only a failed run's traces)")
     ap.add_argument("--qlog", action="store_true", help="set QLOGDIR for the endpoints")
     ap.add_argument("--seed", type=int, default=1, help="the relay's loss/corruption seed")
     a = ap.parse_args(argv)

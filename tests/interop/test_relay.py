@@ -15,7 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pcap import records, udp_payload  # noqa: E402
+from pcap import records, udp_payload, udp_ports  # noqa: E402
 from relay import Blackhole, Link, Rebind, Relay, Scenario, Trigger  # noqa: E402
 
 DEADLINE = 10.0
@@ -329,9 +329,7 @@ def read_pcap(path):
     """(src port, dst port, payload) of each record of a relay trace."""
     out = []
     for _, pkt in records(path):
-        ihl = 40 if pkt[0] >> 4 == 6 else (pkt[0] & 15) * 4
-        sport, dport = struct.unpack_from("!HH", pkt, ihl)
-        out.append((sport, dport, udp_payload(pkt)))
+        out.append(udp_ports(pkt) + (udp_payload(pkt),))
     return out
 
 

@@ -304,7 +304,7 @@ def client_main(args):
         print(f"error: no complete response within {args.timeout}s", file=sys.stderr)
         return EXIT_TIMEOUT
     except ConnectionError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e or 'the connection failed (' + type(e).__name__ + ')'}", file=sys.stderr)
         return EXIT_CONN_ERROR
     sys.stdout.buffer.write(body)
     sys.stdout.buffer.flush()

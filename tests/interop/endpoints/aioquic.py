@@ -8,7 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contract import Endpoint, exec_, run, unsupported  # noqa: E402
+from contract import exec_, main, paths_of, run  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 PYTHON = os.environ.get("AIOQUIC_PYTHON", os.path.join(ROOT, "target", "venv", "bin", "python"))
@@ -58,21 +58,10 @@ def client(ep):
             args += ["--session-file", ep.session_file]
             if ep.testcase == "zerortt" and i > 0:
                 args.append("--early-data")
-        paths = [ep.paths[ep.requests.index(u)] for u in urls]
-        commands.append(args + [host, str(port)] + paths)
+        commands.append(args + [host, str(port)] + paths_of(urls))
     return run(commands)
 
 
-def main():
-    ep = Endpoint()
-    if ep.testcase in UNSUPPORTED:
-        unsupported(UNSUPPORTED[ep.testcase])
-    if ep.testcase not in (SERVER_CASES if ep.role == "server" else CLIENT_CASES):
-        unsupported(f"unknown test case {ep.testcase!r}")
-    if ep.role == "server":
-        server(ep)
-    return client(ep)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(server, client, {"server": SERVER_CASES, "client": CLIENT_CASES},
+                  {"server": UNSUPPORTED, "client": UNSUPPORTED}))

@@ -30,7 +30,9 @@ Where the runner's containers have fixed paths, local runs set:
                    HTTP/3 examples).
 """
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,6 +74,7 @@ class Endpoint:
         """A scratch file for the TLS session a resuming client stores."""
         if not hasattr(self, "_scratch"):
             self._scratch = tempfile.mkdtemp(prefix="interop-endpoint-")
+            atexit.register(shutil.rmtree, self._scratch, True)
         return os.path.join(self._scratch, "session.bin")
 
     @property
@@ -90,13 +93,33 @@ class Endpoint:
 
     @property
     def paths(self):
-        return [urlsplit(u).path or "/" for u in self.requests]
+        return paths_of(self.requests)
 
     def connections(self):
         """The paths each connection of a resuming client fetches."""
         if self.testcase in RESUMING and len(self.requests) > 1:
             return [self.requests[:1], self.requests[1:]]
         return [self.requests]
+
+
+def paths_of(urls):
+    return [urlsplit(u).path or "/" for u in urls]
+
+
+def main(server, client, cases, unsupported_cases):
+    """The common entry point of an endpoint script: reads the contract,
+    exits 127 for what `unsupported_cases[role]` explains or `cases[role]`
+    does not list, else runs server(ep) (which does not return) or
+    client(ep) (which returns the exit status)."""
+    ep = Endpoint()
+    why = unsupported_cases.get(ep.role, {}).get(ep.testcase)
+    if why:
+        unsupported(why)
+    if ep.testcase not in cases[ep.role]:
+        unsupported(f"unknown test case {ep.testcase!r}")
+    if ep.role == "server":
+        server(ep)
+    return client(ep)
 
 
 def fail(why):
@@ -114,10 +137,19 @@ def show(cmd):
     return line if len(line) < 400 else f"{line[:400]}... ({len(cmd)} arguments)"
 
 
-def run(commands, cwd=None, env=None):
+def missing_downloads(ep, cmd):
+    """Why the URLs among `cmd`'s arguments left no file in DOWNLOADS, or
+    None when every one did."""
+    names = [os.path.basename(p) for p in paths_of(a for a in cmd if a.startswith("https://"))]
+    missing = [n for n in names if not os.path.exists(os.path.join(ep.downloads, n))]
+    return f"{len(missing)} file(s) not downloaded, e.g. {missing[0]}" if missing else None
+
+
+def run(commands, cwd=None, env=None, check=None):
     """Runs the commands one after another (each a list), stopping at the
-    first that fails; returns the contract's exit status. SIGTERM and
-    SIGINT are passed on to the running command."""
+    first that fails (exits non-zero, or `check(cmd)` returns a reason);
+    returns the contract's exit status. SIGTERM and SIGINT are passed on
+    to the running command."""
     current = [None]
 
     def forward(sig, _frame):
@@ -131,6 +163,10 @@ def run(commands, cwd=None, env=None):
         rc = current[0].wait()
         if rc != 0:
             return UNSUPPORTED if rc == UNSUPPORTED else 1
+        why = check(cmd) if check else None
+        if why:
+            print(f"error: {os.path.basename(cmd[0])} exited 0 but {why}", file=sys.stderr)
+            return 1
     return 0
 
 

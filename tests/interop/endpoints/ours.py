@@ -11,8 +11,9 @@ http3-server and http3-client for h3.
 Options the binary does not list in its usage line yet are not passed; the
 script says so on stderr, and the test cases that need them fail. Two
 have an exact equivalent with today's options: the certificate is then
-read from ./cert.crt and ./cert.key (links in a scratch directory), and a
-single request is saved with --output DOWNLOADS/<file>. One connection per
+read from ./cert.crt and ./cert.key (links to cert.pem and priv.key, made
+in CERTS, where the server runs), and a single request is saved with
+--output DOWNLOADS/<file>. One connection per
 path (multiconnect) is one client run per path without --multiconnect.
 
 What quiche 0.30 cannot do exits 127 with the reason.
@@ -22,10 +23,9 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contract import Endpoint, exec_, run, unsupported  # noqa: E402
+from contract import exec_, main, paths_of, run  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BIN = os.environ.get("QUICHE_EV_EXAMPLES", os.path.join(ROOT, "c-examples"))
@@ -78,9 +78,13 @@ def server(ep):
     if "--cert" in opts:
         args += ["--cert", ep.cert, "--key", ep.key]
     else:
-        cwd = tempfile.mkdtemp(prefix="quiche-ev-cert-")
-        os.symlink(os.path.abspath(ep.cert), os.path.join(cwd, "cert.crt"))
-        os.symlink(os.path.abspath(ep.key), os.path.join(cwd, "cert.key"))
+        # ./cert.crt and ./cert.key beside the chain: run in CERTS.
+        cwd = os.path.abspath(ep.certs)
+        for link, target in (("cert.crt", "cert.pem"), ("cert.key", "priv.key")):
+            try:
+                os.symlink(target, os.path.join(cwd, link))
+            except FileExistsError:
+                pass
         note("no --cert yet: the certificate is read from ./cert.crt in " + cwd)
     wanted = []
     if ep.testcase != "retry":
@@ -116,7 +120,7 @@ def client(ep):
     commands = []
     for i, urls in enumerate(connections):
         args = [binary] + common
-        paths = [ep.paths[ep.requests.index(u)] for u in urls]
+        paths = paths_of(urls)
         if "--output-dir" in opts or len(paths) > 1:
             args += ["--output-dir", ep.downloads]
         else:
@@ -132,20 +136,6 @@ def client(ep):
     return run(commands, env=env())
 
 
-def main():
-    ep = Endpoint()
-    if ep.role == "server":
-        if ep.testcase in SERVER_UNSUPPORTED:
-            unsupported(SERVER_UNSUPPORTED[ep.testcase])
-        if ep.testcase not in SERVER_CASES:
-            unsupported(f"unknown test case {ep.testcase!r}")
-        server(ep)
-    if ep.testcase in CLIENT_UNSUPPORTED:
-        unsupported(CLIENT_UNSUPPORTED[ep.testcase])
-    if ep.testcase not in CLIENT_CASES:
-        unsupported(f"unknown test case {ep.testcase!r}")
-    return client(ep)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(server, client, {"server": SERVER_CASES, "client": CLIENT_CASES},
+                  {"server": SERVER_UNSUPPORTED, "client": CLIENT_UNSUPPORTED}))
