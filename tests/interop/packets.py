@@ -137,15 +137,18 @@ class Trace:
         self._cache = {}
         self.version_negotiation = 0
         self.foreign_versions = set()  # what the client side sent
+        foreign = 0
         for _, pkt in records(pcap):
             v = _long_header_version(udp_payload(pkt))
+            if v is None or v in KNOWN_VERSIONS:
+                continue
+            foreign += 1
             if v == b"\0\0\0\0":
                 self.version_negotiation += 1
-            elif v is not None and v not in KNOWN_VERSIONS and \
-                    str(udp_ports(pkt)[0]) != self.server_address[1]:
+            elif str(udp_ports(pkt)[0]) != self.server_address[1]:
                 self.foreign_versions.add("0x" + v.hex())
         self.pcap = pcap
-        if self.version_negotiation or self.foreign_versions:
+        if foreign:
             self.pcap = pcap[:-len(".pcap")] + "-known-versions.pcap"
             rewrite(pcap, self.pcap,
                     lambda p: _long_header_version(p) in (None,) + KNOWN_VERSIONS)

@@ -304,7 +304,10 @@ def client_main(args):
         print(f"error: no complete response within {args.timeout}s", file=sys.stderr)
         return EXIT_TIMEOUT
     except ConnectionError as e:
-        print(f"error: {e or 'the connection failed (' + type(e).__name__ + ')'}", file=sys.stderr)
+        # aioquic raises a bare ConnectionError when the connection ends
+        # before its handshake completed.
+        print(f"error: {str(e) or 'the connection closed before the handshake completed'}",
+              file=sys.stderr)
         return EXIT_CONN_ERROR
     sys.stdout.buffer.write(body)
     sys.stdout.buffer.flush()
