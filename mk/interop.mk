@@ -3,7 +3,7 @@
 # (tests/interop/relay.py), checked from decrypted traces as
 # quic-interop-runner checks them. See tests/interop/README.md.
 #
-#   make interop         the whole matrix: every case, ours as server and as
+#   make interop         the whole matrix (about 30 minutes): every case, ours as server and as
 #                        client against aioquic and ngtcp2, ours against
 #                        ours, and the peers against each other; writes
 #                        target/interop.md (logs: target/interop-logs/)
