@@ -75,9 +75,17 @@ def records(path):
         off += 16 + incl
 
 
+def _ip_header_length(ip_packet: bytes) -> int:
+    return 40 if ip_packet[0] >> 4 == 6 else (ip_packet[0] & 15) * 4
+
+
 def udp_payload(ip_packet: bytes) -> bytes:
-    header = 40 if ip_packet[0] >> 4 == 6 else (ip_packet[0] & 15) * 4
-    return ip_packet[header + 8:]
+    return ip_packet[_ip_header_length(ip_packet) + 8:]
+
+
+def udp_ports(ip_packet: bytes):
+    """(source port, destination port)."""
+    return struct.unpack_from("!HH", ip_packet, _ip_header_length(ip_packet))
 
 
 def rewrite(src, dst, keep):

@@ -1,21 +1,45 @@
 #!/usr/bin/env python3
-"""A small aioquic peer for the quiche-ev interop tests.
+"""A small aioquic peer for the quiche-ev tests and the interop runner.
 
     aioquic_peer.py client --alpn hq-interop|h3 [--token HEX] [--timeout S]
-                           HOST PORT [PATH]
-    aioquic_peer.py server --alpn hq-interop|h3 --cert C --key K HOST PORT
+                           [--output-dir DIR] [--multiconnect]
+                           [--session-file F] [--early-data] [--key-update]
+                           [--migrate] [--chacha20] [--v2]
+                           [--keylog F] [--qlog-dir D]
+                           HOST PORT [PATH...]
+    aioquic_peer.py server --alpn hq-interop|h3 --cert C --key K [--retry]
+                           [--root DIR] [--tickets] [--chacha20]
+                           [--keylog F] [--qlog-dir D] HOST PORT
 
-client: fetches PATH (default "/" for h3, "/index.html" for hq-interop),
-writes the response body to stdout and exits 0 only when the whole response
-arrived (and, for h3, its status was 200). The server's certificate is not
+client: fetches each PATH (default "/" for h3, "/index.html" for
+hq-interop), all at once on one connection, and exits 0 only when every
+response arrived in full (and, for h3, with status 200). Without
+--output-dir the bodies go to stdout, in the order of the paths; with it,
+each is saved as DIR/<last path segment>. The server's certificate is not
 verified. `--token HEX` puts that address-validation token in the first
 Initial packet. Exit status: 0 ok, 1 bad or incomplete response, 2 usage,
 3 timeout, 4 connection error.
 
-server: answers every request with the body "byez\\n" (h3: status 200,
-a server header and content-length 5), prints "listening on HOST:PORT" on
-stderr once bound (PORT 0 lets the kernel pick) and runs until killed.
-`--retry` makes it do stateless retry.
+  --multiconnect   one connection per path, one after another
+  --session-file   resume the TLS session stored in F (if F exists) and
+                   store the session ticket the server sends into F
+  --early-data     with a stored session, send the requests in 0-RTT
+  --key-update     update the 1-RTT keys as soon as the handshake is done
+  --migrate        once response data flows, move to a new local port and
+                   a new connection ID (active migration, RFC 9000 §9)
+  --chacha20       offer only TLS_CHACHA20_POLY1305_SHA256
+  --v2             start in QUIC v1 and offer v2 (compatible version
+                   negotiation, RFC 9368/9369)
+
+server: without --root, answers every request with the body "byez\\n" (h3:
+status 200, a server header and content-length 5); with --root, serves the
+files under DIR (h3: 404, hq-interop: a stream reset, for anything missing
+or outside DIR). Prints "listening on HOST:PORT" on stderr once bound (PORT
+0 lets the kernel pick) and runs until killed. `--retry` makes it do
+stateless retry; `--tickets` issues session tickets (resumption and 0-RTT).
+
+Both: `--keylog F` appends TLS secrets to F (NSS key log format);
+`--qlog-dir D` writes one qlog per connection into D.
 
 hq-interop is HTTP/0.9 over QUIC: the client sends "GET /path\\r\\n" on a
 bidirectional stream and finishes it; the server sends the raw body and
@@ -27,6 +51,9 @@ Run it with the venv that `make peers` creates (target/venv/bin/python).
 import argparse
 import asyncio
 import logging
+import os
+import pickle
+import socket
 import ssl
 import sys
 
@@ -35,7 +62,10 @@ from aioquic.h0.connection import H0_ALPN, H0Connection
 from aioquic.h3.connection import H3_ALPN, H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import ConnectionTerminated, QuicEvent
+from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamReset
+from aioquic.quic.logger import QuicFileLogger
+from aioquic.quic.packet import QuicProtocolVersion
+from aioquic.tls import CipherSuite
 
 BODY = b"byez\n"
 
@@ -44,6 +74,10 @@ EXIT_BAD_RESPONSE = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
 EXIT_CONN_ERROR = 4
+
+# Bytes of response data after which --migrate moves the connection: well
+# into the transfer, once the server has issued spare connection IDs.
+MIGRATE_AFTER = 64 * 1024
 
 
 def alpn_list(alpn):
@@ -54,27 +88,61 @@ def make_http(alpn, quic):
     return H0Connection(quic) if alpn == "hq-interop" else H3Connection(quic)
 
 
+def configure(config, args):
+    """The options client and server share."""
+    if args.keylog:
+        config.secrets_log_file = open(args.keylog, "a")
+    if args.qlog_dir:
+        os.makedirs(args.qlog_dir, exist_ok=True)
+        config.quic_logger = QuicFileLogger(args.qlog_dir)
+    if args.chacha20:
+        config.cipher_suites = [CipherSuite.CHACHA20_POLY1305_SHA256]
+
+
 # --------------------------------------------------------------------------
 # client
 
 
-class ClientProtocol(QuicConnectionProtocol):
-    """Sends one request and collects its response."""
+class Response:
+    def __init__(self, path):
+        self.path = path
+        self.status = None
+        self.body = bytearray()
+        self.done = asyncio.get_running_loop().create_future()
 
-    def __init__(self, *args, alpn, **kwargs):
+    def finish(self, ok, why=""):
+        if not self.done.done():
+            self.done.set_result((ok, why))
+
+
+class _Forward(asyncio.DatagramProtocol):
+    """The socket a migrated client moved to: hands datagrams to the
+    connection's protocol."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def datagram_received(self, data, addr):
+        self.target.datagram_received(data, addr)
+
+
+class ClientProtocol(QuicConnectionProtocol):
+    """Sends requests and collects their responses."""
+
+    def __init__(self, *args, alpn, migrate=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.alpn = alpn
         # From the start: the server's control and QPACK streams can arrive
         # during the handshake, and a HEADERS block may refer to its QPACK
         # encoder stream, so no event may be dropped.
         self.http = make_http(alpn, self._quic)
-        self.stream_id = None
-        self.status = None
-        self.body = bytearray()
-        self.done = asyncio.get_running_loop().create_future()
+        self.responses = {}
+        self.received = 0
+        self.want_migration = migrate
+        self.old_transports = []
 
     def request(self, host, port, path):
-        self.stream_id = self._quic.get_next_available_stream_id()
+        stream_id = self._quic.get_next_available_stream_id()
         headers = [
             (b":method", b"GET"),
             (b":scheme", b"https"),
@@ -82,60 +150,142 @@ class ClientProtocol(QuicConnectionProtocol):
             (b":path", path.encode()),
             (b"user-agent", b"aioquic-peer"),
         ]
-        self.http.send_headers(self.stream_id, headers, end_stream=True)
+        resp = Response(path)
+        self.responses[stream_id] = resp
+        self.http.send_headers(stream_id, headers, end_stream=True)
         self.transmit()
+        return resp
 
-    def _finish(self, ok, why=""):
-        if not self.done.done():
-            self.done.set_result((ok, why))
+    def _fail_all(self, why):
+        for r in self.responses.values():
+            r.finish(False, why)
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, ConnectionTerminated):
-            self._finish(False, f"connection closed by peer: error {event.error_code}"
-                                f" {event.reason_phrase!r}")
+            self._fail_all(f"connection closed by peer: error {event.error_code}"
+                           f" {event.reason_phrase!r}")
             return
+        if isinstance(event, StreamReset) and event.stream_id in self.responses:
+            self.responses[event.stream_id].finish(False, "request was reset")
         for ev in self.http.handle_event(event):
-            if getattr(ev, "stream_id", None) != self.stream_id:
+            resp = self.responses.get(getattr(ev, "stream_id", None))
+            if resp is None:
                 continue
             if isinstance(ev, HeadersReceived):
                 for k, v in ev.headers:
                     if k == b":status":
-                        self.status = v.decode(errors="replace")
+                        resp.status = v.decode(errors="replace")
                     print(f"got header: {k.decode(errors='replace')}="
                           f"{v.decode(errors='replace')}", file=sys.stderr)
                 if ev.stream_ended:
-                    self._finish(True)
+                    resp.finish(True)
             elif isinstance(ev, DataReceived):
-                self.body += ev.data
+                resp.body += ev.data
+                self.received += len(ev.data)
                 if ev.stream_ended:
-                    self._finish(True)
+                    resp.finish(True)
+        if self.want_migration and self.received >= MIGRATE_AFTER:
+            self.want_migration = False
+            asyncio.ensure_future(self.migrate())
+
+    async def migrate(self):
+        """Active migration: a new socket (new local port) and the next
+        connection ID the server issued."""
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", 0, 0, 0))
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: _Forward(self), sock=sock)
+        # The old socket stays open: the server may still answer there
+        # until it has validated the new path.
+        self.old_transports.append(self._transport)
+        self._transport = transport
+        self._quic.change_connection_id()
+        self.transmit()
+        print(f"migrated to local port {sock.getsockname()[1]}", file=sys.stderr, flush=True)
 
 
-async def run_client(args):
+def client_config(args, session_ticket=None):
     config = QuicConfiguration(is_client=True, alpn_protocols=alpn_list(args.alpn))
     config.verify_mode = ssl.CERT_NONE
     if args.token:
         config.token = bytes.fromhex(args.token)
-    path = args.path or ("/index.html" if args.alpn == "hq-interop" else "/")
+    if args.v2:
+        config.original_version = QuicProtocolVersion.VERSION_1
+        config.supported_versions = [QuicProtocolVersion.VERSION_2, QuicProtocolVersion.VERSION_1]
+    config.session_ticket = session_ticket
+    configure(config, args)
+    return config
+
+
+def load_session(path):
+    if path and os.path.exists(path):
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    return None
+
+
+def store_session(path):
+    def handler(ticket):
+        with open(path, "wb") as f:
+            pickle.dump(ticket, f)
+    return handler
+
+
+async def fetch(args, paths):
+    """One connection for `paths`; returns [(path, ok, why, status, body)]."""
+    ticket = load_session(args.session_file)
+    config = client_config(args, ticket)
+    early = bool(args.early_data and ticket is not None)
 
     def create(*a, **kw):
-        return ClientProtocol(*a, alpn=args.alpn, **kw)
+        return ClientProtocol(*a, alpn=args.alpn, migrate=args.migrate, **kw)
 
-    async with connect(args.host, args.port, configuration=config,
-                       create_protocol=create) as proto:
-        print(f"connection established: {args.alpn}", file=sys.stderr)
-        proto.request(args.host, args.port, path)
-        ok, why = await proto.done
-        body = bytes(proto.body)
-        status = proto.status
+    async with connect(args.host, args.port, configuration=config, create_protocol=create,
+                       session_ticket_handler=store_session(args.session_file)
+                       if args.session_file else None,
+                       wait_connected=not early) as proto:
+        if not early:
+            print(f"connection established: {args.alpn}", file=sys.stderr)
+        if args.key_update:
+            proto._quic.request_key_update()
+            proto.transmit()
+        responses = [proto.request(args.host, args.port, p) for p in paths]
+        results = []
+        for r in responses:
+            ok, why = await r.done
+            results.append((r.path, ok, why, r.status, bytes(r.body)))
+        for t in proto.old_transports:
+            t.close()
+    return results
 
-    if not ok:
-        print(f"error: {why}", file=sys.stderr)
-        return EXIT_CONN_ERROR, body
-    if args.alpn == "h3" and status != "200":
-        print(f"error: status {status}", file=sys.stderr)
-        return EXIT_BAD_RESPONSE, body
-    return EXIT_OK, body
+
+async def run_client(args):
+    paths = args.paths or [("/index.html" if args.alpn == "hq-interop" else "/")]
+    results = []
+    if args.multiconnect:
+        for p in paths:
+            results += await fetch(args, [p])
+    else:
+        results = await fetch(args, paths)
+
+    # Without --output-dir, stdout gets every body (even a partial one), in
+    # the order of the paths; with it, only complete responses are saved.
+    code, out = EXIT_OK, bytearray()
+    for path, ok, why, status, body in results:
+        if not args.output_dir:
+            out += body
+        if not ok:
+            print(f"error: {path}: {why}", file=sys.stderr)
+            code = max(code, EXIT_CONN_ERROR)
+        elif args.alpn == "h3" and status != "200":
+            print(f"error: {path}: status {status}", file=sys.stderr)
+            code = max(code, EXIT_BAD_RESPONSE)
+        elif args.output_dir:
+            name = os.path.basename(path.rstrip("/")) or "index.html"
+            with open(os.path.join(args.output_dir, name), "wb") as f:
+                f.write(body)
+    return code, bytes(out)
 
 
 def client_main(args):
@@ -154,7 +304,10 @@ def client_main(args):
         print(f"error: no complete response within {args.timeout}s", file=sys.stderr)
         return EXIT_TIMEOUT
     except ConnectionError as e:
-        print(f"error: {e}", file=sys.stderr)
+        # aioquic raises a bare ConnectionError when the connection ends
+        # before its handshake completed.
+        print(f"error: {str(e) or 'the connection closed before the handshake completed'}",
+              file=sys.stderr)
         return EXIT_CONN_ERROR
     sys.stdout.buffer.write(body)
     sys.stdout.buffer.flush()
@@ -165,40 +318,82 @@ def client_main(args):
 # server
 
 
+def resolve(root, path):
+    """The file under `root` that `path` names, or None (missing, not a
+    regular file, or outside root)."""
+    path = path.split("?", 1)[0]
+    full = os.path.realpath(os.path.join(root, path.lstrip("/")))
+    if not full.startswith(os.path.realpath(root) + os.sep) or not os.path.isfile(full):
+        return None
+    return full
+
+
 class ServerProtocol(QuicConnectionProtocol):
-    """Answers every request with BODY."""
+    """Answers every request with BODY, or with the file under `root`."""
 
     alpn = "h3"
+    root = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.http = make_http(self.alpn, self._quic)
 
+    def answer(self, stream_id, path):
+        if self.root is None:
+            body = BODY
+        else:
+            full = resolve(self.root, path)
+            if full is None:
+                if self.alpn == "h3":
+                    self.http.send_headers(stream_id, [(b":status", b"404")], end_stream=True)
+                else:
+                    self._quic.reset_stream(stream_id, 0x100)
+                self.transmit()
+                return
+            with open(full, "rb") as f:
+                body = f.read()
+        self.http.send_headers(stream_id, [
+            (b":status", b"200"),
+            (b"server", b"aioquic-peer"),
+            (b"content-length", str(len(body)).encode()),
+        ])
+        self.http.send_data(stream_id, body, end_stream=True)
+        self.transmit()
+
     def quic_event_received(self, event: QuicEvent) -> None:
         for ev in self.http.handle_event(event):
             if isinstance(ev, HeadersReceived):
                 req = {k: v for k, v in ev.headers}
+                path = req.get(b":path", b"").decode(errors="replace")
                 print(f"request on stream {ev.stream_id}: "
-                      f"{req.get(b':method', b'').decode(errors='replace')} "
-                      f"{req.get(b':path', b'').decode(errors='replace')}",
+                      f"{req.get(b':method', b'').decode(errors='replace')} {path}",
                       file=sys.stderr, flush=True)
-                self.http.send_headers(ev.stream_id, [
-                    (b":status", b"200"),
-                    (b"server", b"aioquic-peer"),
-                    (b"content-length", str(len(BODY)).encode()),
-                ])
-                self.http.send_data(ev.stream_id, BODY, end_stream=True)
-                self.transmit()
+                self.answer(ev.stream_id, path)
+
+
+class TicketStore:
+    def __init__(self):
+        self.tickets = {}
+
+    def add(self, ticket):
+        self.tickets[ticket.ticket] = ticket
+
+    def pop(self, label):
+        return self.tickets.pop(label, None)
 
 
 async def run_server(args):
     config = QuicConfiguration(is_client=False, alpn_protocols=alpn_list(args.alpn))
     config.load_cert_chain(args.cert, args.key)
+    configure(config, args)
 
     proto_cls = type("ServerProtocol_" + args.alpn.replace("-", "_"),
-                     (ServerProtocol,), {"alpn": args.alpn})
+                     (ServerProtocol,), {"alpn": args.alpn, "root": args.root})
+    tickets = TicketStore() if args.tickets else None
     server = await serve(args.host, args.port, configuration=config,
-                         create_protocol=proto_cls, retry=args.retry)
+                         create_protocol=proto_cls, retry=args.retry,
+                         session_ticket_fetcher=tickets.pop if tickets else None,
+                         session_ticket_handler=tickets.add if tickets else None)
     host, port = server._transport.get_extra_info("sockname")[:2]
     print(f"listening on {host}:{port}", file=sys.stderr, flush=True)
     await asyncio.Event().wait()
@@ -221,18 +416,31 @@ def main(argv):
     sub = p.add_subparsers(dest="cmd", required=True)
 
     c = sub.add_parser("client")
-    c.add_argument("--alpn", choices=["hq-interop", "h3"], default="hq-interop")
+    s = sub.add_parser("server")
+    for q in (c, s):
+        q.add_argument("--alpn", choices=["hq-interop", "h3"], default="hq-interop")
+        q.add_argument("--keylog", help="append TLS secrets to this file")
+        q.add_argument("--qlog-dir", help="write qlog files here")
+        q.add_argument("--chacha20", action="store_true", help="only ChaCha20-Poly1305")
+
     c.add_argument("--token", help="address validation token (hex) for the first Initial")
     c.add_argument("--timeout", type=float, default=10.0)
+    c.add_argument("--output-dir", help="save each body as DIR/<last path segment>")
+    c.add_argument("--multiconnect", action="store_true", help="one connection per path")
+    c.add_argument("--session-file", help="resume from / store the session here")
+    c.add_argument("--early-data", action="store_true", help="requests in 0-RTT when resuming")
+    c.add_argument("--key-update", action="store_true", help="update keys after the handshake")
+    c.add_argument("--migrate", action="store_true", help="move to a new port mid-transfer")
+    c.add_argument("--v2", action="store_true", help="offer QUIC v2 (compatible negotiation)")
     c.add_argument("host")
     c.add_argument("port", type=int)
-    c.add_argument("path", nargs="?")
+    c.add_argument("paths", nargs="*", metavar="path")
 
-    s = sub.add_parser("server")
-    s.add_argument("--alpn", choices=["hq-interop", "h3"], default="hq-interop")
     s.add_argument("--cert", required=True)
     s.add_argument("--key", required=True)
     s.add_argument("--retry", action="store_true", help="do stateless retry")
+    s.add_argument("--root", help="serve the files under this directory")
+    s.add_argument("--tickets", action="store_true", help="issue session tickets")
     s.add_argument("host")
     s.add_argument("port", type=int)
 
