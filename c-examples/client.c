@@ -36,11 +36,9 @@ int main(int argc, char *argv[]) {
         goto out;
     }
 
-    /* A greased first version, so the server does version negotiation
-     * (as upstream); 0-RTT cannot survive that round trip, so with
-     * --early-data the client starts with QUIC v1. */
-    config = quiche_config_new(args.early_data ? QUICHE_PROTOCOL_VERSION
-                                               : 0xbabababa);
+    /* A greased first version (as upstream: the server answers with
+     * version negotiation), unless --early-data or --wire-version. */
+    config = quiche_config_new(client_version(&args));
     if (config == NULL) {
         fprintf(stderr, "failed to create config\n");
         goto out;

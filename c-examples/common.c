@@ -127,6 +127,7 @@ static const char SERVER_HELP[] =
     "  --qlog-dir DIR     one qlog file per connection in DIR (as QLOGDIR)\n"
     "  --drain-ms N       after SIGINT/SIGTERM, let responses finish for up\n"
     "                     to N ms (default 2000); a second signal stops now\n"
+    "  --idle-timeout MS  close connections idle that long (default 5000)\n"
     "  --help             this text\n"
     "\n"
     "environment:\n"
@@ -153,6 +154,10 @@ static const char CLIENT_HELP[] =
     "  --multiconnect     one connection per PATH, one after another\n"
     "  --migrate          after the handshake, move to a new local port\n"
     "  --qlog-dir DIR     the connection's qlog file in DIR (as QLOGDIR)\n"
+    "  --wire-version HEX the QUIC version to start with (default babababa, a\n"
+    "                     greased one: the server answers with version\n"
+    "                     negotiation, as upstream; 00000001 starts with v1)\n"
+    "  --idle-timeout MS  give up on a connection idle that long (default 5000)\n"
     "  --help             this text\n"
     "\n"
     "environment:\n"
@@ -244,13 +249,15 @@ bool parse_server_args(int argc, char *argv[], struct server_args *args) {
         { .name = "--qlog-dir", .string = &args->qlog_dir },
         { .name = "--max-conns", .number = &args->max_conns, .min = 1 },
         { .name = "--drain-ms", .number = &args->drain_ms, .min = 0 },
+        { .name = "--idle-timeout", .number = &args->idle_timeout_ms, .min = 1 },
     };
     int i = parse_options(argc, argv, opts, sizeof(opts) / sizeof(opts[0]));
 
     if (i < 0 || argc - i != 2) {
         fprintf(stderr, "usage: %s [--root DIR] [--max-conns N] [--no-retry] "
                 "[--early-data] [--cert FILE] [--key FILE] [--reset-key HEX] "
-                "[--qlog-dir DIR] [--drain-ms N] HOST PORT (--help: more)\n",
+                "[--qlog-dir DIR] [--drain-ms N] [--idle-timeout MS] HOST PORT "
+                "(--help: more)\n",
                 argv[0]);
         return false;
     }
@@ -278,14 +285,17 @@ bool parse_client_args(int argc, char *argv[], struct client_args *args) {
         { .name = "--output-dir", .string = &args->output_dir },
         { .name = "--session-file", .string = &args->session_file },
         { .name = "--qlog-dir", .string = &args->qlog_dir },
+        { .name = "--wire-version", .string = &args->wire_version },
+        { .name = "--idle-timeout", .number = &args->idle_timeout_ms, .min = 1 },
     };
     int i = parse_options(argc, argv, opts, sizeof(opts) / sizeof(opts[0]));
 
-    if (i < 0 || argc - i < 2) {
+    if (i < 0 || argc - i < 2 || client_version(args) == 0) {
         fprintf(stderr, "usage: %s [--output FILE] [--output-dir DIR] "
                 "[--session-file FILE] [--early-data] [--multiconnect] "
-                "[--migrate] [--qlog-dir DIR] HOST PORT [PATH...] "
-                "(--help: more)\n", argv[0]);
+                "[--migrate] [--qlog-dir DIR] [--wire-version HEX] "
+                "[--idle-timeout MS] HOST PORT [PATH...] (--help: more)\n",
+                argv[0]);
         return false;
     }
 
@@ -326,11 +336,26 @@ void configure_server(quiche_config *config, const struct server_args *args) {
     if (args->early_data) {
         quiche_config_enable_early_data(config);
     }
+    if (args->idle_timeout_ms > 0) {
+        quiche_config_set_max_idle_timeout(config, (uint64_t) args->idle_timeout_ms);
+    }
+}
+
+uint32_t client_version(const struct client_args *args) {
+    if (args->wire_version != NULL) {
+        char *end;
+        unsigned long v = strtoul(args->wire_version, &end, 16);
+        return *end == '\0' && v > 0 && v <= 0xffffffffUL ? (uint32_t) v : 0;
+    }
+    return args->early_data ? QUICHE_PROTOCOL_VERSION : 0xbabababa;
 }
 
 void configure_client(quiche_config *config, const struct client_args *args) {
     if (args->early_data) {
         quiche_config_enable_early_data(config);
+    }
+    if (args->idle_timeout_ms > 0) {
+        quiche_config_set_max_idle_timeout(config, (uint64_t) args->idle_timeout_ms);
     }
     if (getenv("SSLKEYLOGFILE")) {
         quiche_config_log_keys(config);

@@ -44,6 +44,7 @@ struct server_args {
     const char *qlog_dir;
     long max_conns;
     long drain_ms;
+    long idle_timeout_ms;
     bool no_retry;
     bool early_data;
 };
@@ -57,6 +58,8 @@ struct client_args {
     const char *output_dir;
     const char *session_file;
     const char *qlog_dir;
+    const char *wire_version;
+    long idle_timeout_ms;
     const char *const *paths;
     size_t paths_len;
     /* What to fetch without PATHs: /index.html (hq), / (HTTP/3). */
@@ -73,10 +76,16 @@ bool parse_client_args(int argc, char *argv[], struct client_args *args);
  * instead of ignoring the error. */
 bool load_cert(quiche_config *config, const struct server_args *args);
 
-/* Options that live in the quiche config: 0-RTT (--early-data) and key
- * logging (SSLKEYLOGFILE). */
+/* Options that live in the quiche config: 0-RTT (--early-data), the idle
+ * timeout (--idle-timeout) and key logging (SSLKEYLOGFILE). */
 void configure_server(quiche_config *config, const struct server_args *args);
 void configure_client(quiche_config *config, const struct client_args *args);
+
+/* The QUIC version a client starts with: a greased one by default, so the
+ * server does version negotiation (as upstream); QUIC v1 with
+ * --early-data (0-RTT does not survive that round trip); or
+ * --wire-version HEX. 0 on a bad HEX. */
+uint32_t client_version(const struct client_args *args);
 
 /* Applies the server options (--root, --max-conns, --no-retry,
  * --reset-key, SSLKEYLOGFILE, QLOGDIR/--qlog-dir, QUICHE_EV_PLAIN_IO,

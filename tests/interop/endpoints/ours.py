@@ -6,7 +6,8 @@ http3-server and http3-client for h3.
     server  [--root DIR] [--cert F --key F] [--no-retry] [--early-data]
             [--qlog-dir D] HOST PORT
     client  [--output-dir DIR] [--session-file F] [--early-data]
-            [--multiconnect] [--migrate] HOST PORT PATH...
+            [--multiconnect] [--migrate] [--wire-version HEX]
+            [--idle-timeout MS] HOST PORT PATH...
 
 Options the binary does not list in its usage line yet are not passed; the
 script says so on stderr, and the test cases that need them fail. Two
@@ -96,6 +97,8 @@ def server(ep):
             args.append(o)
         else:
             note(f"{os.path.basename(binary)} has no {o} yet")
+    if "--idle-timeout" in opts:
+        args += ["--idle-timeout", "30000"]
     if ep.qlogdir:
         if "--qlog-dir" in opts:
             args += ["--qlog-dir", ep.qlogdir]
@@ -117,6 +120,10 @@ def client(ep):
             connections = [[u] for u in ep.requests]
     if ep.testcase == "connectionmigration":
         common.append("--migrate")
+    # QUIC v1 from the first packet (no greased version: the runner's
+    # checks, like quiche's own endpoint with --wire-version 00000001),
+    # and the runner's patience with lossy handshakes.
+    common += ["--wire-version", "00000001", "--idle-timeout", "30000"]
     commands = []
     for i, urls in enumerate(connections):
         args = [binary] + common
