@@ -68,7 +68,7 @@ target/upstream/quiche target/upstream/quiche-ev:
 	mkdir -p $@
 
 # System packages, installed when missing and run as root (Debian).
-PACKAGES := g++ cmake clang libclang-dev libev-dev uthash-dev openssl pkg-config python3-venv ngtcp2-server ngtcp2-client valgrind
+PACKAGES := g++ cmake clang libclang-dev libev-dev uthash-dev openssl pkg-config python3-venv ngtcp2-server ngtcp2-client valgrind tshark
 deps:
 	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
