@@ -332,9 +332,6 @@ void configure_client(quiche_config *config, const struct client_args *args) {
     if (args->early_data) {
         quiche_config_enable_early_data(config);
     }
-    if (getenv("SSLKEYLOGFILE")) {
-        quiche_config_log_keys(config);
-    }
 }
 
 /* QUICHE_EV_GSO=0: batched reads, but one send call per packet. */
