@@ -357,9 +357,6 @@ void configure_client(quiche_config *config, const struct client_args *args) {
     if (args->idle_timeout_ms > 0) {
         quiche_config_set_max_idle_timeout(config, (uint64_t) args->idle_timeout_ms);
     }
-    if (getenv("SSLKEYLOGFILE")) {
-        quiche_config_log_keys(config);
-    }
 }
 
 /* QUICHE_EV_GSO=0: batched reads, but one send call per packet. */

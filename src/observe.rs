@@ -5,6 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
 /// One key log file shared by every connection of a handle.
@@ -30,14 +31,37 @@ impl Write for KeyLog {
 pub struct Observe {
     keylog: Option<KeyLog>,
     qlog_dir: Option<PathBuf>,
+    /// The quiche config the handle's connections come from (see
+    /// `set_config`).
+    config: Option<NonNull<quiche::Config>>,
 }
 
 impl Observe {
-    /// Appends TLS secrets (NSS key log format) to `path` from now on.
-    /// The quiche config must have key logging on (`log_keys`).
+    /// The config the handle's connections come from: `set_keylog` turns
+    /// key logging on there.
+    ///
+    /// # Safety
+    /// `config` is NULL or outlives this value, and is used only on the
+    /// thread that uses this value (the C API's contract for the config
+    /// given to `quiche_ev_server_new` / `quiche_ev_client_new`).
+    pub unsafe fn set_config(&mut self, config: *mut quiche::Config) {
+        self.config = NonNull::new(config);
+    }
+
+    /// Appends TLS secrets (NSS key log format) to `path` from now on, and
+    /// turns key logging on in the config given to `set_config`: quiche
+    /// hands a connection's secrets to its key log only when its config
+    /// has `log_keys` on. A connection that already exists logs the
+    /// secrets it derives from then on (BoringSSL looks the config's
+    /// callback up at each secret): all of them for a client's connection
+    /// right after `quiche_ev_client_new`, which has sent nothing yet.
     pub fn set_keylog(&mut self, path: &Path) -> io::Result<()> {
         let f = OpenOptions::new().create(true).append(true).open(path)?;
         self.keylog = Some(KeyLog(Arc::new(Mutex::new(f))));
+        if let Some(mut config) = self.config {
+            // SAFETY: valid and ours on this thread (set_config's contract).
+            unsafe { config.as_mut() }.log_keys();
+        }
         Ok(())
     }
 

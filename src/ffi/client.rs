@@ -96,8 +96,12 @@ pub extern "C" fn quiche_ev_client_new(loop_: *mut ev_loop, sock: c_int, host: *
         };
         match created {
             Ok(c) => {
-                // SAFETY: just created; no borrow alive.
-                unsafe { C::state(c).app.client = c };
+                // SAFETY: just created; no borrow alive. The config
+                // outlives the client (contract).
+                unsafe {
+                    C::state(c).app.client = c;
+                    C::observe(c, |o, _| o.set_config(quiche_config::as_config(config)));
+                }
                 c.cast()
             }
             Err(e) => {

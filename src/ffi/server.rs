@@ -80,6 +80,9 @@ pub extern "C" fn quiche_ev_server_new(loop_: *mut ev_loop, sock: c_int, local: 
             S::create(LibEv::new(loop_), UdpSockets::new(sock, local), sock, local,
                       quiche_config::as_config(config), Shared::new(protocol))
         };
+        // SAFETY: just created, no borrow alive; the config outlives the
+        // server (contract above).
+        unsafe { S::state(s).observe.set_config(quiche_config::as_config(config)) };
         s.cast()
     })
 }
@@ -247,12 +250,7 @@ pub extern "C" fn quiche_ev_server_set_keylog_path(server: *mut quiche_ev_server
         // SAFETY: path is NULL or a C string.
         let Some(path) = (unsafe { as_str(path) }) else { return QUICHE_EV_ERR_NULL };
         match st.observe.set_keylog(Path::new(path)) {
-            Ok(()) => {
-                // SAFETY: the config outlives the server and is ours to use
-                // on the loop thread.
-                unsafe { (*st.config()).log_keys() };
-                0
-            }
+            Ok(()) => 0,
             Err(e) => {
                 log_error!("cannot write key log {path}: {e}");
                 QUICHE_EV_ERR_INVALID

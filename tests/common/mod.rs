@@ -172,9 +172,8 @@ impl Server {
 
     /// One of our servers on `host`:`port` (0: a free one).
     pub fn ours_at(name: &str, host: &str, port: u16, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(ours(name));
+        let mut cmd = our_command(name);
         cmd.current_dir(root().join("c-examples")).args(args).args([host, &port.to_string()]);
-        cmd.env("QUICHE_EV_QUIET", "1");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -299,10 +298,19 @@ fn run_with(mut cmd: Command, deadline: Duration, strict: bool) -> Run {
     }
 }
 
+/// Our example `name`, quiet (no quiche debug log), without the
+/// developer's `SSLKEYLOGFILE` and `QLOGDIR`: a test that wants a key log
+/// or qlog files sets them on the command.
+pub fn our_command(name: &str) -> Command {
+    let mut cmd = Command::new(ours(name));
+    cmd.env("QUICHE_EV_QUIET", "1").env_remove("SSLKEYLOGFILE").env_remove("QLOGDIR");
+    cmd
+}
+
 /// One of our clients against 127.0.0.1:`port`, quiet (no quiche debug log).
 pub fn our_client(name: &str, port: u16, extra: &[&str]) -> Run {
-    let mut cmd = Command::new(ours(name));
-    cmd.env("QUICHE_EV_QUIET", "1").arg("127.0.0.1").arg(port.to_string()).args(extra);
+    let mut cmd = our_command(name);
+    cmd.arg("127.0.0.1").arg(port.to_string()).args(extra);
     run(cmd, DEADLINE)
 }
 
