@@ -84,6 +84,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
 /// what is left.
 const CLOSE_LINGER_SECS: f64 = 1.0;
 
+/// The longest a draining server waits past the linger for connections
+/// still in their closing period (3 PTOs: about 3 s for one closed during
+/// its handshake, before any RTT sample), so that each ends as quiche
+/// ends it (its qlog records the close) rather than being dropped.
+const CLOSING_PERIOD_CAP: Duration = Duration::from_secs(10);
+
 /// What the server did with the datagrams it could not give to a
 /// connection, and how many connections it made: the C API's structure,
 /// kept as is (`quiche_ev_server_counters` copies it out).
@@ -164,6 +170,8 @@ pub struct ServerState<P: Platform> {
     stopping: Stopping,
     /// When a shutdown's drain time ends.
     drain_until: Option<Instant>,
+    /// When the first close linger ended (the closing-period cap counts from it).
+    closing_since: Option<Instant>,
     deferred: std::collections::VecDeque<Deferred<<P::ServerApp as ServerApp<P>>::Event, P>>,
     /// The host's "stopped" callback.
     pub on_stopped: Option<(StoppedFn, *mut c_void)>,
@@ -223,6 +231,7 @@ impl<P: Platform> Server<P> {
                 stateless_out: Vec::new(),
                 stopping: Stopping::No,
                 drain_until: None,
+                closing_since: None,
                 deferred: Default::default(),
                 on_stopped: None,
             }),
@@ -891,9 +900,29 @@ impl<P: Platform> Server<P> {
                 (*this).lp.timer_arm(Self::ptr(addr_of!((*this).stop_timer)), CLOSE_LINGER_SECS);
             }
             Stopping::Closing => {
+                let now = Instant::now();
+                let since = *st.closing_since.get_or_insert(now);
+                let mut wait = Duration::ZERO;
                 for id in st.table.ids() {
-                    log_debug!("connection still closing at the end of the linger: dropped");
-                    Self::remove(this, st, id);
+                    if let Some(e) = st.table.get(id) {
+                        // SAFETY: entries in the table are live.
+                        let drv = Driver::state(addr_of!((*e.as_ptr()).drv));
+                        if !drv.blocked {
+                            if let Some(t) = drv.conn.timeout() {
+                                wait = wait.max(t);
+                            }
+                        }
+                    }
+                }
+                if !wait.is_zero() && now + wait <= since + CLOSING_PERIOD_CAP {
+                    // Timers still pending (a closing period): let quiche end them.
+                    (*this).lp.timer_arm(Self::ptr(addr_of!((*this).stop_timer)),
+                                         (wait + Duration::from_millis(5)).as_secs_f64());
+                } else {
+                    for id in st.table.ids() {
+                        log_debug!("connection still closing at the end of the linger: dropped");
+                        Self::remove(this, st, id);
+                    }
                 }
             }
             _ => {}

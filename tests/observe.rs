@@ -308,9 +308,6 @@ fn qlog_of_a_connection_the_server_shuts_down_ends_with_its_close() {
 }
 
 #[test]
-#[ignore = "src/server.rs drops a connection still closing at the end of its 1 s shutdown linger \
-            before quiche ends the closing period (3 PTO: about 3 s without an RTT sample), \
-            so quiche never records the close"]
 fn qlog_of_a_connection_closed_during_its_handshake_ends_with_its_close() {
     // A quiche client in the test sends its first flight and takes the
     // server's, but never its Finished: the server's connection is half
