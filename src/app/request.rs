@@ -73,6 +73,9 @@ pub struct Request {
     pub held: Vec<u8>,
     pub paused: bool,
     pub body_queued: bool,
+    /// A request without a body whose body callback has not yet heard
+    /// its end (the one call with `fin` and no bytes).
+    pub fin_call: bool,
     /// The closed event is queued: every operation is refused from now on.
     pub closed: bool,
     /// The host got the request callback (only then the closed one).
@@ -106,6 +109,7 @@ impl Request {
             held: Vec::new(),
             paused: false,
             body_queued: false,
+            fin_call: false,
             closed: false,
             announced: false,
         }
