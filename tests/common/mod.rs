@@ -8,6 +8,7 @@
 
 pub mod aioquic;
 pub mod inproc;
+pub mod ngtcp2;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::UdpSocket;
