@@ -154,7 +154,8 @@ fn stat(stats: &[(String, u64)], name: &str) -> u64 {
 
 /// A C program from tests/c/, compiled (once per test run) as the
 /// Makefile compiles the examples: its warnings and libraries, with
-/// c-examples/common.c, against target/release/libquiche_ev.a.
+/// tests/c/harness.c and c-examples/common.c, against
+/// target/release/libquiche_ev.a.
 fn c_program(name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
     let exe = root().join("target/app-api").join(name);
@@ -174,7 +175,7 @@ fn c_program(name: &str) -> PathBuf {
         .args(["-O2", "-g"]).args(var("WARNINGS"))
         .arg("-Iinclude").arg(format!("-I{}", quiche_package().join("include").display())).arg("-Ic-examples")
         .arg("-o").arg(&exe)
-        .arg(format!("tests/c/{name}.c")).arg("c-examples/common.c").arg(&lib)
+        .arg(format!("tests/c/{name}.c")).arg("tests/c/harness.c").arg("c-examples/common.c").arg(&lib)
         .args(var("NATIVE_LIBS"))
         .output().unwrap();
     assert!(out.status.success(), "cc {name}.c failed:\n{}", String::from_utf8_lossy(&out.stderr));

@@ -28,16 +28,13 @@
 #include <quiche_ev.h>
 
 #include "common.h"
-
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-    printf(__VA_ARGS__); printf("\n"); } } while (0)
+#include "harness.h"
 
 #define PAUSED_BODY 200000
 #define RESET_CODE 0x4242
 #define CLOSE_CODE 0x42
 #define H3_REQUEST_CANCELLED 0x10c
 
-static int failures;
 static struct ev_loop *loop;
 static quiche_ev_server *server;
 static quiche_ev_client *client1, *client2;
@@ -385,13 +382,6 @@ static void start_client2(void) {
 
 /* ---- main ---- */
 
-static void on_watchdog(struct ev_loop *l, ev_timer *w, int revents) {
-    (void) w;
-    (void) revents;
-    CHECK(false, "deadline: not done after 20 s");
-    ev_break(l, EVBREAK_ALL);
-}
-
 int main(int argc, char *argv[]) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s CERT KEY\n", argv[0]);
@@ -400,18 +390,14 @@ int main(int argc, char *argv[]) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     loop = ev_default_loop(0);
 
-    struct server_args cert = { .cert = argv[1], .key = argv[2] };
-    quiche_config *server_config = quiche_config_new(QUICHE_PROTOCOL_VERSION);
-    quiche_config *client_config = quiche_config_new(QUICHE_PROTOCOL_VERSION);
-    short_config = quiche_config_new(QUICHE_PROTOCOL_VERSION);
+    quiche_config *server_config, *client_config;
     h3_config = quiche_h3_config_new();
-    if (!load_cert(server_config, &cert)) {
+    if (!h3_configs(argv[1], argv[2], &server_config, &client_config)) {
         return 1;
     }
-    configure_h3_app(server_config);
-    configure_h3_app(client_config);
+    /* Client 2 gives up quickly. */
+    short_config = quiche_config_new(QUICHE_PROTOCOL_VERSION);
     configure_h3_app(short_config);
-    quiche_config_verify_peer(client_config, false);
     quiche_config_verify_peer(short_config, false);
     quiche_config_set_max_idle_timeout(short_config, 300);
 
@@ -455,9 +441,8 @@ int main(int argc, char *argv[]) {
     client_watcher.data = client1;
     ev_io_start(loop, &client_watcher);
 
-    ev_timer watchdog;
-    ev_timer_init(&watchdog, on_watchdog, 20, 0);
-    ev_timer_start(loop, &watchdog);
+    bool deadline_passed = false;
+    start_deadline(loop, 20, &deadline_passed);
 
     ev_run(loop, 0);
 
@@ -495,7 +480,7 @@ int main(int argc, char *argv[]) {
     ev_io_stop(loop, &server_watcher);
     ev_io_stop(loop, &client_watcher);
     ev_io_stop(loop, &client2_watcher);
-    ev_timer_stop(loop, &watchdog);
+    stop_deadline(loop);
     quiche_ev_client_free(client1);
     quiche_ev_client_free(client2);
     quiche_ev_server_free(server);
@@ -506,6 +491,5 @@ int main(int argc, char *argv[]) {
     close(client2_sock);
     close(silent_sock);
 
-    printf(failures == 0 ? "ok\n" : "%d failure(s)\n", failures);
-    return failures == 0 ? 0 : 1;
+    return report();
 }

@@ -17,6 +17,7 @@
 #include <quiche_ev.h>
 
 #include "common.h"
+#include "harness.h"
 
 /* Host timer ticks that must follow the end of both clients. */
 #define TICKS_AFTER 5
@@ -43,12 +44,9 @@ static struct side a, b;
 static struct client_run c1, c2;
 static quiche_config *client_config;
 static quiche_h3_config *h3_config;
-static ev_timer tick, watchdog;
+static ev_timer tick;
 static unsigned ticks, ticks_at_end;
-static int failures;
 static bool ended_by_us, clients_done;
-
-#define CHECK(cond, ...) do { if (!(cond)) { failures++; printf("FAIL: " __VA_ARGS__); printf("\n"); } } while (0)
 
 static void on_request(quiche_ev_request *req, void *user) {
     struct side *s = user;
@@ -195,14 +193,6 @@ static void on_tick(struct ev_loop *l, ev_timer *w, int revents) {
     }
 }
 
-static void on_watchdog(struct ev_loop *l, ev_timer *w, int revents) {
-    (void) w;
-    (void) revents;
-    CHECK(false, "deadline: not done after 20 s (ticks %u)", ticks);
-    ended_by_us = true;
-    ev_break(l, EVBREAK_ALL);
-}
-
 int main(int argc, char *argv[]) {
     if (argc != 3) {
         fprintf(stderr, "usage: %s CERT KEY\n", argv[0]);
@@ -211,16 +201,11 @@ int main(int argc, char *argv[]) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     loop = ev_default_loop(0);
 
-    struct server_args cert = { .cert = argv[1], .key = argv[2] };
-    quiche_config *server_config = quiche_config_new(QUICHE_PROTOCOL_VERSION);
-    client_config = quiche_config_new(QUICHE_PROTOCOL_VERSION);
+    quiche_config *server_config;
     h3_config = quiche_h3_config_new();
-    if (!load_cert(server_config, &cert)) {
+    if (!h3_configs(argv[1], argv[2], &server_config, &client_config)) {
         return 1;
     }
-    configure_h3_app(server_config);
-    configure_h3_app(client_config);
-    quiche_config_verify_peer(client_config, false);
 
     /* One quiche config serves both servers. */
     if (!start_server(&a, server_config, "A\n") || !start_server(&b, server_config, "B\n") ||
@@ -230,15 +215,14 @@ int main(int argc, char *argv[]) {
 
     ev_timer_init(&tick, on_tick, 0.02, 0.02);
     ev_timer_start(loop, &tick);
-    ev_timer_init(&watchdog, on_watchdog, 20, 0);
-    ev_timer_start(loop, &watchdog);
+    start_deadline(loop, 20, &ended_by_us);
 
     ev_run(loop, 0);
 
     CHECK(ended_by_us, "ev_run returned before the program ended it (ticks %u)", ticks);
 
     ev_timer_stop(loop, &tick);
-    ev_timer_stop(loop, &watchdog);
+    stop_deadline(loop);
     ev_io_stop(loop, &b.watcher);
     quiche_ev_client_free(c1.client);
     quiche_ev_client_free(c2.client);
@@ -250,6 +234,5 @@ int main(int argc, char *argv[]) {
     close(c1.sock);
     close(c2.sock);
 
-    printf(failures == 0 ? "ok\n" : "%d failure(s)\n", failures);
-    return failures == 0 ? 0 : 1;
+    return report();
 }
