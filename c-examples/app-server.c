@@ -27,6 +27,7 @@
 
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,23 +110,39 @@ static bool is_route(const char *path, const char *route) {
     return strncmp(path, route, n) == 0 && (path[n] == '\0' || path[n] == '?');
 }
 
-/* Appends `s` as a JSON string (quoted, escaped) to buf. */
-static int json_string(char *buf, size_t size, const char *s, size_t len) {
-    int w = snprintf(buf, size, "\"");
-    for (size_t i = 0; i < len && (size_t) w < size; i++) {
+/* A bounded text buffer: appends that do not fit set `full` instead. */
+struct text {
+    char buf[4096];
+    size_t len;
+    bool full;
+};
+
+static void append(struct text *t, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = t->full ? 0 : vsnprintf(t->buf + t->len, sizeof(t->buf) - t->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t) n >= sizeof(t->buf) - t->len) {
+        t->full = true;
+    } else {
+        t->len += (size_t) n;
+    }
+}
+
+/* Appends `len` bytes of `s` as a JSON string (quoted, escaped). */
+static void append_json_string(struct text *t, const char *s, size_t len) {
+    append(t, "\"");
+    for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char) s[i];
         if (c == '"' || c == '\\') {
-            w += snprintf(buf + w, size - (size_t) w, "\\%c", c);
+            append(t, "\\%c", c);
         } else if (c < 0x20) {
-            w += snprintf(buf + w, size - (size_t) w, "\\u%04x", c);
+            append(t, "\\u%04x", c);
         } else {
-            w += snprintf(buf + w, size - (size_t) w, "%c", c);
+            append(t, "%c", c);
         }
     }
-    if ((size_t) w < size) {
-        w += snprintf(buf + w, size - (size_t) w, "\"");
-    }
-    return w;
+    append(t, "\"");
 }
 
 /* ---- writing a body as flow control allows ---- */
@@ -239,10 +256,13 @@ static struct exchange *start_exchange(struct app *app, quiche_ev_request *req, 
     return x;
 }
 
-static void respond_json(struct app *app, quiche_ev_request *req, const char *json, int len) {
-    (void) app;
+static void respond_json(quiche_ev_request *req, const struct text *t) {
+    if (t->full) {
+        quiche_ev_respond(req, 500, NULL, 0, 1);
+        return;
+    }
     quiche_ev_header h[] = { HEADER("content-type", "application/json") };
-    quiche_ev_respond_bytes(req, 200, h, 1, (const uint8_t *) json, (size_t) len);
+    quiche_ev_respond_bytes(req, 200, h, 1, (const uint8_t *) t->buf, t->len);
 }
 
 /* /json: what we know about this request, its connection and the server. */
@@ -269,32 +289,30 @@ static void answer_json(struct app *app, quiche_ev_request *req) {
 
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
+    const char *method = quiche_ev_request_method(req);
     const char *path = quiche_ev_request_path(req);
 
-    char json[2048];
-    int w = snprintf(json, sizeof(json), "{\"requests\": %" PRIu64 ", \"conn_requests\": %" PRIu64
-                     ", \"stream\": %" PRIu64 ", \"time\": %lld.%03ld, \"method\": ",
-                     app->requests, ci != NULL ? ci->requests : 0, quiche_ev_request_stream_id(req),
-                     (long long) now.tv_sec, now.tv_nsec / 1000000);
-    const char *method = quiche_ev_request_method(req);
-    w += json_string(json + w, sizeof(json) - (size_t) w, method, strlen(method));
-    w += snprintf(json + w, sizeof(json) - (size_t) w, ", \"path\": ");
-    w += json_string(json + w, sizeof(json) - (size_t) w, path, strlen(path));
-    w += snprintf(json + w, sizeof(json) - (size_t) w, ", \"user_agent\": ");
-    w += json_string(json + w, sizeof(json) - (size_t) w, ua, ua_len);
-    w += snprintf(json + w, sizeof(json) - (size_t) w, ", \"trace_id\": ");
-    w += json_string(json + w, sizeof(json) - (size_t) w, (const char *) trace, trace_len);
-    w += snprintf(json + w, sizeof(json) - (size_t) w, "}\n");
-    respond_json(app, req, json, w < (int) sizeof(json) ? w : (int) sizeof(json) - 1);
+    struct text t = { .len = 0 };
+    append(&t, "{\"requests\": %" PRIu64 ", \"conn_requests\": %" PRIu64 ", \"stream\": %" PRIu64
+           ", \"time\": %lld.%03ld, \"method\": ", app->requests, ci != NULL ? ci->requests : 0,
+           quiche_ev_request_stream_id(req), (long long) now.tv_sec, now.tv_nsec / 1000000);
+    append_json_string(&t, method, strlen(method));
+    append(&t, ", \"path\": ");
+    append_json_string(&t, path, strlen(path));
+    append(&t, ", \"user_agent\": ");
+    append_json_string(&t, ua, ua_len);
+    append(&t, ", \"trace_id\": ");
+    append_json_string(&t, (const char *) trace, trace_len);
+    append(&t, "}\n");
+    respond_json(req, &t);
 }
 
 static void answer_stats(struct app *app, quiche_ev_request *req) {
-    char json[512];
-    int w = snprintf(json, sizeof(json), "{\"requests\": %" PRIu64 ", \"short_writes\": %" PRIu64
-                     ", \"writable_calls\": %" PRIu64 ", \"paused_bodies\": %" PRIu64
-                     ", \"connections\": %zd}\n", app->requests, app->short_writes,
-                     app->writable_calls, app->paused_bodies, quiche_ev_server_conn_count(app->server));
-    respond_json(app, req, json, w);
+    struct text t = { .len = 0 };
+    append(&t, "{\"requests\": %" PRIu64 ", \"short_writes\": %" PRIu64 ", \"writable_calls\": %" PRIu64
+           ", \"paused_bodies\": %" PRIu64 ", \"connections\": %zd}\n", app->requests, app->short_writes,
+           app->writable_calls, app->paused_bodies, quiche_ev_server_conn_count(app->server));
+    respond_json(req, &t);
 }
 
 /* Called once per request, when its headers arrived. Answer now or later;
@@ -323,7 +341,8 @@ static void on_request(quiche_ev_request *req, void *user) {
         }
         x->chunk = query_u64(path, "chunk", 1000);
         x->chunk = x->chunk > 0 ? x->chunk : 1;
-        double every = (double) query_u64(path, "ms", 10) / 1000.0;
+        uint64_t ms = query_u64(path, "ms", 10);
+        double every = (double) (ms > 0 ? ms : 1) / 1000.0;
         quiche_ev_respond(req, 200, NULL, 0, x->total == 0);
         ev_timer_init(&x->timer, stream_tick, every, every);
         if (x->total > 0) {
