@@ -20,7 +20,7 @@ CFLAGS ?= -O2 -g
 WARNINGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -pedantic
 INCS = -Iinclude -I$(QUICHE_DIR)/include
 
-EXAMPLES := c-examples/server c-examples/client c-examples/http3-server c-examples/http3-client
+EXAMPLES := c-examples/server c-examples/client c-examples/http3-server c-examples/http3-client c-examples/app-server c-examples/fetch
 UPSTREAM := server client http3-server http3-client
 
 .PHONY: all lib examples cert upstream peers demo test deps clean FORCE

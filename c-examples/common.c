@@ -94,7 +94,7 @@ int udp_socket(const struct addrinfo *ai, bool do_bind) {
     return sock;
 }
 
-static void print_listening(int sock) {
+void print_listening(int sock) {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     char host[1025], port[32];
@@ -357,6 +357,22 @@ void configure_client(quiche_config *config, const struct client_args *args) {
     if (args->idle_timeout_ms > 0) {
         quiche_config_set_max_idle_timeout(config, (uint64_t) args->idle_timeout_ms);
     }
+}
+
+void configure_h3_app(quiche_config *config) {
+    quiche_config_set_application_protos(config,
+        (uint8_t *) QUICHE_H3_APPLICATION_PROTOCOL,
+        sizeof(QUICHE_H3_APPLICATION_PROTOCOL) - 1);
+    quiche_config_set_max_idle_timeout(config, 10000);
+    quiche_config_set_max_recv_udp_payload_size(config, MAX_DATAGRAM_SIZE);
+    quiche_config_set_max_send_udp_payload_size(config, MAX_DATAGRAM_SIZE);
+    quiche_config_set_initial_max_data(config, 10000000);
+    quiche_config_set_initial_max_stream_data_bidi_local(config, 1000000);
+    quiche_config_set_initial_max_stream_data_bidi_remote(config, 1000000);
+    quiche_config_set_initial_max_stream_data_uni(config, 1000000);
+    quiche_config_set_initial_max_streams_bidi(config, 100);
+    quiche_config_set_initial_max_streams_uni(config, 100);
+    quiche_config_set_disable_active_migration(config, true);
 }
 
 /* QUICHE_EV_GSO=0: batched reads, but one send call per packet. */

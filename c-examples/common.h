@@ -88,6 +88,15 @@ void configure_client(quiche_config *config, const struct client_args *args);
  * --wire-version HEX. 0 on a bad HEX. */
 uint32_t client_version(const struct client_args *args);
 
+/* HTTP/3 (ALPN h3) and the transport parameters of the application
+ * examples (app-server, fetch): those of http3-server.c and
+ * http3-client.c, with a 10 s idle timeout (/slow answers after 2 s). */
+void configure_h3_app(quiche_config *config);
+
+/* Prints "listening on HOST:PORT" (the socket's own address: PORT 0
+ * becomes the port the kernel chose) on stderr. */
+void print_listening(int sock);
+
 /* Applies the server options (--root, --max-conns, --no-retry,
  * --reset-key, SSLKEYLOGFILE, QLOGDIR/--qlog-dir, QUICHE_EV_PLAIN_IO,
  * QUICHE_EV_GSO), starts the socket watcher (recv_cb) and the

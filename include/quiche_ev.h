@@ -972,10 +972,11 @@ int quiche_ev_server_on_request(quiche_ev_server *server,
 /**
  * Sets the request body callback: `cb(req, data, len, fin, user)` gets
  * the body as it arrives, then once with `fin` 1 (and maybe `len` 0) at
- * its end; requests without a body get just that last call. Return how
- * many bytes you took: fewer than `len` pauses the body (the client is
- * held back by flow control) until `quiche_ev_request_resume_body`, when
- * the rest is offered again. Without this callback bodies are read and
+ * its end; requests without a body get just that last call (unless they
+ * are over before it: answered whole at once). Return how many bytes you
+ * took: fewer than `len` pauses the body (the client is held back by flow
+ * control) until `quiche_ev_request_resume_body`, when the rest is
+ * offered again. Without this callback bodies are read and
  * dropped. Returns 0 or `QUICHE_EV_ERR_NULL`.
  */
 int quiche_ev_server_on_request_body(quiche_ev_server *server,
@@ -983,9 +984,9 @@ int quiche_ev_server_on_request_body(quiche_ev_server *server,
 
 /**
  * Sets the writable callback: `cb(req, user)` runs when a response that
- * `quiche_ev_respond_write` could not take whole has room again
- * (`quiche_ev_request_on_writable` overrides it per request). Returns 0
- * or `QUICHE_EV_ERR_NULL`.
+ * `quiche_ev_respond_write` could not take whole (or whose trailers did
+ * not fit) has room again (`quiche_ev_request_on_writable` overrides it
+ * per request). Returns 0 or `QUICHE_EV_ERR_NULL`.
  */
 int quiche_ev_server_on_request_writable(quiche_ev_server *server,
                                          quiche_ev_request_writable_cb cb);
@@ -993,9 +994,10 @@ int quiche_ev_server_on_request_writable(quiche_ev_server *server,
 /**
  * Sets the request closed callback: `cb(req, outcome, code, user)` runs
  * once per request the host saw, when it is over: `QUICHE_EV_REQUEST_COMPLETE`
- * (the response went out whole), `_RESET` (the client reset it; `code` is
- * its error code), `_CANCELLED` (reset by us), `_CONN_CLOSED`. The handle
- * is freed when it returns. Returns 0 or `QUICHE_EV_ERR_NULL`.
+ * (the response went out whole), `_RESET` (the client reset or stopped
+ * the stream, e.g. it cancelled the request, even before any answer;
+ * `code` is its error code), `_CANCELLED` (reset by us), `_CONN_CLOSED`.
+ * The handle is freed when it returns. Returns 0 or `QUICHE_EV_ERR_NULL`.
  */
 int quiche_ev_server_on_request_closed(quiche_ev_server *server,
                                        quiche_ev_request_closed_cb cb);

@@ -343,14 +343,6 @@ fn qlog_of_a_connection_closed_during_its_handshake_ends_with_its_close() {
                server.path.display(), s.stderr.dump());
 }
 
-/// `NAME := VALUE` from the Makefile.
-fn makefile_var(name: &str) -> Vec<String> {
-    let makefile = std::fs::read_to_string(root().join("Makefile")).unwrap();
-    let line = makefile.lines().find_map(|l| l.strip_prefix(&format!("{name} := ")))
-        .unwrap_or_else(|| panic!("{name} in the Makefile"));
-    line.split_whitespace().map(String::from).collect()
-}
-
 #[test]
 fn quiche_conn_set_qlog_path_links_and_writes_from_c() {
     // quiche's own qlog entry point, exported because quiche is built
@@ -389,13 +381,7 @@ int main(int argc, char *argv[]) {
 }
 "#).unwrap();
     let exe = dir.join("qlog");
-    let out = Command::new("cc").current_dir(root())
-        .args(makefile_var("WARNINGS"))
-        .arg("-Iinclude").arg(format!("-I{}", quiche_package().join("include").display()))
-        .arg("-o").arg(&exe).arg(&src).arg("target/release/libquiche_ev.a")
-        .args(makefile_var("NATIVE_LIBS"))
-        .output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    compile_c(&[&src], &exe);
 
     let qlog = dir.join("client-0c1d0000000000000000000000000000.sqlog");
     let st = Command::new(&exe).arg(&qlog).status().unwrap();

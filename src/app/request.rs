@@ -75,6 +75,9 @@ pub struct Request {
     pub held_fin: bool,
     pub paused: bool,
     pub body_queued: bool,
+    /// A request without a body whose body callback has not yet heard
+    /// its end (the one call with `fin` and no bytes).
+    pub fin_call: bool,
     /// The closed event is queued: every operation is refused from now on.
     pub closed: bool,
     /// The host got the request callback (only then the closed one).
@@ -109,6 +112,7 @@ impl Request {
             held_fin: false,
             paused: false,
             body_queued: false,
+            fin_call: false,
             closed: false,
             announced: false,
         }

@@ -269,10 +269,15 @@ impl ConnApp {
         let mut r = Request::new(me as *const ServerConn<Real>, stream, headers, shared.handlers.clone());
         r.body_done = body_done;
         r.body_fin_seen = body_done;
+        // No body: the body callback still hears its end (fin, 0 bytes).
+        r.fin_call = body_done;
         let ptr = NonNull::from(Box::leak(Box::new(r)));
         self.requests.insert(stream, ptr);
         self.last_stream = Some(self.last_stream.map_or(stream, |s| s.max(stream)));
         shared.events.push_back(Event::Request(ptr));
+        if body_done {
+            Self::body_ready(shared, ptr);
+        }
     }
 
     /// The request on `stream` is over: no more operations; the host
@@ -414,12 +419,24 @@ impl ConnApp {
         self.disk_wait = false;
         let streams: Vec<u64> = conn.writable().filter(|s| self.requests.contains_key(s)).collect();
         for s in streams {
-            self.advance(conn, shared, s);
+            // A client that cancels a request stops the stream
+            // (STOP_SENDING); quiche then lists it as writable so that we
+            // learn of it, even when nothing was written to it yet.
+            if let Err(quiche::Error::StreamStopped(code)) = conn.stream_capacity(s) {
+                let _ = conn.stream_shutdown(s, quiche::Shutdown::Read, H3_REQUEST_CANCELLED);
+                self.finish(shared, s, Outcome::Reset, code);
+                continue;
+            }
+            self.advance(conn, shared, s, true);
         }
     }
 
-    /// One request's response as far as it can go now.
-    fn advance(&mut self, conn: &mut quiche::Connection, shared: &mut Shared, s: u64) {
+    /// One request's response as far as it can go now. `writable`: quiche
+    /// lists the stream as writable, so a host that wrote less than it
+    /// offered hears that it may go on. Never after the host's own write:
+    /// the stream has no room then, and a writable callback that writes
+    /// nothing would queue the next one forever.
+    fn advance(&mut self, conn: &mut quiche::Connection, shared: &mut Shared, s: u64, writable: bool) {
         let Some(rp) = self.request(s) else { return };
         // SAFETY: requests in the map are live; no other borrow of this
         // one exists during a hook.
@@ -463,7 +480,7 @@ impl ConnApp {
                     };
                 }
             }
-        } else if r.want_writable && matches!(r.response, Response::Sending) && !r.writable_queued {
+        } else if writable && r.want_writable && matches!(r.response, Response::Sending) && !r.writable_queued {
             r.want_writable = false;
             r.writable_queued = true;
             shared.events.push_back(Event::Writable(NonNull::from(&mut *r)));
@@ -629,7 +646,17 @@ unsafe fn deliver_body(r: NonNull<Request>) {
     loop {
         let req = &mut *r.as_ptr();
         req.body_queued = false;
-        if req.closed || req.paused || req.body_done {
+        if req.closed || req.paused {
+            return;
+        }
+        if req.body_done {
+            // A request without a body: just its end.
+            if std::mem::take(&mut req.fin_call) {
+                let h = req.handlers.clone();
+                if let Some(cb) = h.on_body {
+                    cb(r.as_ptr() as *mut quiche_ev_request, buf.as_ptr(), 0, 1, h.user);
+                }
+            }
             return;
         }
         // What to hand over: held bytes first, else a fresh read (the FIN
@@ -701,15 +728,17 @@ unsafe fn request_changed(e: *const ServerConn<Real>, stream: u64) {
     let conn = ServerConn::conn(e);
     let app = ServerConn::app(e);
     let shared = Server::app_shared(ServerConn::server(e));
-    app.advance(conn, shared, stream);
+    app.advance(conn, shared, stream, false);
     Server::conn_changed(e);
 }
 
-/// The live request behind `r`, with its connection's parts.
+/// The live request behind `r`. A request whose response went out whole
+/// has ended (`State`, as before it is over); one that was reset or lost
+/// its connection is `Closed`.
 unsafe fn live<'a>(r: *mut Request) -> Result<&'a mut Request, OpError> {
     let req = &mut *r;
     if req.closed {
-        return Err(OpError::Closed);
+        return Err(if matches!(req.response, Response::Done) { OpError::State } else { OpError::Closed });
     }
     Ok(req)
 }
@@ -826,7 +855,11 @@ pub unsafe fn trailers(r: *mut Request, headers: &[h3::Header]) -> Result<(), Op
     }
     match app.proto.send_headers(conn, req.stream, headers, true, true) {
         Ok(true) => req.response = Response::Done,
-        Ok(false) => return Err(OpError::Transport("no room for the trailers now; retry when writable".into())),
+        Ok(false) => {
+            // The writable callback says when to try again.
+            req.want_writable = true;
+            return Err(OpError::Transport("no room for the trailers now; retry when writable".into()));
+        }
         Err(SendError::Stopped(_)) => return Err(OpError::Closed),
         Err(SendError::Other(why)) => return Err(OpError::Transport(why)),
     }

@@ -9,6 +9,7 @@
 pub mod aioquic;
 pub mod inproc;
 pub mod relay;
+pub mod ngtcp2;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::UdpSocket;
@@ -386,17 +387,26 @@ pub fn pattern(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Builds the C program `src` against the static library as the Makefile
-/// builds the examples (same strict flags), into `out`.
-pub fn compile_c(src: &Path, out: &Path) {
-    let inc = quiche_package().join("include");
-    let r = Command::new("cc")
-        .args(["-O1", "-g", "-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror", "-pedantic"])
-        .arg(format!("-I{}", root().join("include").display()))
-        .arg(format!("-I{}", inc.display()))
-        .arg("-o").arg(out).arg(src)
-        .arg(root().join("target/release/libquiche_ev.a"))
-        .args(["-lev", "-lstdc++", "-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl", "-lc"])
+/// `NAME := VALUE` from the Makefile (its WARNINGS, NATIVE_LIBS, ...).
+pub fn makefile_var(name: &str) -> Vec<String> {
+    let makefile = std::fs::read_to_string(root().join("Makefile")).unwrap();
+    let line = makefile.lines().find_map(|l| l.strip_prefix(&format!("{name} := ")))
+        .unwrap_or_else(|| panic!("{name} in the Makefile"));
+    line.split_whitespace().map(String::from).collect()
+}
+
+/// Builds a C program from `sources` (paths from the repository root)
+/// against target/release/libquiche_ev.a as the Makefile builds the
+/// examples: its WARNINGS and NATIVE_LIBS, with include/, quiche's header
+/// and c-examples/ on the include path.
+pub fn compile_c(sources: &[&Path], out: &Path) {
+    let lib = root().join("target/release/libquiche_ev.a");
+    assert!(lib.exists(), "{} is missing: run `make` first", lib.display());
+    let r = Command::new("cc").current_dir(root())
+        .args(["-O2", "-g"]).args(makefile_var("WARNINGS"))
+        .arg("-Iinclude").arg(format!("-I{}", quiche_package().join("include").display())).arg("-Ic-examples")
+        .arg("-o").arg(out).args(sources).arg(&lib)
+        .args(makefile_var("NATIVE_LIBS"))
         .output().expect("cc runs");
-    assert!(r.status.success(), "cannot build {}:\n{}", src.display(), String::from_utf8_lossy(&r.stderr));
+    assert!(r.status.success(), "cannot build {}:\n{}", out.display(), String::from_utf8_lossy(&r.stderr));
 }

@@ -1,0 +1,411 @@
+//! The application API from C: `c-examples/app-server` (responses made by
+//! C: JSON, statuses, timers, an echo, a generated 1 GiB body) and
+//! `c-examples/fetch` (many requests on one connection, each body handled
+//! in C), against each other and against aioquic and ngtcp2; and two C
+//! programs compiled here from `tests/c/` that run servers and clients in
+//! one loop and call every request, connection and client function.
+
+mod common;
+use common::aioquic::{aioquic_client, aioquic_server};
+use common::ngtcp2::{gtlsclient, gtlsserver};
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+const GIB: u64 = 1 << 30;
+
+/// A 1 GiB body over loopback on a shared 2-core machine: generous.
+const BIG_DEADLINE: Duration = Duration::from_secs(180);
+
+// ---- what the programs print and send ------------------------------------
+
+/// Byte `i` of app-server's generated bodies (/big, /stream).
+fn pattern_byte(i: u64) -> u8 {
+    ((i as u32).wrapping_mul(2_654_435_761) >> 24) as u8
+}
+
+fn pattern(len: u64) -> Vec<u8> {
+    (0..len).map(pattern_byte).collect()
+}
+
+const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv1a(h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(h, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The hash fetch prints for a body.
+fn hash_of(body: &[u8]) -> String {
+    format!("{:016x}", fnv1a(FNV_BASIS, body.iter().copied()))
+}
+
+/// The hash of app-server's pattern over `len` bytes, without holding it.
+fn pattern_hash(len: u64) -> String {
+    format!("{:016x}", fnv1a(FNV_BASIS, (0..len).map(pattern_byte)))
+}
+
+/// One line of fetch's output: `PATH STATUS BYTES FNV1A64 OUTCOME`.
+#[derive(Debug, Clone, PartialEq)]
+struct Response {
+    path: String,
+    status: u16,
+    bytes: u64,
+    hash: String,
+    outcome: String,
+}
+
+fn responses(stdout: &[u8]) -> Vec<Response> {
+    String::from_utf8_lossy(stdout).lines().map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        assert_eq!(f.len(), 5, "not a response line: {l:?}");
+        Response { path: f[0].into(), status: f[1].parse().unwrap(), bytes: f[2].parse().unwrap(),
+                   hash: f[3].into(), outcome: f[4].into() }
+    }).collect()
+}
+
+/// The line for `path` (exactly one).
+fn response<'a>(all: &'a [Response], path: &str) -> &'a Response {
+    let found: Vec<&Response> = all.iter().filter(|r| r.path == path).collect();
+    assert_eq!(found.len(), 1, "one line for {path} in {all:#?}");
+    found[0]
+}
+
+fn complete(path: &str, status: u16, body: &[u8]) -> Response {
+    Response { path: path.into(), status, bytes: body.len() as u64, hash: hash_of(body), outcome: "complete".into() }
+}
+
+// ---- running the programs --------------------------------------------------
+
+fn app_server(args: &[&str]) -> Server {
+    Server::ours("app-server", args)
+}
+
+fn fetch_cmd(port: u16, opts: &[&str], paths: &[&str]) -> Command {
+    let mut cmd = Command::new(ours("fetch"));
+    cmd.args(opts).args(["127.0.0.1", &port.to_string()]).args(paths);
+    cmd
+}
+
+fn fetch(port: u16, opts: &[&str], paths: &[&str]) -> Run {
+    run(fetch_cmd(port, opts, paths), DEADLINE)
+}
+
+/// fetch running in the background, its stdout collected as it comes.
+struct Background {
+    child: Child,
+    stdout: Lines,
+    stderr: Lines,
+}
+
+impl Background {
+    fn start(mut cmd: Command) -> Background {
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let stdout = lines_of(child.stdout.take().unwrap());
+        let stderr = lines_of(child.stderr.take().unwrap());
+        Background { child, stdout, stderr }
+    }
+
+    fn wait(&mut self, deadline: Duration) -> (ExitStatus, Vec<Response>) {
+        let status = wait_child(&mut self.child, deadline)
+            .unwrap_or_else(|| panic!("fetch did not finish; stderr:\n{}", self.stderr.dump()));
+        assert!(self.stdout.wait_closed(DEADLINE));
+        let out = self.stdout.all().join("\n");
+        (status, responses(out.as_bytes()))
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A process's peak resident size (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/PID/status");
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// SIGTERM, then [`exited`].
+fn stop(s: Server) -> (ExitStatus, Vec<(String, u64)>) {
+    s.signal(libc::SIGTERM);
+    exited(s)
+}
+
+/// The exit status of a server that is stopping, and app-server's
+/// counters line (`app-server stats: requests=.. short_writes=.. ...`)
+/// as pairs.
+fn exited(mut s: Server) -> (ExitStatus, Vec<(String, u64)>) {
+    let status = s.wait_exit(DEADLINE).unwrap_or_else(|| panic!("server did not exit:\n{}", s.stderr.dump()));
+    assert!(s.stderr.wait_closed(DEADLINE));
+    let line = s.stderr.last("app-server stats:").unwrap_or_else(|| panic!("no stats line:\n{}", s.stderr.dump()));
+    let stats = line.split_whitespace().filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.parse().unwrap())).collect();
+    (status, stats)
+}
+
+fn stat(stats: &[(String, u64)], name: &str) -> u64 {
+    stats.iter().find(|(k, _)| k == name).unwrap_or_else(|| panic!("no {name} in {stats:?}")).1
+}
+
+/// A C program from tests/c/, compiled (once per test run) as the
+/// Makefile compiles the examples: its warnings and libraries, with
+/// tests/c/harness.c and c-examples/common.c, against
+/// target/release/libquiche_ev.a.
+fn c_program(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    let exe = root().join("target/app-api").join(name);
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
+    if built.iter().any(|n| n == name) {
+        return exe;
+    }
+    std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
+    let src = format!("tests/c/{name}.c");
+    compile_c(&[Path::new(&src), Path::new("tests/c/harness.c"), Path::new("c-examples/common.c")], &exe);
+    built.push(name.to_string());
+    exe
+}
+
+/// Runs a tests/c/ program with the test certificate.
+fn run_c_program(name: &str) -> Run {
+    let mut cmd = Command::new(c_program(name));
+    cmd.current_dir(root().join("c-examples")).args(["cert.crt", "cert.key"]);
+    run(cmd, Duration::from_secs(30))
+}
+
+// ---- app-server and fetch, ours against ours --------------------------------
+
+#[test]
+fn gib_generated_in_c_streams_with_bounded_memory_and_backpressure() {
+    let s = app_server(&[]);
+    let path = format!("/big?n={GIB}");
+    let r = run(fetch_cmd(s.port, &[], &[&path]), BIG_DEADLINE);
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    let got = responses(&r.stdout);
+    let want = Response { path: path.clone(), status: 200, bytes: GIB, hash: pattern_hash(GIB),
+                          outcome: "complete".into() };
+    assert_eq!(got, vec![want], "the body differs from the pattern");
+
+    // The server made 1 GiB, but never held much of it.
+    let peak = peak_rss_kib(s.child.id());
+    assert!(peak < 100 * 1024, "server peak RSS {peak} KiB for a 1 GiB body");
+
+    // Flow control pushed back, and the writable callback resumed it.
+    let (status, stats) = stop(s);
+    assert!(status.success());
+    assert!(stat(&stats, "short_writes") > 0 && stat(&stats, "writable_calls") > 0, "{stats:?}");
+}
+
+#[test]
+fn thousand_requests_share_one_connection() {
+    let s = app_server(&[]);
+    let paths: Vec<String> = (0..1000).map(|i| format!("/json?i={i}")).collect();
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let r = run(fetch_cmd(s.port, &[], &refs), Duration::from_secs(60));
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    let got = responses(&r.stdout);
+    assert_eq!(got.len(), 1000);
+    for p in &paths {
+        let g = response(&got, p);
+        assert!(g.status == 200 && g.bytes > 0 && g.outcome == "complete", "{g:?}");
+    }
+    // All on one connection (the server's limit is 100 streams at once:
+    // the rest waited in the client library).
+    assert!(s.stderr.wait_for("connection closed: requests=1000 ", DEADLINE), "{}", s.stderr.dump());
+    assert_eq!(s.stderr.count("connection closed:"), 1, "{}", s.stderr.dump());
+}
+
+#[test]
+fn response_completed_from_a_timer_two_seconds_later() {
+    let s = app_server(&[]);
+    let start = Instant::now();
+    let r = fetch(s.port, &[], &["/slow"]);
+    let took = start.elapsed();
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    assert_eq!(responses(&r.stdout), vec![complete("/slow", 200, b"slow\n")]);
+    assert!(took >= Duration::from_millis(1990), "answered after {took:?}, before the timer");
+}
+
+#[test]
+fn post_of_50_mib_is_echoed_byte_for_byte_without_buffering() {
+    let dir = tempdir("app-echo");
+    let body = common::pattern(50 << 20);
+    let file = dir.join("upload.bin");
+    std::fs::write(&file, &body).unwrap();
+    let s = app_server(&[]);
+    let r = run(fetch_cmd(s.port, &["--post", file.to_str().unwrap()], &["/echo"]), Duration::from_secs(90));
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    assert_eq!(responses(&r.stdout), vec![complete("/echo", 200, &body)]);
+    // The echo took less than it was offered, and resumed from the
+    // writable callback.
+    let (status, stats) = stop(s);
+    assert!(status.success());
+    assert!(stat(&stats, "paused_bodies") > 0 && stat(&stats, "writable_calls") > 0, "{stats:?}");
+}
+
+#[test]
+fn routes_answer_as_documented_and_fetch_fails_on_non_2xx() {
+    let s = app_server(&[]);
+    // GET /echo has no body: the body callback still hears its end.
+    let ok = ["/json", "/status/204", "/echo", "/stream?n=5000&ms=5", "/trailers", "/stats"];
+    let r = fetch(s.port, &[], &ok);
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    let got = responses(&r.stdout);
+    assert_eq!(got.len(), ok.len(), "{got:#?}");
+    assert_eq!(response(&got, "/status/204"), &complete("/status/204", 204, b""));
+    assert_eq!(response(&got, "/echo"), &complete("/echo", 200, b""));
+    assert_eq!(response(&got, "/stream?n=5000&ms=5"), &complete("/stream?n=5000&ms=5", 200, &pattern(5000)));
+    assert_eq!(response(&got, "/trailers"), &complete("/trailers", 200, b"a body, then trailer fields\n"));
+    for p in ["/json", "/stats"] {
+        let g = response(&got, p);
+        assert!(g.status == 200 && g.bytes > 10 && g.outcome == "complete", "{g:?}");
+    }
+
+    let bad = ["/json", "/status/503", "/nope"];
+    let r = fetch(s.port, &[], &bad);
+    assert_eq!(r.code(), Some(1), "a non-2xx answer fails fetch; stderr:\n{}", r.stderr);
+    let got = responses(&r.stdout);
+    assert_eq!(response(&got, "/status/503"), &complete("/status/503", 503, b""));
+    assert_eq!(response(&got, "/nope"), &complete("/nope", 404, b""));
+    assert_eq!(response(&got, "/json").status, 200);
+}
+
+// ---- graceful shutdown with responses in flight ------------------------------
+
+/// Starts fetch for `paths` and waits until the server has every request.
+fn in_flight(s: &Server, paths: &[&str]) -> Background {
+    let b = Background::start(fetch_cmd(s.port, &[], paths));
+    for p in paths {
+        assert!(s.stderr.wait_for(&format!("got HTTP header: :path={p}"), DEADLINE), "{}", s.stderr.dump());
+    }
+    b
+}
+
+#[test]
+fn shutdown_lets_responses_in_flight_finish_within_the_drain_time() {
+    let s = app_server(&["--verbose", "--drain-ms", "10000"]);
+    let stream = "/stream?n=20000&ms=50";
+    let mut b = in_flight(&s, &[stream, "/slow?ms=1500"]);
+    s.signal(libc::SIGTERM);
+    let (status, got) = b.wait(DEADLINE);
+    assert!(status.success(), "stdout {got:?}, stderr:\n{}", b.stderr.dump());
+    assert_eq!(response(&got, stream), &complete(stream, 200, &pattern(20000)));
+    assert_eq!(response(&got, "/slow?ms=1500"), &complete("/slow?ms=1500", 200, b"slow\n"));
+    let (status, _) = exited(s);
+    assert!(status.success());
+}
+
+#[test]
+fn shutdown_cuts_responses_that_outlast_the_drain_time() {
+    let s = app_server(&["--verbose", "--drain-ms", "300"]);
+    let stream = "/stream?n=100000&ms=50";
+    let mut b = in_flight(&s, &[stream, "/slow?ms=10000"]);
+    s.signal(libc::SIGTERM);
+    let (status, got) = b.wait(DEADLINE);
+    assert_eq!(status.code(), Some(1), "stdout {got:?}");
+    let cut = response(&got, stream);
+    assert!(cut.outcome == "closed" && cut.bytes < 100000, "{cut:?}");
+    assert_eq!(response(&got, "/slow?ms=10000").outcome, "closed");
+    let (status, _) = exited(s);
+    assert!(status.success());
+}
+
+// ---- one loop, many handles; every function from C ---------------------------
+
+#[test]
+fn servers_clients_and_host_timer_share_one_loop_silently() {
+    let r = run_c_program("shared_loop");
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.code(), Some(0), "stdout:\n{out}\nstderr:\n{}", r.stderr);
+    for line in ["client 1: status 200 body A", "server A stopped", "client 2: status 200 body B",
+                 "host timer: 5 ticks after the clients, server B running", "server B stopped", "ok"] {
+        assert!(out.lines().any(|l| l == line), "missing {line:?} in:\n{out}");
+    }
+    // No log callback was set: the library printed nothing.
+    assert_eq!(r.stderr, "", "the library wrote to stderr");
+}
+
+#[test]
+fn every_request_conn_and_client_function_from_c() {
+    let r = run_c_program("api_calls");
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.code(), Some(0), "stdout:\n{out}\nstderr:\n{}", r.stderr);
+    assert!(out.ends_with("ok\n"), "{out}");
+    // Warnings and errors happened (a refused trailer, a failed
+    // connection), but no log callback was set.
+    assert_eq!(r.stderr, "", "the library wrote to stderr");
+}
+
+// ---- the peers ---------------------------------------------------------------
+
+#[test]
+fn aioquic_client_gets_app_server_responses() {
+    let s = app_server(&[]);
+    let r = aioquic_client("h3", s.port, &[], Some("/json"));
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    let json = String::from_utf8_lossy(&r.stdout);
+    for part in ["\"method\": \"GET\"", "\"path\": \"/json\"", "\"user_agent\": \"aioquic-peer\"", "\"trace_id\": \""] {
+        assert!(json.contains(part), "{part} not in {json}");
+    }
+    assert!(r.stderr.contains("got header: content-type=application/json"), "{}", r.stderr);
+
+    let r = aioquic_client("h3", s.port, &[], Some("/big?n=3000000"));
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    assert!(r.stdout == pattern(3_000_000), "body differs ({} bytes)", r.stdout.len());
+
+    // The trailer carries the body's hash, computed by app-server.
+    let r = aioquic_client("h3", s.port, &[], Some("/trailers"));
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    let trailer = format!("got header: x-fnv1a64={}", hash_of(&r.stdout));
+    assert!(r.stderr.contains(&trailer), "no {trailer:?} in:\n{}", r.stderr);
+}
+
+#[test]
+fn gtlsclient_gets_app_server_responses() {
+    let s = app_server(&[]);
+    let (r, dl) = gtlsclient(s.port, &[], &["/json", "/big?n=2000000", "/stream?n=3000&ms=5"], "app-gtls");
+    assert_eq!(r.code(), Some(0), "gtlsclient stderr:\n{}\nserver:\n{}", r.stderr, s.stderr.dump());
+    let read = |f: &str| std::fs::read(dl.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    assert!(read("big?n=2000000") == pattern(2_000_000), "/big differs");
+    assert_eq!(read("stream?n=3000&ms=5"), pattern(3000));
+    let json = String::from_utf8(read("json")).unwrap();
+    assert!(json.contains("\"user_agent\": \"nghttp3/ngtcp2 client\""), "{json}");
+}
+
+#[test]
+fn fetch_gets_many_responses_from_aioquic() {
+    let s = aioquic_server("h3", &[]);
+    let paths: Vec<String> = (0..20).map(|i| format!("/p{i}")).collect();
+    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let r = fetch(s.port, &[], &refs);
+    assert_eq!(r.code(), Some(0), "stderr:\n{}\nserver:\n{}", r.stderr, s.stderr.dump());
+    let got = responses(&r.stdout);
+    assert_eq!(got.len(), 20);
+    for p in &paths {
+        assert_eq!(response(&got, p), &complete(p, 200, b"byez\n"));
+    }
+}
+
+#[test]
+fn fetch_gets_files_from_gtlsserver_and_fails_on_a_missing_one() {
+    let dir = tempdir("app-gtls-htdocs");
+    let a = common::pattern(300_000);
+    std::fs::write(dir.join("a.bin"), &a).unwrap();
+    std::fs::write(dir.join("b.txt"), b"bee\n").unwrap();
+    let s = gtlsserver(&dir, &[]);
+    let r = fetch(s.port, &[], &["/a.bin", "/b.txt"]);
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    let got = responses(&r.stdout);
+    assert_eq!(response(&got, "/a.bin"), &complete("/a.bin", 200, &a));
+    assert_eq!(response(&got, "/b.txt"), &complete("/b.txt", 200, b"bee\n"));
+
+    let r = fetch(s.port, &[], &["/b.txt", "/missing.bin"]);
+    assert_eq!(r.code(), Some(1), "stderr:\n{}", r.stderr);
+    let got = responses(&r.stdout);
+    assert_eq!(response(&got, "/missing.bin").status, 404);
+    assert_eq!(response(&got, "/b.txt"), &complete("/b.txt", 200, b"bee\n"));
+}
