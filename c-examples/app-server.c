@@ -162,8 +162,8 @@ static void send_trailers(struct exchange *x) {
     char hex[17];
     snprintf(hex, sizeof(hex), "%016" PRIx64, x->hash);
     quiche_ev_header trailers[] = { HEADER("x-fnv1a64", hex) };
-    /* QUICHE_EV_ERR_TRANSPORT: no room now; the writable callback retries. */
-    if (quiche_ev_respond_trailers(x->req, trailers, 1) == QUICHE_EV_ERR_TRANSPORT) {
+    /* QUICHE_EV_ERR_AGAIN: no room now; the writable callback retries. */
+    if (quiche_ev_respond_trailers(x->req, trailers, 1) == QUICHE_EV_ERR_AGAIN) {
         x->app->short_writes++;
     }
 }

@@ -117,6 +117,12 @@
 #define QUICHE_EV_ERR_UNSUPPORTED -7
 
 /**
+ * Nothing was wrong, but there is no room now: try again from the
+ * writable callback (e.g. trailers that do not fit the send window).
+ */
+#define QUICHE_EV_ERR_AGAIN -8
+
+/**
  * Log levels for `quiche_ev_set_log`.
  */
 #define QUICHE_EV_LOG_ERROR 1
@@ -215,6 +221,15 @@ typedef void (*quiche_ev_response_done_cb)(quiche_ev_client*,
                                            int,
                                            uint64_t,
                                            void*);
+
+/**
+ * Response trailers: `(client, id, headers, n, request user)`.
+ */
+typedef void (*quiche_ev_response_trailers_cb)(quiche_ev_client*,
+                                               int64_t,
+                                               const quiche_ev_header*,
+                                               size_t,
+                                               void*);
 
 /**
  * A connection's numbers and how it ended. `size` is the size of the
@@ -451,6 +466,17 @@ int quiche_ev_client_on_response(quiche_ev_client *client,
                                  quiche_ev_response_headers_cb headers,
                                  quiche_ev_response_body_cb body,
                                  quiche_ev_response_done_cb done);
+
+/**
+ * `cb(client, id, trailers, n, user)` for an HTTP/3 response that ends
+ * with trailer fields: once, after its last body byte was taken and
+ * just before its done callback (`QUICHE_EV_RESPONSE_COMPLETE`); the
+ * pointers are valid during the call. A response without trailers, or
+ * one that does not complete, never calls it. Returns 0 or
+ * `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_client_on_trailers(quiche_ev_client *client,
+                                 quiche_ev_response_trailers_cb cb);
 
 /**
  * Queues a request: `method` (HTTP/3; hq-interop only has GET), `path`
@@ -805,8 +831,9 @@ int quiche_ev_respond_bytes(quiche_ev_request *req,
 /**
  * Ends an HTTP/3 response with trailer fields (after its body). Returns
  * 0, `QUICHE_EV_ERR_STATE` (no body started, already ended, or
- * hq-interop), `QUICHE_EV_ERR_TRANSPORT` (no room now: retry when
- * writable), `QUICHE_EV_ERR_CLOSED`.
+ * hq-interop), `QUICHE_EV_ERR_AGAIN` (no room now: the writable callback
+ * follows; call again from it), `QUICHE_EV_ERR_CLOSED`,
+ * `QUICHE_EV_ERR_TRANSPORT` (quiche refused them; the log says why).
  */
 int quiche_ev_respond_trailers(quiche_ev_request *req,
                                const quiche_ev_header *headers,

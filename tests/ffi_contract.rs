@@ -208,6 +208,7 @@ fn client_functions_reject_null_and_invalid_arguments() {
     assert_eq!(quiche_ev_client_on_established(c0, None), QUICHE_EV_ERR_NULL);
     assert_eq!(quiche_ev_client_on_closed(c0, None), QUICHE_EV_ERR_NULL);
     assert_eq!(quiche_ev_client_on_response(c0, None, None, None), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_client_on_trailers(c0, None), QUICHE_EV_ERR_NULL);
     assert_eq!(quiche_ev_client_request(c0, c"GET".as_ptr(), c"/".as_ptr(), ptr::null(), 0, ptr::null(), 0, n.cast()),
                QUICHE_EV_ERR_NULL as i64);
     assert_eq!(quiche_ev_client_resume(c0, 0), QUICHE_EV_ERR_NULL);
@@ -319,7 +320,7 @@ fn every_error_code_in_the_header_has_its_own_description() {
         })
         .collect();
     let names: Vec<&str> = codes.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["NULL", "INVALID", "INTERNAL", "STATE", "CLOSED", "TRANSPORT", "UNSUPPORTED"]);
+    assert_eq!(names, ["NULL", "INVALID", "INTERNAL", "STATE", "CLOSED", "TRANSPORT", "UNSUPPORTED", "AGAIN"]);
 
     let unknown = text(quiche_ev_strerror(-1000));
     assert_eq!(text(quiche_ev_strerror(0)), "success");
@@ -331,7 +332,7 @@ fn every_error_code_in_the_header_has_its_own_description() {
         seen.push(s);
     }
     // Anything else: the same generic text, never NULL.
-    for code in [1, 2, -8, 100, libc::c_int::MIN, libc::c_int::MAX] {
+    for code in [1, 2, -9, 100, libc::c_int::MIN, libc::c_int::MAX] {
         assert_eq!(text(quiche_ev_strerror(code)), unknown, "code {code}");
     }
     assert_eq!(quiche_ev_strerror(-2), quiche_ev_strerror(-2), "static strings, not allocations");

@@ -26,6 +26,8 @@ pub type HeadersFn = unsafe extern "C" fn(*mut quiche_ev_client, i64, c_int, *co
 pub type BodyFn = unsafe extern "C" fn(*mut quiche_ev_client, i64, *const u8, usize, *mut c_void) -> usize;
 /// A request is over: `(client, id, outcome, code, request user)`.
 pub type DoneFn = unsafe extern "C" fn(*mut quiche_ev_client, i64, c_int, u64, *mut c_void);
+/// Response trailers: `(client, id, headers, n, request user)`.
+pub type TrailersFn = unsafe extern "C" fn(*mut quiche_ev_client, i64, *const quiche_ev_header, usize, *mut c_void);
 
 /// How a request ended, as the done callback reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +49,7 @@ pub struct Handlers {
     pub on_headers: Option<HeadersFn>,
     pub on_body: Option<BodyFn>,
     pub on_done: Option<DoneFn>,
+    pub on_trailers: Option<TrailersFn>,
 }
 
 /// Application error H3_REQUEST_CANCELLED, for requests the host drops.
@@ -63,6 +66,9 @@ struct Req {
     status: i32,
     resp_headers: Vec<h3::Header>,
     headers_seen: bool,
+    /// h3: trailer fields (a second HEADERS frame), given to the host
+    /// when the response completes.
+    trailers: Vec<h3::Header>,
     /// h3: the FIN arrived (all bytes read).
     fin_seen: bool,
     held: Vec<u8>,
@@ -148,7 +154,7 @@ impl ClientRequests {
         self.reqs.insert(id, Req {
             headers, path: String::from_utf8_lossy(&r.path).into_owned(),
             body: r.body.map(Body::from_bytes), stream: None, user: r.user, status: 0, resp_headers: Vec::new(),
-            headers_seen: false, fin_seen: false, held: Vec::new(), held_fin: false, paused: false, body_queued: false, done: false,
+            headers_seen: false, trailers: Vec::new(), fin_seen: false, held: Vec::new(), held_fin: false, paused: false, body_queued: false, done: false,
         });
         self.queue.push_back(id);
         Ok(id)
@@ -292,7 +298,8 @@ impl ClientRequests {
                     let Some(&id) = self.by_stream.get(&s) else { continue };
                     let Some(r) = self.reqs.get_mut(&id) else { continue };
                     if r.headers_seen {
-                        continue; // trailers: not passed on
+                        r.trailers = list; // delivered with the completion
+                        continue;
                     }
                     r.headers_seen = true;
                     r.status = list.iter().find(|h| h.name() == b":status")
@@ -525,6 +532,13 @@ unsafe fn deliver_done(client: *mut Client<Real>, id: ReqId, outcome: Outcome, c
     if let Some(s) = r.stream {
         a.by_stream.remove(&s);
     }
+    if let (Outcome::Complete, Some(cb)) = (outcome, a.handlers.on_trailers) {
+        if !r.trailers.is_empty() {
+            let list: Vec<quiche_ev_header> = r.trailers.iter().map(quiche_ev_header::of).collect();
+            cb(client as *mut quiche_ev_client, id, list.as_ptr(), list.len(), r.user);
+        }
+    }
+    let a = app(client);
     match a.handlers.on_done {
         Some(cb) => cb(client as *mut quiche_ev_client, id, outcome as c_int, code, r.user),
         None => {

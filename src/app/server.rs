@@ -162,6 +162,8 @@ pub enum OpError {
     Closed,
     /// quiche refused it.
     Transport(String),
+    /// No room now; the writable callback says when to try again.
+    Again,
 }
 
 /// Sends on `stream` with the connection's protocol; the error says
@@ -858,7 +860,7 @@ pub unsafe fn trailers(r: *mut Request, headers: &[h3::Header]) -> Result<(), Op
         Ok(false) => {
             // The writable callback says when to try again.
             req.want_writable = true;
-            return Err(OpError::Transport("no room for the trailers now; retry when writable".into()));
+            return Err(OpError::Again);
         }
         Err(SendError::Stopped(_)) => return Err(OpError::Closed),
         Err(SendError::Other(why)) => return Err(OpError::Transport(why)),

@@ -9,6 +9,7 @@ use quiche::h3;
 use super::guard::{as_bytes, as_str, guard, headers_from_c};
 use super::types::{quiche_config, quiche_ev_client, quiche_ev_client_cb, quiche_ev_client_closed_cb, quiche_ev_header,
                    quiche_ev_response_body_cb, quiche_ev_response_done_cb, quiche_ev_response_headers_cb,
+                   quiche_ev_response_trailers_cb,
                    quiche_h3_config};
 use super::{QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_STATE,
             QUICHE_EV_ERR_TRANSPORT};
@@ -212,6 +213,22 @@ pub extern "C" fn quiche_ev_client_on_response(client: *mut quiche_ev_client, he
         h.on_headers = headers;
         h.on_body = body;
         h.on_done = done;
+        0
+    })
+}
+
+/// `cb(client, id, trailers, n, user)` for an HTTP/3 response that ends
+/// with trailer fields: once, after its last body byte was taken and
+/// just before its done callback (`QUICHE_EV_RESPONSE_COMPLETE`); the
+/// pointers are valid during the call. A response without trailers, or
+/// one that does not complete, never calls it. Returns 0 or
+/// `QUICHE_EV_ERR_NULL`.
+#[no_mangle]
+pub extern "C" fn quiche_ev_client_on_trailers(client: *mut quiche_ev_client,
+                                               cb: quiche_ev_response_trailers_cb) -> c_int {
+    with(client, |c| {
+        // SAFETY: as in quiche_ev_client_set_user_data.
+        unsafe { C::state(c) }.app.handlers.on_trailers = cb;
         0
     })
 }

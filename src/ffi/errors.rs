@@ -23,6 +23,9 @@ pub const QUICHE_EV_ERR_CLOSED: c_int = -5;
 pub const QUICHE_EV_ERR_TRANSPORT: c_int = -6;
 /// Not supported by this protocol or this build.
 pub const QUICHE_EV_ERR_UNSUPPORTED: c_int = -7;
+/// Nothing was wrong, but there is no room now: try again from the
+/// writable callback (e.g. trailers that do not fit the send window).
+pub const QUICHE_EV_ERR_AGAIN: c_int = -8;
 
 /// What `quiche_ev_strerror` says for a code it does not know.
 const UNKNOWN: &CStr = c"unknown quiche-ev error code";
@@ -38,6 +41,7 @@ fn describe(code: c_int) -> &'static CStr {
         QUICHE_EV_ERR_CLOSED => c"the stream or connection is already closed",
         QUICHE_EV_ERR_TRANSPORT => c"quiche refused the operation",
         QUICHE_EV_ERR_UNSUPPORTED => c"not supported by this protocol or build",
+        QUICHE_EV_ERR_AGAIN => c"no room now; try again when writable",
         _ => UNKNOWN,
     }
 }

@@ -10,7 +10,7 @@ use libc::{c_char, c_int, c_void, ssize_t};
 use super::guard::{as_bytes, guard, headers_from_c};
 use super::types::{quiche_ev_conn, quiche_ev_header, quiche_ev_request, quiche_ev_request_writable_cb};
 use super::{QUICHE_EV_ERR_CLOSED, QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL,
-            QUICHE_EV_ERR_STATE, QUICHE_EV_ERR_TRANSPORT};
+            QUICHE_EV_ERR_AGAIN, QUICHE_EV_ERR_STATE, QUICHE_EV_ERR_TRANSPORT};
 use crate::app::body::Body;
 use crate::app::request::Request;
 use crate::app::server::{self, OpError};
@@ -29,6 +29,7 @@ fn code_of(e: OpError) -> c_int {
     match e {
         OpError::State => QUICHE_EV_ERR_STATE,
         OpError::Closed => QUICHE_EV_ERR_CLOSED,
+        OpError::Again => QUICHE_EV_ERR_AGAIN,
         OpError::Transport(why) => {
             log_warn!("quiche refused: {why}");
             QUICHE_EV_ERR_TRANSPORT
@@ -216,8 +217,9 @@ pub extern "C" fn quiche_ev_respond_bytes(req: *mut quiche_ev_request, status: c
 
 /// Ends an HTTP/3 response with trailer fields (after its body). Returns
 /// 0, `QUICHE_EV_ERR_STATE` (no body started, already ended, or
-/// hq-interop), `QUICHE_EV_ERR_TRANSPORT` (no room now: retry when
-/// writable), `QUICHE_EV_ERR_CLOSED`.
+/// hq-interop), `QUICHE_EV_ERR_AGAIN` (no room now: the writable callback
+/// follows; call again from it), `QUICHE_EV_ERR_CLOSED`,
+/// `QUICHE_EV_ERR_TRANSPORT` (quiche refused them; the log says why).
 #[no_mangle]
 pub extern "C" fn quiche_ev_respond_trailers(req: *mut quiche_ev_request, headers: *const quiche_ev_header,
                                              n: usize) -> c_int {

@@ -215,3 +215,6 @@ pub type quiche_ev_response_body_cb =
     Option<unsafe extern "C" fn(*mut quiche_ev_client, i64, *const u8, usize, *mut c_void) -> usize>;
 /// A response is over: `(client, id, outcome, code, request user)`.
 pub type quiche_ev_response_done_cb = Option<unsafe extern "C" fn(*mut quiche_ev_client, i64, c_int, u64, *mut c_void)>;
+/// Response trailers: `(client, id, headers, n, request user)`.
+pub type quiche_ev_response_trailers_cb =
+    Option<unsafe extern "C" fn(*mut quiche_ev_client, i64, *const quiche_ev_header, usize, *mut c_void)>;

@@ -147,7 +147,7 @@ static void check_info(quiche_ev_request *req) {
 
 /* /trailers: a body of exactly what fits now (written until the library
  * takes less than offered), then trailers, which cannot fit yet: the
- * library refuses them (QUICHE_EV_ERR_TRANSPORT) and this request's own
+ * library refuses them (QUICHE_EV_ERR_AGAIN) and this request's own
  * writable callback says when to try again. */
 static uint64_t trailers_sent_bytes;
 static bool trailers_body_done;
@@ -170,8 +170,8 @@ static void trailers_continue(quiche_ev_request *req, void *user) {
     }
     quiche_ev_header t[] = { { (const uint8_t *) "x-done", 6, (const uint8_t *) "yes", 3 } };
     int rc = quiche_ev_respond_trailers(req, t, 1);
-    CHECK(rc == 0 || rc == QUICHE_EV_ERR_TRANSPORT, "respond_trailers: %d", rc);
-    if (rc == QUICHE_EV_ERR_TRANSPORT) {
+    CHECK(rc == 0 || rc == QUICHE_EV_ERR_AGAIN, "respond_trailers: %d", rc);
+    if (rc == QUICHE_EV_ERR_AGAIN) {
         seen.trailers_blocked++;
     } else if (rc == 0) {
         seen.trailers_sent = 1;
@@ -254,12 +254,15 @@ struct response {
     uint64_t code;
     bool ok_pattern;
     bool paused_once;
+    int trailers;         /* trailers callbacks seen */
+    bool trailers_before_done;
+    bool trailer_x_done;  /* the trailer x-done: yes */
 };
 
 static struct response responses[] = {
-    { "/info?x=1", 0, 0, -1, 0, true, false }, { "/trailers", 0, 0, -1, 0, true, false },
-    { "/reset", 0, 0, -1, 0, true, false },     { "/hold", 0, 0, -1, 0, true, false },
-    { "/paused", 0, 0, -1, 0, true, false },    { "/close", 0, 0, -1, 0, true, false },
+    { .path = "/info?x=1", .outcome = -1, .ok_pattern = true }, { .path = "/trailers", .outcome = -1, .ok_pattern = true },
+    { .path = "/reset", .outcome = -1, .ok_pattern = true },     { .path = "/hold", .outcome = -1, .ok_pattern = true },
+    { .path = "/paused", .outcome = -1, .ok_pattern = true },    { .path = "/close", .outcome = -1, .ok_pattern = true },
 };
 #define FIRST_ROUND 5
 static int first_round_left = FIRST_ROUND;
@@ -303,6 +306,20 @@ static size_t on_body(quiche_ev_client *c, int64_t id, const uint8_t *data, size
     }
     r->bytes += len;
     return len;
+}
+
+static void on_trailers(quiche_ev_client *c, int64_t id, const quiche_ev_header *h, size_t n, void *user) {
+    (void) c;
+    (void) id;
+    struct response *r = user;
+    r->trailers++;
+    r->trailers_before_done = r->outcome == -1;
+    for (size_t i = 0; i < n; i++) {
+        if (h[i].name_len == 6 && memcmp(h[i].name, "x-done", 6) == 0 && h[i].value_len == 3 &&
+            memcmp(h[i].value, "yes", 3) == 0) {
+            r->trailer_x_done = true;
+        }
+    }
 }
 
 static void on_done(quiche_ev_client *c, int64_t id, int outcome, uint64_t code, void *user) {
@@ -424,6 +441,7 @@ int main(int argc, char *argv[]) {
     quiche_ev_client_set_user_data(client1, &client_magic);
     quiche_ev_client_on_established(client1, on_established);
     quiche_ev_client_on_response(client1, on_headers, on_body, on_done);
+    quiche_ev_client_on_trailers(client1, on_trailers);
     quiche_ev_client_on_closed(client1, client1_closed);
     quiche_ev_header extra[] = { { (const uint8_t *) "x-test", 6, (const uint8_t *) "yes", 3 } };
     for (int i = 0; i < FIRST_ROUND; i++) {
@@ -454,6 +472,10 @@ int main(int argc, char *argv[]) {
     CHECK(tr->outcome == QUICHE_EV_RESPONSE_COMPLETE && tr->status == 200 && tr->bytes == trailers_sent_bytes &&
           tr->bytes > 0 && tr->ok_pattern, "/trailers: outcome %d, %" PRIu64 " bytes of %" PRIu64, tr->outcome,
           tr->bytes, trailers_sent_bytes);
+    CHECK(tr->trailers == 1 && tr->trailers_before_done && tr->trailer_x_done,
+          "/trailers: %d trailers callback(s), before done %d, x-done %d", tr->trailers, tr->trailers_before_done,
+          tr->trailer_x_done);
+    CHECK(info->trailers == 0 && rs->trailers == 0, "no trailers callback without trailers");
     CHECK(seen.trailers_sent && seen.trailers_blocked > 0 && seen.trailers_outcome == QUICHE_EV_REQUEST_COMPLETE,
           "trailers: sent %d after %d refusals, outcome %d", seen.trailers_sent, seen.trailers_blocked,
           seen.trailers_outcome);
