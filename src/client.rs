@@ -25,7 +25,7 @@ use crate::evloop::EvLoop;
 use crate::hooks::ClientApp;
 use crate::observe::Observe;
 use crate::platform::{NewConn, Platform};
-use crate::reentry::{After, Reentry};
+use crate::reentry::{After, Dispatched, Reentry, MAX_EVENTS_PER_DISPATCH};
 use crate::server::closed_line;
 use crate::transport::{CloseInfo, ConnStats, Transport};
 
@@ -236,16 +236,24 @@ impl<P: Platform> Client<P> {
     }
 
     unsafe fn step(this: *mut Self) {
+        let mut capped = false;
         for _ in 0..MAX_ROUNDS {
             Self::service(this);
-            if !Self::dispatch(this) {
-                break;
-            }
+            let d = Self::dispatch(this);
             if (*this).reentry.should_stop() {
                 return;
             }
+            match d {
+                Dispatched::Nothing => break,
+                Dispatched::Some => {}
+                Dispatched::Capped => {
+                    Self::service(this);
+                    capped = true;
+                    break;
+                }
+            }
         }
-        if Driver::state(addr_of!((*this).drv)).touched {
+        if capped || Driver::state(addr_of!((*this).drv)).touched {
             (*this).lp.timer_arm(UnsafeCell::raw_get(addr_of!((*this).kick_timer)), 0.0);
         }
     }
@@ -331,25 +339,28 @@ impl<P: Platform> Client<P> {
     }
 
     /// Delivers the application's events, then (once) the closed event.
-    unsafe fn dispatch(this: *mut Self) -> bool {
-        let mut any = false;
+    unsafe fn dispatch(this: *mut Self) -> Dispatched {
+        let mut n = 0;
         loop {
+            if n == MAX_EVENTS_PER_DISPATCH {
+                return Dispatched::Capped;
+            }
             let st = Self::state(this);
             if st.established && !st.established_told {
                 st.established_told = true;
                 if let Some((cb, user)) = st.on_established {
-                    any = true;
+                    n += 1;
                     cb(this as *mut crate::ffi::types::quiche_ev_client, user);
                     continue;
                 }
             }
             if let Some(ev) = st.app.next_event() {
-                any = true;
+                n += 1;
                 <P::ClientApp as ClientApp<P>>::deliver(ev);
             } else if st.is_over() && !st.closed_told {
                 st.closed_told = true;
                 if let Some((cb, user)) = st.on_closed {
-                    any = true;
+                    n += 1;
                     cb(this as *mut crate::ffi::types::quiche_ev_client, st.phase as c_int, user);
                 }
             } else {
@@ -359,7 +370,7 @@ impl<P: Platform> Client<P> {
                 break;
             }
         }
-        any
+        if n == 0 { Dispatched::Nothing } else { Dispatched::Some }
     }
 
     unsafe fn on_timeout(this: *mut Self) {

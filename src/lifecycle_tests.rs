@@ -231,6 +231,64 @@ fn a_panic_stops_the_server_and_tells_the_host() {
     unsafe { S::destroy(f.s) };
 }
 
+/// A host whose every event makes another (as a writable callback that
+/// writes nothing would): each dispatch stops at the cap and the rest
+/// waits for the next loop iteration, so the loop's other watchers run.
+const ENDLESS: usize = crate::reentry::MAX_EVENTS_PER_DISPATCH + 10;
+
+#[test]
+fn a_host_that_answers_every_event_with_another_does_not_starve_the_loop() {
+    let holder: std::rc::Rc<std::cell::Cell<*mut S>> = Default::default();
+    let count: std::rc::Rc<std::cell::Cell<usize>> = Default::default();
+    let (h, n) = (holder.clone(), count.clone());
+    let on: OnDeliver = std::rc::Rc::new(std::cell::RefCell::new(Box::new(move |_e: &'static str| {
+        n.set(n.get() + 1);
+        if n.get() < ENDLESS {
+            // SAFETY: the server is live; no borrow of its state is held
+            // while an event is delivered.
+            unsafe { S::state(h.get()).app.events.push_back("again") };
+        }
+    })));
+    let f = server_with(Some(on));
+    holder.set(f.s);
+    let peer = addr("127.0.0.1:5562");
+    f.deliver(fake_initial(&[9; 8]), peer);
+    f.deliver(fake_initial(&[9; 8]), peer);
+    assert_eq!(count.get(), crate::reentry::MAX_EVENTS_PER_DISPATCH, "one dispatch, then back to the loop");
+    assert!(f.lp.next_due().unwrap() - f.lp.now() < 1e-3, "the rest is due on the next iteration");
+    assert!(f.lp.fire_next_timer());
+    assert_eq!(count.get(), ENDLESS);
+    unsafe { S::destroy(f.s) };
+}
+
+#[test]
+fn a_client_host_that_answers_every_event_with_another_does_not_starve_the_loop() {
+    let holder: std::rc::Rc<std::cell::Cell<*mut C>> = Default::default();
+    let count: std::rc::Rc<std::cell::Cell<usize>> = Default::default();
+    let (h, n) = (holder.clone(), count.clone());
+    let on: OnDeliver = std::rc::Rc::new(std::cell::RefCell::new(Box::new(move |_e: &'static str| {
+        n.set(n.get() + 1);
+        if n.get() < ENDLESS {
+            // SAFETY: as above, for the client.
+            unsafe { C::state(h.get()).app.events.push_back("again") };
+        }
+    })));
+    let (c, lp, net, _seen) = client();
+    unsafe { C::state(c).app.on_deliver = on };
+    holder.set(c);
+    assert!(lp.fire_next_timer());
+    net.0.borrow_mut().sent.clear();
+    for _ in 0..2 {
+        net.0.borrow_mut().inbox.push_back((vec![0u8; 100], addr("127.0.0.1:4433"), addr("127.0.0.1:6000")));
+        unsafe { C::recv_cb(c, FD) };
+    }
+    assert_eq!(count.get(), crate::reentry::MAX_EVENTS_PER_DISPATCH);
+    assert!(lp.next_due().unwrap() - lp.now() < 1e-3, "the rest is due on the next iteration");
+    assert!(lp.fire_next_timer());
+    assert_eq!(count.get(), ENDLESS);
+    unsafe { C::destroy(c) };
+}
+
 fn client() -> (*mut C, FakeLoop, FakeNet, std::rc::Rc<std::cell::RefCell<Vec<&'static str>>>) {
     let lp = FakeLoop::new();
     let net = FakeNet::default();

@@ -9,6 +9,20 @@
 
 use std::cell::Cell;
 
+/// Events delivered to the host per dispatch: a host whose every answer
+/// makes another event (a writable callback that writes nothing, ...)
+/// still lets the loop run its other watchers in between.
+pub const MAX_EVENTS_PER_DISPATCH: usize = 4096;
+
+/// What one dispatch of events to the host did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dispatched {
+    Nothing,
+    Some,
+    /// It stopped at [`MAX_EVENTS_PER_DISPATCH`]: more are waiting.
+    Capped,
+}
+
 #[derive(Default)]
 pub struct Reentry {
     depth: Cell<u32>,

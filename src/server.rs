@@ -41,7 +41,7 @@ use crate::evloop::EvLoop;
 use crate::hooks::{ConnRef, ServerApp};
 use crate::observe::Observe;
 use crate::platform::{NewConn, Platform};
-use crate::reentry::{After, Reentry};
+use crate::reentry::{After, Dispatched, Reentry, MAX_EVENTS_PER_DISPATCH};
 use crate::stateless::{self, RateLimiter};
 use crate::table::{Cid, ConnId, Table};
 use crate::token::{TokenKey, DEFAULT_LIFETIME};
@@ -370,17 +370,25 @@ impl<P: Platform> Server<P> {
     /// connection work and flush, tell the host what happened, then flush
     /// what the host's answers produced.
     unsafe fn step(this: *mut Self) {
+        let mut capped = false;
         for _ in 0..MAX_ROUNDS {
             Self::service_touched(this);
-            if !Self::dispatch(this) {
-                break;
-            }
+            let d = Self::dispatch(this);
             if (*this).reentry.should_stop() {
                 return;
             }
+            match d {
+                Dispatched::Nothing => break,
+                Dispatched::Some => {}
+                Dispatched::Capped => {
+                    Self::service_touched(this);
+                    capped = true;
+                    break;
+                }
+            }
         }
         let st = Self::state(this);
-        if !st.touched.is_empty() || !st.deferred.is_empty() {
+        if capped || !st.touched.is_empty() || !st.deferred.is_empty() {
             // The host keeps answering; continue on the next iteration.
             (*this).lp.timer_arm(Self::ptr(addr_of!((*this).kick_timer)), 0.0);
         } else if !st.retry_soon.is_empty() {
@@ -757,9 +765,12 @@ impl<P: Platform> Server<P> {
 
     /// Delivers every queued event to the host, each with no borrow of the
     /// state alive. True when anything was delivered.
-    unsafe fn dispatch(this: *mut Self) -> bool {
-        let mut any = false;
+    unsafe fn dispatch(this: *mut Self) -> Dispatched {
+        let mut n = 0;
         loop {
+            if n == MAX_EVENTS_PER_DISPATCH {
+                return Dispatched::Capped;
+            }
             let next = {
                 let st = Self::state(this);
                 match st.deferred.pop_front() {
@@ -768,7 +779,7 @@ impl<P: Platform> Server<P> {
                 }
             };
             let Some(d) = next else { break };
-            any = true;
+            n += 1;
             match d {
                 Deferred::App(ev) => <P::ServerApp as ServerApp<P>>::deliver(ev),
                 Deferred::Free(e) => drop(Box::from_raw(e.as_ptr())),
@@ -783,7 +794,7 @@ impl<P: Platform> Server<P> {
                 break;
             }
         }
-        any
+        if n == 0 { Dispatched::Nothing } else { Dispatched::Some }
     }
 
     /// The socket has room again: flush the connections that were blocked.
@@ -937,7 +948,9 @@ impl<P: Platform> Server<P> {
             (*this).lp.timer_stop(Self::ptr(addr_of!((*this).stop_timer)));
             log_info!("shutdown complete");
             Self::defer(st, Deferred::Stopped);
-            Self::dispatch(this);
+            if Self::dispatch(this) == Dispatched::Capped {
+                (*this).lp.timer_arm(Self::ptr(addr_of!((*this).kick_timer)), 0.0);
+            }
         }
     }
 

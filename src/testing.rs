@@ -263,7 +263,7 @@ impl ServerApp<FakePlatform> for NullServerApp {
 
 pub struct NullClientApp {
     pub done: bool,
-    events: VecDeque<&'static str>,
+    pub events: VecDeque<&'static str>,
     pub on_deliver: OnDeliver,
 }
 
