@@ -337,7 +337,9 @@ def check_amplificationlimit(run):
         kind = (r["quic.long.packet_type"] or [""])[0] if first_long else "1rtt"
         size = r["udp_length"] - 8
         if r["direction"] == FROM_CLIENT:
-            if kind == "2":
+            # A Handshake packet validates the client's address, also when
+            # it is coalesced behind an Initial in the same datagram.
+            if "2" in (r["quic.long.packet_type"] or []):
                 return f"{done}, {crypto} bytes of server Handshake CRYPTO within 3x"
             if kind == "0":
                 allowed += 3 * size

@@ -182,7 +182,8 @@ class Trace:
             frame = _frame_facts(layers)
             quics = layers.get("quic", [])
             for q in quics if isinstance(quics, list) else [quics]:
-                result.append(QuicPacket(frame, q, self.direction(frame["src"])))
+                if isinstance(q, dict):  # a bare string: nothing tshark could dissect
+                    result.append(QuicPacket(frame, q, self.direction(frame["src"])))
         self._cache[display_filter] = result
         return result
 
