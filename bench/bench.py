@@ -6,8 +6,9 @@ Not a test: nothing here passes or fails on timing. Every figure is the
 median of several runs, and every row is a ratio against a baseline measured
 in the same invocation, so the table is read on one machine at one time.
 The table is printed on stdout and written to target/bench.md; the raw runs
-go to target/bench.json. Python 3 standard library only (the idle-connection
-holder, bench/idle_holder.py, runs under target/venv's aioquic).
+go to target/bench.json. Python 3 standard library only (the aioquic peers,
+bench/idle_holder.py and bench/slow_readers.py, run under target/venv; the
+unknown-CID load, bench/unknown_cid_load.py, is standard library too).
 
 See bench/README.md for how to read the table. Settings (environment, or the
 command-line flags shown by --help):
@@ -21,7 +22,14 @@ command-line flags shown by --help):
   BENCH_MEM_IDLE        idle connections for the memory rows (1000)
   BENCH_BULK_MIB        bulk file size in MiB (256)
   BENCH_IO_MODES        our I/O modes for the bulk rows (batched,nogso,plain)
-  BENCH_SECTIONS        handshake,bulk,memory (any subset)
+  BENCH_SECTIONS        handshake,bulk,memory,unknown_cid,slow (any subset)
+  BENCH_UNKNOWN_PPS     unknown-CID datagrams a second (default 10000)
+  BENCH_UNKNOWN_SECS    seconds of unknown-CID load per run (3, quick 2)
+  BENCH_SLOW_CONNS      concurrent slow transfers (1000, quick 200)
+  BENCH_SLOW_RATE       bytes a second each slow reader takes (4096)
+  BENCH_SLOW_WINDOW     each slow reader's receive window in bytes (16384)
+  BENCH_SLOW_SECS       measured seconds per slow-transfer run (10, quick 3)
+  BENCH_SLOW_RUNS       runs per slow-transfer figure (1)
   BENCH_SHIPPED=0       skip upstream's server as built by `make upstream`
   BENCH_PING_INTERVAL   seconds between PINGs on each idle connection (1.0)
   BENCH_DEADLINE        seconds for the whole run (default 1200); what is
@@ -50,11 +58,22 @@ WORK = os.path.join(ROOT, "target", "bench")
 LOGS = os.path.join(WORK, "logs")
 PY = os.path.join(ROOT, "target", "venv", "bin", "python")
 HOLDER = os.path.join(ROOT, "bench", "idle_holder.py")
+SLOW_READERS = os.path.join(ROOT, "bench", "slow_readers.py")
+UNKNOWN_CID_LOAD = os.path.join(ROOT, "bench", "unknown_cid_load.py")
 HOST = "127.0.0.1"
+# Slow transfers: how long the readers may take to get every transfer past
+# its first window before measuring starts anyway.
+SLOW_WARM_UP_SECS = 20.0
 
 # Our programs always run with the quiet switch (quiche's trace log off), as
-# a deployment would.
+# a deployment would. Their own info lines (a few per connection) stay, as
+# upstream's fprintf lines do.
 OURS_ENV = {"QUICHE_EV_QUIET": "1"}
+
+# Our servers drain for 2 s after SIGTERM by default (letting responses
+# finish); the benchmark stops a server only once its measurement is over,
+# so it stops them at once.
+NO_DRAIN = ["--drain-ms", "0"]
 
 # The I/O path of our programs, per bulk row. This is the hook for the
 # "with and without GSO" column: each mode is a set of environment variables
@@ -71,7 +90,7 @@ IO_MODES = {
 # The servers of the handshake and memory rows.
 SERVERS = {
     "ours": {
-        "argv": [os.path.join(EX, "server")],
+        "argv": [os.path.join(EX, "server")] + NO_DRAIN,
         "env": OURS_ENV, "port": "zero",
         "label": "ours (c-examples/server)",
     },
@@ -298,38 +317,66 @@ class Server:
     def stop(self):
         stop(self.proc)
 
+    def counters(self):
+        """Our servers' "server counters: k=v ..." line at exit, as a dict
+        ({} for a server that prints none, or before it exits)."""
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(max(0, os.path.getsize(self.log) - 4000))
+                lines = f.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            return {}
+        for line in reversed(lines):
+            if line.startswith("server counters:"):
+                pairs = (w.split("=", 1) for w in line.split(":", 1)[1].split() if "=" in w)
+                return {k: int(v) for k, v in pairs if v.isdigit()}
+        return {}
 
-def read_line(proc, deadline):
+
+def ngtcp2_server(root):
+    """Debian's ngtcp2 HTTP/3 server, serving the files under `root`."""
+    for tool in ("gtlsserver", "gtlsclient"):
+        if not shutil.which(tool):
+            raise MeasureError(f"{tool} not installed (Debian: ngtcp2-server ngtcp2-client)")
+    return Server("gtlsserver", ["gtlsserver", "-q", "-d", root, HOST, "{port}",
+                                 os.path.join(EX, "cert.key"), os.path.join(EX, "cert.crt")],
+                  {}, "fixed")
+
+
+def read_line(proc, deadline, name):
     """One line from a child's unbuffered stdout, or MeasureError at the deadline."""
     buf = b""
     fd = proc.stdout.fileno()
     while not buf.endswith(b"\n"):
         left = deadline - time.monotonic()
         if left <= 0:
-            raise MeasureError("idle holder did not answer in time")
+            raise MeasureError(f"{name} did not answer in time")
         r, _, _ = select.select([fd], [], [], left)
         if r:
             chunk = os.read(fd, 1)
             if not chunk:
-                raise MeasureError(f"idle holder exited ({proc.poll()})")
+                raise MeasureError(f"{name} exited ({proc.poll()})")
             buf += chunk
     return buf.decode().strip()
 
 
-class Holder:
-    """N idle QUIC connections held open by bench/idle_holder.py (aioquic)."""
+class Peer:
+    """An aioquic peer holding many connections to a server (a script run
+    under target/venv): it says "ready K N" once its N connections are open
+    (K of them established), then answers one line per command; EOF on its
+    stdin closes everything and ends it."""
 
-    def __init__(self, port, n, interval, timeout):
+    def __init__(self, name, script_args, timeout):
         if not os.path.exists(PY):
             raise MeasureError("target/venv is missing (`make peers` installs aioquic)")
-        self.log = os.path.join(LOGS, f"{Server.serial:03d}-holder.log")
+        self.name = name
+        self.log = os.path.join(LOGS, f"{Server.serial:03d}-{name}.log")
         with open(self.log, "wb") as err:
-            self.proc = spawn([PY, HOLDER, HOST, str(port), str(n), "--interval", str(interval),
-                               "--max-seconds", str(int(timeout) + 600)],
+            self.proc = spawn([PY] + script_args + ["--max-seconds", str(int(timeout) + 600)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, bufsize=0)
         t0 = time.monotonic()
         try:
-            line = read_line(self.proc, t0 + timeout)
+            line = read_line(self.proc, t0 + timeout, name)
         except MeasureError as e:
             self.close()
             raise MeasureError(f"{e}: {tail(self.log)}")
@@ -337,16 +384,16 @@ class Holder:
         parts = line.split()
         if len(parts) != 3 or parts[0] != "ready":
             self.close()
-            raise MeasureError(f"idle holder said {line!r}: {tail(self.log)}")
+            raise MeasureError(f"{name} said {line!r}: {tail(self.log)}")
         self.ready, self.asked = int(parts[1]), int(parts[2])
 
-    def alive(self):
+    def ask(self, command):
+        """The answer to one command, split into words."""
         try:
-            self.proc.stdin.write(b"count\n")
-            line = read_line(self.proc, time.monotonic() + 10)
-            return int(line.split()[1])
-        except (OSError, MeasureError, IndexError, ValueError):
-            return -1
+            self.proc.stdin.write(command.encode() + b"\n")
+        except OSError as e:
+            raise MeasureError(f"{self.name} is gone ({e}): {tail(self.log)}")
+        return read_line(self.proc, time.monotonic() + 10, self.name).split()
 
     def close(self):
         try:
@@ -358,6 +405,56 @@ class Holder:
         except subprocess.TimeoutExpired:
             pass
         stop(self.proc, grace=1)
+
+
+class Holder(Peer):
+    """N idle QUIC connections held open by bench/idle_holder.py."""
+
+    def __init__(self, port, n, interval, timeout):
+        super().__init__("holder", [HOLDER, HOST, str(port), str(n), "--interval", str(interval)], timeout)
+
+    def alive(self):
+        try:
+            return int(self.ask("count")[1])
+        except (MeasureError, IndexError, ValueError):
+            return -1
+
+
+class SlowReaders(Peer):
+    """N slow HTTP/3 downloads of `path` (bench/slow_readers.py)."""
+
+    def __init__(self, port, n, path, rate, window, timeout):
+        super().__init__("readers", [SLOW_READERS, HOST, str(port), str(n), "/" + os.path.basename(path),
+                                     "--expect", path, "--rate", str(rate), "--window", str(window)],
+                         timeout)
+
+    def mark(self):
+        """(reader's clock, body bytes so far, alive, done, errors, idle
+        since the last mark, past their first window)."""
+        words = self.ask("mark")
+        try:
+            if words[0] != "mark" or len(words) != 8:
+                raise ValueError
+            return (float(words[1]),) + tuple(int(w) for w in words[2:])
+        except (IndexError, ValueError):
+            raise MeasureError(f"slow readers said {' '.join(words)!r}")
+
+
+def udp_drops(port):
+    """Datagrams the kernel dropped on the UDP sockets bound to `port`
+    (their receive buffers were full): the last column of /proc/net/udp."""
+    total = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 12 and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                total += int(fields[-1])
+    return total
 
 
 def run_client(argv, env, timeout, running=None):
@@ -492,7 +589,7 @@ class Bench:
         self.guard(30)
         env = dict(OURS_ENV, **IO_MODES[mode])
         sname, cname = ("server", "client") if proto == "hq" else ("http3-server", "http3-client")
-        srv = Server(f"{sname}-{mode}", [os.path.join(EX, sname), "--root", os.path.dirname(path)],
+        srv = Server(f"{sname}-{mode}", [os.path.join(EX, sname), "--root", os.path.dirname(path)] + NO_DRAIN,
                      env, "zero")
         out = os.path.join(WORK, "dl", f"{proto}-{mode}.out")
         try:
@@ -505,12 +602,7 @@ class Bench:
 
     def bulk_ngtcp2(self, path, digest):
         self.guard(30)
-        for tool in ("gtlsserver", "gtlsclient"):
-            if not shutil.which(tool):
-                raise MeasureError(f"{tool} not installed (Debian: ngtcp2-server ngtcp2-client)")
-        srv = Server("gtlsserver", ["gtlsserver", "-q", "-d", os.path.dirname(path), HOST, "{port}",
-                                    os.path.join(EX, "cert.key"), os.path.join(EX, "cert.crt")],
-                     {}, "fixed")
+        srv = ngtcp2_server(os.path.dirname(path))
         dl = os.path.join(WORK, "dl", "ngtcp2")
         shutil.rmtree(dl, ignore_errors=True)
         os.makedirs(dl)
@@ -598,6 +690,103 @@ class Bench:
             srv.stop()
 
 
+    # -- 4. unknown connection IDs
+
+    def unknown_cid_once(self, server_key):
+        """bench/unknown_cid_load.py against one server: its CPU per
+        datagram, and what it sent back."""
+        cfg = self.cfg
+        self.guard(cfg.unknown_secs + 30)
+        spec = SERVERS[server_key]
+        srv = Server(server_key, spec["argv"], spec["env"], spec["port"], spec.get("stderr_null", False))
+        try:
+            drops0, c0 = udp_drops(srv.port), srv.cpu()
+            p = spawn([sys.executable, UNKNOWN_CID_LOAD, HOST, str(srv.port), "--rate", str(cfg.unknown_pps),
+                       "--seconds", str(cfg.unknown_secs)],
+                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                out, err = p.communicate(timeout=cfg.unknown_secs + 20)
+            except subprocess.TimeoutExpired:
+                kill_group(p)
+                p.communicate()
+                raise MeasureError("the unknown-CID load did not finish in time")
+            finally:
+                forget(p)
+            used = srv.cpu() - c0
+            dropped = udp_drops(srv.port) - drops0
+        finally:
+            srv.stop()
+        if p.returncode != 0:
+            raise MeasureError(f"unknown_cid_load.py exited with {p.returncode}: "
+                               f"{err.decode(errors='replace')[-300:]}")
+        load = json.loads(out.decode().splitlines()[-1])
+        received = load["sent"] - dropped
+        if received <= 0:
+            raise MeasureError("the server received none of the datagrams")
+        res = {"cpu_ns": used / received * 1e9, "pps": load["rate"], "sent": load["sent"],
+               "kernel_drops": dropped, "max_catch_up": load["max_catch_up"], "replies": load["replies"],
+               "vn": load["vn"], "short": load["short"], "other": load["other"]}
+        counters = srv.counters()
+        for k in ("stateless_resets", "dropped_rate_limited", "dropped_unknown"):
+            if k in counters:
+                res[k] = counters[k]
+        return res
+
+    # -- 5. slow transfers
+
+    def slow_once(self, kind, path):
+        """cfg.slow_conns slow readers (bench/slow_readers.py) downloading
+        `path` from our http3-server or ngtcp2's: the server's CPU per GiB
+        delivered over cfg.slow_secs once every transfer is running."""
+        cfg = self.cfg
+        n = cfg.slow_conns
+        setup = max(60.0, n * 0.1)
+        self.guard(setup + cfg.slow_secs + 30)
+        root = os.path.dirname(path)
+        if kind == "ours":
+            srv = Server("http3-server", [os.path.join(EX, "http3-server"), "--root", root] + NO_DRAIN,
+                         OURS_ENV, "zero")
+        else:
+            srv = ngtcp2_server(root)
+        readers = None
+        try:
+            readers = SlowReaders(srv.port, n, path, cfg.slow_rate, cfg.slow_window, setup)
+            ready_at = time.monotonic()  # CLOCK_MONOTONIC: the readers' clock too
+            # The requests go out within a second of "ready", and each gets
+            # a first window at once: a burst the readers take a while to
+            # digest. Measuring starts a second after every transfer is past
+            # it.
+            warm_by = time.monotonic() + SLOW_WARM_UP_SECS
+            while True:
+                time.sleep(0.5)
+                _, _, alive, _, _, _, warm = readers.mark()
+                if warm >= alive or time.monotonic() > warm_by:
+                    break
+            time.sleep(1.0)
+            (t0, b0, *_), c0 = readers.mark(), srv.cpu()
+            time.sleep(cfg.slow_secs)
+            (t1, b1, alive, done, bad, idle, _), c1 = readers.mark(), srv.cpu()
+            if bad:
+                raise MeasureError(f"{bad} transfer error(s): {tail(readers.log, 3)}")
+            got = b1 - b0
+            if got <= 0:
+                raise MeasureError(f"nothing delivered in {cfg.slow_secs:g} s: {tail(readers.log, 3)}")
+            res = {"s_per_gib": (c1 - c0) / (got / (1 << 30)), "mib_s": got / (t1 - t0) / (1 << 20),
+                   "asked_mib_s": readers.ready * cfg.slow_rate / (1 << 20),
+                   "server_cpu_ms_per_s": (c1 - c0) / (t1 - t0) * 1e3, "conns_asked": n,
+                   "conns_ready": readers.ready, "conns_alive_after": alive, "conns_idle": idle,
+                   "bodies_done": done, "setup_s": readers.setup_s, "warm_up_s": t0 - ready_at}
+            if readers.ready < n or alive < readers.ready or idle:
+                res["warning"] = (f"{n} connections asked, {readers.ready} opened, {alive} alive at the "
+                                  f"end, {idle} received nothing in the measured {cfg.slow_secs:g} s "
+                                  f"({tail(readers.log, 1) or 'no reason given'})")
+            return res
+        finally:
+            if readers:
+                readers.close()
+            srv.stop()
+
+
 def file_digest(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -664,6 +853,10 @@ def summarize(runs, field):
         note = (note + "; " if note else "") + \
             f"idle connections (run {runs.index(r) + 1}): {r['idle_asked']} asked, {r['idle_ready']} " \
             f"opened, {r.get('idle_alive_after')} alive at the end"
+    warned = [(i, r["warning"]) for i, r in enumerate(runs, 1) if "error" not in r and r.get("warning")]
+    if warned:
+        i, w = warned[0]
+        note = (note + "; " if note else "") + f"run {i}: {w}"
     return (statistics.median(ok) if ok else None), note
 
 
@@ -681,6 +874,56 @@ def fmt(v, digits=None):
 
 # -------------------------------------------------------------------- main
 
+def unknown_cid_note(cfg, ours, base):
+    """What each server sent back to the unknown-CID load, and the rate the
+    load achieved (medians of the runs)."""
+    def med(runs, field):
+        v = values(runs, field)
+        return statistics.median(v) if v else None
+
+    def answers(runs):
+        replies = med(runs, "replies")
+        if replies is None:
+            return "n/a"
+        kinds = [(med(runs, "vn"), "Version Negotiation, version field 0"),
+                 (med(runs, "short"), "short header: Stateless Reset"), (med(runs, "other"), "other")]
+        text = f"{replies:.0f} sent back"
+        if replies:
+            text += f" ({', '.join(f'{n:.0f} {what}' for n, what in kinds if n)})"
+        if med(runs, "stateless_resets") is not None:
+            text += (f", its counters say {med(runs, 'stateless_resets'):.0f} stateless_resets, "
+                     f"{med(runs, 'dropped_rate_limited'):.0f} dropped_rate_limited")
+        return text
+
+    def achieved(runs):
+        pps, drops = med(runs, "pps"), med(runs, "kernel_drops")
+        if pps is None:
+            return "n/a"
+        return f"{pps:.0f} pps" + (f", {drops:.0f} dropped by the kernel" if drops else "")
+
+    sent = med(ours + base, "sent")
+    return (f"per run of {sent or 0:.0f} datagrams: ours {answers(ours)}; baseline {answers(base)}; "
+            f"load achieved: ours {achieved(ours)}, baseline {achieved(base)} "
+            f"(asked {cfg.unknown_pps})")
+
+
+def slow_file():
+    """The file the slow readers download (1 MiB of random bytes, kept
+    between runs): larger than a reader takes in a run, and fetched again
+    if one does finish it."""
+    d = os.path.join(WORK, "slow")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, "slow-1MiB.bin")
+    if not os.path.exists(path) or os.path.getsize(path) != 1 << 20:
+        with open(path + ".tmp", "wb") as f:
+            f.write(os.urandom(1 << 20))
+        os.replace(path + ".tmp", path)
+    return path
+
+
+SECTIONS = ("handshake", "bulk", "memory", "unknown_cid", "slow")
+
+
 def settings(argv):
     env = os.environ.get
     quick = env("BENCH_QUICK", "") not in ("", "0")
@@ -695,11 +938,18 @@ def settings(argv):
     ap.add_argument("--mem-idle", type=int, default=None)
     ap.add_argument("--bulk-mib", type=int, default=None)
     ap.add_argument("--io-modes", default=env("BENCH_IO_MODES", "batched,nogso,plain"))
-    ap.add_argument("--sections", default=env("BENCH_SECTIONS", "handshake,bulk,memory"))
+    ap.add_argument("--sections", default=env("BENCH_SECTIONS", ",".join(SECTIONS)))
     ap.add_argument("--shipped", type=int, default=int(env("BENCH_SHIPPED", "1")))
     ap.add_argument("--ping-interval", type=float, default=float(env("BENCH_PING_INTERVAL", "1.0")))
     ap.add_argument("--upkeep-secs", type=float, default=float(env("BENCH_UPKEEP_SECS", "2.0")))
     ap.add_argument("--deadline", type=float, default=float(env("BENCH_DEADLINE", "1200")))
+    ap.add_argument("--unknown-pps", type=int, default=int(env("BENCH_UNKNOWN_PPS", "10000")))
+    ap.add_argument("--unknown-secs", type=float, default=None)
+    ap.add_argument("--slow-conns", type=int, default=None)
+    ap.add_argument("--slow-rate", type=int, default=int(env("BENCH_SLOW_RATE", "4096")))
+    ap.add_argument("--slow-window", type=int, default=int(env("BENCH_SLOW_WINDOW", "16384")))
+    ap.add_argument("--slow-secs", type=float, default=None)
+    ap.add_argument("--slow-runs", type=int, default=int(env("BENCH_SLOW_RUNS", "1")))
     ap.add_argument("--out", default=os.path.join(ROOT, "target", "bench.md"))
     cfg = ap.parse_args(argv)
     q = cfg.quick
@@ -709,11 +959,17 @@ def settings(argv):
     cfg.idle = cfg.idle if cfg.idle is not None else int(env("BENCH_IDLE", "200" if q else "500"))
     cfg.mem_idle = cfg.mem_idle or int(env("BENCH_MEM_IDLE", "200" if q else "1000"))
     cfg.bulk_mib = cfg.bulk_mib or int(env("BENCH_BULK_MIB", "32" if q else "256"))
+    cfg.unknown_secs = cfg.unknown_secs or float(env("BENCH_UNKNOWN_SECS", "2" if q else "3"))
+    cfg.slow_conns = cfg.slow_conns or int(env("BENCH_SLOW_CONNS", "200" if q else "1000"))
+    cfg.slow_secs = cfg.slow_secs or float(env("BENCH_SLOW_SECS", "3" if q else "10"))
     cfg.io_modes = [m for m in cfg.io_modes.split(",") if m]
     for m in cfg.io_modes:
         if m not in IO_MODES:
             ap.error(f"unknown I/O mode {m!r} (known: {', '.join(IO_MODES)})")
     cfg.sections = [s for s in cfg.sections.split(",") if s]
+    for s in cfg.sections:
+        if s not in SECTIONS:
+            ap.error(f"unknown section {s!r} (known: {', '.join(SECTIONS)})")
     return cfg
 
 
@@ -848,6 +1104,33 @@ def main(argv):
         table.add("memory", f"mem {cfg.mem_idle} idle: server CPU keeping them vs {b}", "ms/s", "lower", mo, mb, "ours", SERVERS[b]["label"],
                   "upkeep_ms_per_s")
 
+    if "unknown_cid" in cfg.sections:
+        b = baselines[0]
+        print(f"unknown CIDs: {cfg.unknown_pps} datagrams/s for {cfg.unknown_secs:g} s; {cfg.runs} runs",
+              file=sys.stderr, flush=True)
+        for _ in range(cfg.runs):
+            for key in ("ours", b):
+                bench.record(f"ucid/{key}", bench.unknown_cid_once, key)
+        uo, ub = bench.raw["ucid/ours"], bench.raw[f"ucid/{b}"]
+        table.add("unknown_cid", f"unknown CID {cfg.unknown_pps} pps: server CPU/datagram vs {b}", "ns",
+                  "lower", uo, ub, "ours", SERVERS[b]["label"], "cpu_ns", unknown_cid_note(cfg, uo, ub))
+
+    if "slow" in cfg.sections:
+        path = slow_file()
+        n, kib = cfg.slow_conns, cfg.slow_rate / 1024
+        print(f"slow transfers: {n} h3 connections reading {kib:g} KiB/s each, measured over "
+              f"{cfg.slow_secs:g} s; {cfg.slow_runs} run(s)", file=sys.stderr, flush=True)
+        for _ in range(cfg.slow_runs):
+            for kind in ("ours", "ngtcp2"):
+                bench.record(f"slow/{kind}", bench.slow_once, kind, path)
+        so, sn = bench.raw["slow/ours"], bench.raw["slow/ngtcp2"]
+        name = f"{n} slow transfers h3 ({kib:g} KiB/s each; ngtcp2: upstream serves no files)"
+        labels = ("ours http3-server --root", "ngtcp2 gtlsserver -d")
+        table.add("slow", f"{name}: server CPU/GiB vs ngtcp2", "s/GiB", "lower", so, sn, *labels, "s_per_gib")
+        asked = statistics.median(values(so + sn, "asked_mib_s") or [0])
+        table.add("slow", f"{name}: delivered vs ngtcp2", "MiB/s", "higher", so, sn, *labels, "mib_s",
+                  f"the readers asked for {asked:.2f} MiB/s in all")
+
     elapsed = time.monotonic() - started
     text = table.render_text()
     print()
@@ -862,7 +1145,10 @@ def main(argv):
         f"{cfg.handshakes} connections ({cfg.concurrency} client processes at a time, our `client` "
         f"against every server) with 0 and {cfg.idle} idle connections; bulk {cfg.bulk_mib} MiB; "
         f"memory with {cfg.mem_idle} idle connections; idle connections ping every "
-        f"{cfg.ping_interval:g} s; server CPU time from /proc/PID/"
+        f"{cfg.ping_interval:g} s; unknown CIDs {cfg.unknown_pps} datagrams/s for "
+        f"{cfg.unknown_secs:g} s; {cfg.slow_conns} slow transfers at {cfg.slow_rate} B/s each "
+        f"(window {cfg.slow_window} B), measured over {cfg.slow_secs:g} s, {cfg.slow_runs} run(s); "
+        f"sections {','.join(cfg.sections)}; server CPU time from /proc/PID/"
         f"{'task/*/schedstat' if CPU_SOURCE == 'schedstat' else 'stat (utime+stime)'}.\n\n"
         f"Baselines: {baseline_text}; ngtcp2 = `gtlsserver` -> `gtlsclient` (Debian "
         f"ngtcp2-server/-client). I/O modes of ours: {modes_text}.\n\n"

@@ -22,19 +22,17 @@ holder orphaned by a killed parent does not live forever.
 
 import argparse
 import asyncio
-import resource
 import ssl
-import sys
-import time
 
 from aioquic.asyncio import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated
 
+from peer_pool import allow_files, every, serve_commands
+
 HANDSHAKE_TIMEOUT = 15.0
 IN_FLIGHT = 32
-TICK = 0.05
 
 
 class Held(QuicConnectionProtocol):
@@ -73,51 +71,24 @@ async def main():
     ap.add_argument("--max-seconds", type=float, default=900.0)
     args = ap.parse_args()
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, max(soft, args.n + 256))
-    if want > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-
+    allow_files(args.n)
     config = QuicConfiguration(is_client=True, alpn_protocols=[args.alpn],
                                verify_mode=ssl.CERT_NONE, idle_timeout=60.0)
-    loop = asyncio.get_running_loop()
     sem = asyncio.Semaphore(IN_FLIGHT)
     conns = []
     openers = [asyncio.ensure_future(open_one(args.host, args.port, config, sem, conns))
                for _ in range(args.n)]
 
     # Ping while the rest are still handshaking: the first ones must not time out.
-    async def pinger():
-        i, budget = 0, 0.0
-        while True:
-            await asyncio.sleep(TICK)
-            if not conns:
-                continue
-            budget += len(conns) * TICK / args.interval
-            share, budget = int(budget), budget - int(budget)
-            for _ in range(min(share, len(conns))):
-                i %= len(conns)
-                conns[i][1].send_ping()
-                i += 1
-
-    ping_task = asyncio.ensure_future(pinger())
+    ping_task = asyncio.ensure_future(every(conns, args.interval, lambda c: c[1].send_ping()))
 
     await asyncio.gather(*openers)
     print(f"ready {len(conns)} {args.n}", flush=True)
 
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    end = time.monotonic() + args.max_seconds
-    while True:
-        try:
-            line = await asyncio.wait_for(reader.readline(), max(0.1, end - time.monotonic()))
-        except asyncio.TimeoutError:
-            break
-        if not line:
-            break
-        if line.strip() == b"count":
-            alive = sum(1 for _, p in conns if not p.terminated)
-            print(f"alive {alive}", flush=True)
+    def count():
+        return f"alive {sum(1 for _, p in conns if not p.terminated)}"
+
+    await serve_commands({"count": count}, args.max_seconds)
 
     ping_task.cancel()
     for _, proto in conns:

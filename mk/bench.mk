@@ -3,12 +3,14 @@
 # every row is a median of several runs and a ratio against a baseline
 # measured in the same run. bench/README.md explains how to read it.
 #
-#   make bench                  full run (about 6 minutes on 2 cores)
-#   make bench BENCH_QUICK=1    short run (about 2 minutes)
+#   make bench                  full run (about 7 minutes on 2 cores)
+#   make bench BENCH_QUICK=1    short run (about 2.5 minutes)
 #
 # Knobs (environment): BENCH_RUNS, BENCH_HANDSHAKES, BENCH_CONCURRENCY,
 # BENCH_IDLE, BENCH_MEM_IDLE, BENCH_BULK_MIB, BENCH_IO_MODES, BENCH_SECTIONS,
-# BENCH_SHIPPED, BENCH_PING_INTERVAL, BENCH_DEADLINE (see bench/bench.py).
+# BENCH_SHIPPED, BENCH_PING_INTERVAL, BENCH_DEADLINE, BENCH_UNKNOWN_PPS,
+# BENCH_UNKNOWN_SECS, BENCH_SLOW_CONNS, BENCH_SLOW_RATE, BENCH_SLOW_WINDOW,
+# BENCH_SLOW_SECS, BENCH_SLOW_RUNS (see bench/bench.py).
 
 BENCH_UPSTREAM := target/bench/upstream/server
 
@@ -17,7 +19,7 @@ BENCH_UPSTREAM := target/bench/upstream/server
 # aioquic (make peers) holds the idle connections; without it those rows say
 # so instead of stopping the run.
 bench: all upstream $(BENCH_UPSTREAM)
-	@$(MAKE) --no-print-directory peers || echo "bench: aioquic unavailable (make peers failed): idle-connection rows will be empty"
+	@$(MAKE) --no-print-directory peers || echo "bench: aioquic unavailable (make peers failed): idle-connection and slow-transfer rows will be empty"
 	python3 bench/bench.py
 
 bench-quick:
