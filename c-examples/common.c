@@ -402,6 +402,30 @@ static void server_stopped(quiche_ev_server *server, int status, void *user) {
     ev_break(run->loop, EVBREAK_ALL);
 }
 
+/* Runs `loop` until something breaks it, with an ev_io on `sock` whose
+ * callback is the library's `recv_cb` (w.data = handle) and SIGINT/SIGTERM
+ * watchers calling `on_signal` (w.data = sig_data); stops the three after. */
+static void run_watched(struct ev_loop *loop, int sock, void (*recv_cb)(struct ev_loop *, ev_io *, int),
+                        void *handle, void (*on_signal)(struct ev_loop *, ev_signal *, int), void *sig_data) {
+    ev_io watcher;
+    ev_io_init(&watcher, recv_cb, sock, EV_READ);
+    watcher.data = handle;
+    ev_io_start(loop, &watcher);
+
+    ev_signal sigint_watcher, sigterm_watcher;
+    ev_signal_init(&sigint_watcher, on_signal, SIGINT);
+    ev_signal_init(&sigterm_watcher, on_signal, SIGTERM);
+    sigint_watcher.data = sigterm_watcher.data = sig_data;
+    ev_signal_start(loop, &sigint_watcher);
+    ev_signal_start(loop, &sigterm_watcher);
+
+    ev_run(loop, 0);
+
+    ev_io_stop(loop, &watcher);
+    ev_signal_stop(loop, &sigint_watcher);
+    ev_signal_stop(loop, &sigterm_watcher);
+}
+
 static void server_signal(struct ev_loop *loop, ev_signal *w, int revents) {
     (void) loop;
     (void) revents;
@@ -494,25 +518,8 @@ int run_server(struct ev_loop *loop, int sock, quiche_ev_server *server,
     quiche_ev_server_set_user_data(server, &run);
     quiche_ev_server_on_stopped(server, server_stopped);
 
-    ev_io watcher;
-    ev_io_init(&watcher, quiche_ev_server_recv_cb, sock, EV_READ);
-    watcher.data = server;
-    ev_io_start(loop, &watcher);
-
-    ev_signal sigint_watcher, sigterm_watcher;
-    ev_signal_init(&sigint_watcher, server_signal, SIGINT);
-    ev_signal_init(&sigterm_watcher, server_signal, SIGTERM);
-    sigint_watcher.data = sigterm_watcher.data = &run;
-    ev_signal_start(loop, &sigint_watcher);
-    ev_signal_start(loop, &sigterm_watcher);
-
     print_listening(sock);
-
-    ev_run(loop, 0);
-
-    ev_io_stop(loop, &watcher);
-    ev_signal_stop(loop, &sigint_watcher);
-    ev_signal_stop(loop, &sigterm_watcher);
+    run_watched(loop, sock, quiche_ev_server_recv_cb, server, server_signal, &run);
     print_counters(server);
 
     return run.status;
@@ -647,23 +654,7 @@ int run_client(struct ev_loop *loop, int sock, quiche_ev_client *client,
     quiche_ev_client_on_established(client, client_established);
     quiche_ev_client_on_closed(client, client_closed);
 
-    ev_io watcher;
-    ev_io_init(&watcher, quiche_ev_client_recv_cb, sock, EV_READ);
-    watcher.data = client;
-    ev_io_start(loop, &watcher);
-
-    ev_signal sigint_watcher, sigterm_watcher;
-    ev_signal_init(&sigint_watcher, client_signal, SIGINT);
-    ev_signal_init(&sigterm_watcher, client_signal, SIGTERM);
-    sigint_watcher.data = sigterm_watcher.data = &run;
-    ev_signal_start(loop, &sigint_watcher);
-    ev_signal_start(loop, &sigterm_watcher);
-
-    ev_run(loop, 0);
-
-    ev_io_stop(loop, &watcher);
-    ev_signal_stop(loop, &sigint_watcher);
-    ev_signal_stop(loop, &sigterm_watcher);
+    run_watched(loop, sock, quiche_ev_client_recv_cb, client, client_signal, &run);
     if (run.migrated_sock >= 0) {
         ev_io_stop(loop, &run.migrated_watcher);
         close(run.migrated_sock);

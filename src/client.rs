@@ -32,8 +32,6 @@ use crate::transport::{CloseInfo, ConnStats, Transport};
 /// Read batches per `recv_cb` before egress gets its turn.
 const MAX_READS_PER_CALLBACK: usize = 64;
 
-/// Service-then-deliver rounds per callback (as the server's).
-const MAX_ROUNDS: usize = 16;
 
 /// Where the connection is, as `quiche_ev_client_state` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,23 +234,8 @@ impl<P: Platform> Client<P> {
     }
 
     unsafe fn step(this: *mut Self) {
-        let mut capped = false;
-        for _ in 0..MAX_ROUNDS {
-            Self::service(this);
-            let d = Self::dispatch(this);
-            if (*this).reentry.should_stop() {
-                return;
-            }
-            match d {
-                Dispatched::Nothing => break,
-                Dispatched::Some => {}
-                Dispatched::Capped => {
-                    Self::service(this);
-                    capped = true;
-                    break;
-                }
-            }
-        }
+        let rounds = (*this).reentry.rounds(|| Self::service(this), || Self::dispatch(this));
+        let Some(capped) = rounds else { return };
         if capped || Driver::state(addr_of!((*this).drv)).touched {
             (*this).lp.timer_arm(UnsafeCell::raw_get(addr_of!((*this).kick_timer)), 0.0);
         }

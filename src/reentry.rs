@@ -9,6 +9,11 @@
 
 use std::cell::Cell;
 
+/// Service-then-deliver rounds per callback before the rest waits for the
+/// next loop iteration (a host that answers every event with more work
+/// must not starve the loop).
+const MAX_ROUNDS: usize = 16;
+
 /// Events delivered to the host per dispatch: a host whose every answer
 /// makes another event (a writable callback that writes nothing, ...)
 /// still lets the loop run its other watchers in between.
@@ -84,6 +89,32 @@ impl Reentry {
 
     pub fn failed(&self) -> bool {
         self.failed.get()
+    }
+
+    /// A handle's step after input: `service` (the connections work and
+    /// flush), then `dispatch` (the host hears what happened), again while
+    /// the host's answers make more, for at most `MAX_ROUNDS` rounds or
+    /// until a dispatch stops at its cap (then `service` once more, for
+    /// what the host's answers produced). `None`: the handle must stop
+    /// now (freed or failed in a callback); otherwise whether events are
+    /// left for the next loop iteration.
+    pub fn rounds(&self, mut service: impl FnMut(), mut dispatch: impl FnMut() -> Dispatched) -> Option<bool> {
+        for _ in 0..MAX_ROUNDS {
+            service();
+            let d = dispatch();
+            if self.should_stop() {
+                return None;
+            }
+            match d {
+                Dispatched::Nothing => break,
+                Dispatched::Some => {}
+                Dispatched::Capped => {
+                    service();
+                    return Some(true);
+                }
+            }
+        }
+        Some(false)
     }
 }
 

@@ -67,11 +67,6 @@ const MIN_INITIAL_DCID_LEN: usize = 8;
 const STATELESS_PER_SEC: u32 = 1000;
 const STATELESS_BURST: u32 = 100;
 
-/// Service-then-deliver rounds per callback before the rest waits for the
-/// next loop iteration (a host that answers every event with more work
-/// must not starve the loop).
-const MAX_ROUNDS: usize = 16;
-
 /// How soon work waiting for the disk is tried again.
 const RETRY_SOON_SECS: f64 = 0.001;
 
@@ -370,23 +365,8 @@ impl<P: Platform> Server<P> {
     /// connection work and flush, tell the host what happened, then flush
     /// what the host's answers produced.
     unsafe fn step(this: *mut Self) {
-        let mut capped = false;
-        for _ in 0..MAX_ROUNDS {
-            Self::service_touched(this);
-            let d = Self::dispatch(this);
-            if (*this).reentry.should_stop() {
-                return;
-            }
-            match d {
-                Dispatched::Nothing => break,
-                Dispatched::Some => {}
-                Dispatched::Capped => {
-                    Self::service_touched(this);
-                    capped = true;
-                    break;
-                }
-            }
-        }
+        let rounds = (*this).reentry.rounds(|| Self::service_touched(this), || Self::dispatch(this));
+        let Some(capped) = rounds else { return };
         let st = Self::state(this);
         if capped || !st.touched.is_empty() || !st.deferred.is_empty() {
             // The host keeps answering; continue on the next iteration.

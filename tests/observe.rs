@@ -428,7 +428,7 @@ fn every_example_documents_its_options_and_environment() {
 
         // Every option, the usage line's included, and every variable
         // has its line in the help.
-        let listed = |word: &str| text.lines().any(|l| l.trim_start().split_whitespace().next() == Some(word));
+        let listed = |word: &str| text.lines().any(|l| l.split_whitespace().next() == Some(word));
         let opts: &[&str] = if name.ends_with("server") { &server_opts } else { &client_opts };
         let from_usage = usage.split(['[', ']', ' ']).filter(|w| w.starts_with("--"));
         for opt in opts.iter().copied().chain(from_usage) {
