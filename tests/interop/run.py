@@ -234,13 +234,26 @@ class Runner:
         relay.start()
         srv = cli = None
         try:
-            srv = start(server, env("server", WWW=dirs["www"], CERTS=certs, HOST=host,
-                                    PORT=str(port)), os.path.join(dirs["server"], "output.txt"))
-            deadline = time.monotonic() + SERVER_START
-            while not port_bound(host, port) or srv.poll() is not None:
-                if srv.poll() is not None or time.monotonic() > deadline:
-                    return self._server_failed(srv, dirs)
-                time.sleep(0.02)
+            for attempt in range(3):
+                srv = start(server, env("server", WWW=dirs["www"], CERTS=certs, HOST=host,
+                                        PORT=str(port)), os.path.join(dirs["server"], "output.txt"))
+                deadline = time.monotonic() + SERVER_START
+                while not port_bound(host, port) or srv.poll() is not None:
+                    if srv.poll() is not None or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.02)
+                else:
+                    break
+                # Another process took the free port between our probe and
+                # the server's bind: try another one.
+                if attempt < 2 and srv.poll() is not None and "Address already in use" in \
+                        last_line(os.path.join(dirs["server"], "output.txt")):
+                    port = free_port(host)
+                    while port == relay.address[1]:
+                        port = free_port(host)
+                    relay.server = (host, port)
+                    continue
+                return self._server_failed(srv, dirs)
             requests = " ".join(f"https://{url_host}:{relay.address[1]}/{f}" for f in files)
             cli = start(client, env("client", DOWNLOADS=dirs["downloads"], REQUESTS=requests),
                         os.path.join(dirs["client"], "output.txt"))
