@@ -721,11 +721,19 @@ impl<P: Platform> Server<P> {
     /// Takes a closed connection out of the table; the host hears of it,
     /// then the dispatch loop frees it.
     unsafe fn remove(this: *const Self, st: &mut ServerState<P>, id: ConnId) {
-        let Some(e) = st.table.remove(id) else { return };
+        let Some(e) = st.table.get(id) else { return };
         let ep = e.as_ptr() as *const ServerConn<P>;
-        Driver::stop(addr_of!((*ep).drv), &(*this).lp);
         let drv = Driver::state(addr_of!((*ep).drv));
         let stats = drv.conn.conn_stats();
+        // quiche closes a server connection whose first packet it could not
+        // open (corrupted on the way, or junk): nothing was ever sent to the
+        // client, whose next Initial (same DCID) must find its way in.
+        let bury = stats.recv > 0;
+        if !bury {
+            log_debug!("first packet of a new connection could not be processed: connection dropped");
+        }
+        st.table.remove(id, bury);
+        Driver::stop(addr_of!((*ep).drv), &(*this).lp);
         let info = drv.conn.close_info();
         log_info!("{}", closed_line(&stats, true));
         st.counters.closed += 1;

@@ -130,19 +130,25 @@ impl<T> Table<T> {
     }
 
     /// Gives the entry back (to be freed by the caller); its CIDs are
-    /// unmapped and remembered as recently closed.
-    pub fn remove(&mut self, id: ConnId) -> Option<NonNull<T>> {
+    /// unmapped and, with `bury`, remembered as recently closed. (A
+    /// connection whose first packet was junk is not buried: the client's
+    /// intact Initial, with the same DCID, must still make one.)
+    pub fn remove(&mut self, id: ConnId, bury: bool) -> Option<NonNull<T>> {
         let slot = self.slots.remove(&id)?;
         let now = Instant::now();
         for cid in slot.cids {
             if self.by_cid.get(&cid) == Some(&id) {
                 self.by_cid.remove(&cid);
             }
-            self.bury(cid.to_vec(), now);
+            if bury {
+                self.bury(cid.to_vec(), now);
+            }
         }
         if let Some(o) = slot.odcid {
             self.by_odcid.remove(&o);
-            self.bury(o, now);
+            if bury {
+                self.bury(o, now);
+            }
         }
         Some(slot.ptr)
     }
@@ -198,7 +204,7 @@ mod tests {
         t.forget_odcid(id);
         assert_eq!(t.by_odcid(&[9; 8]), None);
         assert!(t.is_buried(&[9; 8]));
-        assert_eq!(t.remove(id), Some(ptr));
+        assert_eq!(t.remove(id, true), Some(ptr));
         assert_eq!(t.by_cid(&[2; 16]), None);
         assert!(t.is_buried(&[2; 16]));
         assert!(!t.is_buried(&[3; 16]));

@@ -165,6 +165,34 @@ fn a_token_from_before_a_restart_gets_invalid_token() {
 }
 
 #[test]
+fn an_initial_corrupted_on_the_way_does_not_bar_the_intact_one() {
+    // The client's Initial (after the Retry) arrives twice: first with a
+    // byte flipped on the way (it cannot be opened: quiche closes the new
+    // connection at once), then intact. The intact one makes the
+    // connection: the failed one left no tombstone on the DCID.
+    let mut s = InProc::new();
+    let (mut client, _initial, _retry, with_token) = s.retry_flow();
+    let mut corrupted = with_token.clone();
+    *corrupted.last_mut().unwrap() ^= 0x40;
+    s.feed(&corrupted, s.peer);
+    assert_eq!(s.conn_count(), 0, "nothing kept for a packet that could not be opened");
+    assert!(s.drain().is_empty(), "nothing said to it either");
+    s.feed(&with_token, s.peer);
+    assert_eq!(s.conn_count(), 1);
+    let answers = s.drain();
+    assert!(!answers.is_empty(), "the server answers the intact Initial");
+    for mut a in answers {
+        client.recv(&mut a, quiche::RecvInfo { from: s.local, to: s.peer }).unwrap();
+    }
+    assert!(client.peer_error().is_none());
+    let mut out = [0u8; 1500];
+    while let Ok((n, _)) = client.send(&mut out) {
+        s.feed(&out[..n], s.peer);
+    }
+    assert!(client.is_established() || !s.drain().is_empty(), "the handshake goes on");
+}
+
+#[test]
 fn a_forged_token_from_aioquic_gets_invalid_token_at_once() {
     let s = Server::ours("server", &[]);
     let mut forged = b"quiche".to_vec();
