@@ -23,8 +23,9 @@ UNSUPPORTED = {
     "v2": "ngtcp2 0.12 (Debian) knows only the QUIC v2 draft version 0x709a50c4, "
           "not RFC 9369's 0x6b3343cf",
 }
-# gtlsclient gives up a handshake after 10 s by default, which 30 % loss
-# each way (handshakeloss) sometimes needs; the runner's deadline decides.
+# gtlsclient and gtlsserver give up a handshake after 10 s by default,
+# which 30 % loss each way (handshakeloss) sometimes needs; the runner's
+# deadline decides.
 HANDSHAKE_TIMEOUT = "60s"
 # The client's initial flow-control windows for transfers: small, so that
 # they have to grow during the transfer (the runner's `transfer`).
@@ -34,7 +35,8 @@ SMALL_WINDOWS = ["--max-data=1M", "--max-stream-data-bidi-local=256K"]
 def server(ep):
     if ep.alpn != "h3":
         unsupported("Debian's ngtcp2 packages only the HTTP/3 examples (no hq-interop)")
-    args = [SERVER, "-q", "--no-quic-dump", "--no-http-dump", "-d", ep.www]
+    args = [SERVER, "-q", "--no-quic-dump", "--no-http-dump", "--handshake-timeout=" + HANDSHAKE_TIMEOUT,
+            "-d", ep.www]
     if ep.testcase == "retry":
         args.append("-V")
     if ep.testcase == "chacha20":
