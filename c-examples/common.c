@@ -332,7 +332,14 @@ bool load_cert(quiche_config *config, const struct server_args *args) {
                     quiche_config_load_priv_key_from_pem_file);
 }
 
+/* quiche (0.30) keeps every path a peer has used for as long as the
+ * connection lives, and holds at most active_connection_id_limit of them
+ * (default 2): a client whose NAT rebinds more than limit - 1 times is
+ * lost. The interop runner's rebind cases rebind twice or more. */
+#define ACTIVE_CONN_ID_LIMIT 8
+
 void configure_server(quiche_config *config, const struct server_args *args) {
+    quiche_config_set_active_connection_id_limit(config, ACTIVE_CONN_ID_LIMIT);
     if (args->early_data) {
         quiche_config_enable_early_data(config);
     }
@@ -351,6 +358,7 @@ uint32_t client_version(const struct client_args *args) {
 }
 
 void configure_client(quiche_config *config, const struct client_args *args) {
+    quiche_config_set_active_connection_id_limit(config, ACTIVE_CONN_ID_LIMIT);
     if (args->early_data) {
         quiche_config_enable_early_data(config);
     }
@@ -373,6 +381,7 @@ void configure_h3_app(quiche_config *config) {
     quiche_config_set_initial_max_streams_bidi(config, 100);
     quiche_config_set_initial_max_streams_uni(config, 100);
     quiche_config_set_disable_active_migration(config, true);
+    quiche_config_set_active_connection_id_limit(config, ACTIVE_CONN_ID_LIMIT);
 }
 
 /* QUICHE_EV_GSO=0: batched reads, but one send call per packet. */

@@ -76,8 +76,9 @@ bool parse_client_args(int argc, char *argv[], struct client_args *args);
  * instead of ignoring the error. */
 bool load_cert(quiche_config *config, const struct server_args *args);
 
-/* Options that live in the quiche config: 0-RTT (--early-data) and the idle
- * timeout (--idle-timeout). (Key logging is turned on there by
+/* Options that live in the quiche config: 0-RTT (--early-data), the idle
+ * timeout (--idle-timeout), and room for a peer's NAT rebindings (the
+ * active connection ID limit). (Key logging is turned on there by
  * quiche_ev_*_set_keylog_path.) */
 void configure_server(quiche_config *config, const struct server_args *args);
 void configure_client(quiche_config *config, const struct client_args *args);

@@ -40,21 +40,24 @@ fn our_client_migrates_to_a_new_port_mid_download() {
     assert!(s.stderr.wait_for("connection migrated to 127.0.0.1:", DEADLINE), "{}", s.stderr.dump());
 }
 
-/// A download through a relay that rebinds (`port` or `addr`) after 3 MB,
-/// dropping its old mapping: the server must follow the client.
+/// A download through a relay that rebinds (`port` or `addr`) after 3 MB
+/// and again every 4 MB, dropping its old mapping each time: the server
+/// must follow the client each time (quiche keeps every old path, so this
+/// needs the examples' active connection ID limit above quiche's 2).
 fn rebinding_mid_download(server: &str, client: &str, mode: &str) {
     let (dir, data) = root_with_big(&format!("rebind-{mode}-{server}"), 20);
     let s = Server::ours(server, &["--root", dir.to_str().unwrap()]);
-    let relay = Relay::start(s.port, &["--rebind", &format!("{mode}:3MB")]);
+    let relay = Relay::start(s.port, &["--rebind", &format!("{mode}:3MB:4MB")]);
     let out = dir.join("out");
     let r = fetch_big(client, relay.port, &out, &[]);
     let stats = relay.stop();
     assert_eq!(r.code(), Some(0), "{}\nrelay: {stats}\nserver:\n{}", r.stderr, s.stderr.dump());
     assert!(std::fs::read(&out).unwrap() == data, "the file arrived intact");
-    assert_eq!(Relay::stat(&stats, "rebinds"), 1, "{stats}");
+    assert!(Relay::stat(&stats, "rebinds") >= 3, "{stats}");
     assert!(Relay::stat(&stats, "old_mapping_drops") > 0, "the server sent to the old mapping first: {stats}");
-    let expect = if mode == "addr" { "connection migrated to 127.0.0.2:" } else { "connection migrated to 127.0.0.1:" };
-    assert!(s.stderr.wait_for(expect, DEADLINE), "{}", s.stderr.dump());
+    let expect = if mode == "addr" { "connection migrated to 127.0.0." } else { "connection migrated to 127.0.0.1:" };
+    let rebinds = Relay::stat(&stats, "rebinds") as usize;
+    assert!(s.stderr.wait_for_n(expect, rebinds, DEADLINE), "{rebinds} rebinds:\n{}", s.stderr.dump());
 }
 
 #[test]
