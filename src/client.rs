@@ -317,7 +317,7 @@ impl<P: Platform> Client<P> {
             log_error!("error: {why}");
         }
         st.stats = Some(stats);
-        st.app.on_closed(&stats, &info);
+        st.app.on_closed(&mut drv.conn, &stats, &info);
         Self::stop_watchers(this);
     }
 
@@ -340,7 +340,7 @@ impl<P: Platform> Client<P> {
             if let Some(ev) = st.app.next_event() {
                 n += 1;
                 <P::ClientApp as ClientApp<P>>::deliver(ev);
-            } else if st.is_over() && !st.closed_told {
+            } else if st.is_over() && !st.closed_told && !st.app.delivering() {
                 st.closed_told = true;
                 if let Some((cb, user)) = st.on_closed {
                     n += 1;

@@ -62,7 +62,12 @@ pub trait ClientApp<P: Platform>: Sized {
     fn on_input(&mut self, conn: &mut P::Conn);
     /// Nothing left to do: the client may close.
     fn is_done(&self) -> bool;
-    fn on_closed(&mut self, stats: &ConnStats, info: &CloseInfo);
+    /// The connection is over; `conn` still holds what it received.
+    fn on_closed(&mut self, conn: &mut P::Conn, stats: &ConnStats, info: &CloseInfo);
+    /// Responses still being delivered after the connection ended (the
+    /// host paused them; their bytes had all arrived): the closed event
+    /// waits for them.
+    fn delivering(&self) -> bool;
 
     fn next_event(&mut self) -> Option<Self::Event>;
     /// # Safety

@@ -283,8 +283,11 @@ impl ClientApp<FakePlatform> for NullClientApp {
     fn is_done(&self) -> bool {
         self.done
     }
-    fn on_closed(&mut self, _stats: &ConnStats, _info: &CloseInfo) {
+    fn on_closed(&mut self, _conn: &mut FakeConn, _stats: &ConnStats, _info: &CloseInfo) {
         self.events.push_back("closed");
+    }
+    fn delivering(&self) -> bool {
+        false
     }
     fn next_event(&mut self) -> Option<Self::Event> {
         let e = self.events.pop_front()?;

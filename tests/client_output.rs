@@ -5,7 +5,8 @@
 mod common;
 use common::*;
 use std::path::Path;
-use std::process::Command;
+use std::io::Read;
+use std::process::{Command, Stdio};
 
 #[test]
 fn a_failed_path_does_not_abort_the_others() {
@@ -52,4 +53,35 @@ fn each_body_to_its_own_file_all_at_once() {
     for (name, data) in &files {
         assert!(std::fs::read(out.join(name)).unwrap() == *data, "{name}");
     }
+}
+
+#[test]
+fn a_response_paused_by_its_host_outlives_a_server_that_closed_after_sending_it_all() {
+    // The client's output is a pipe nobody reads yet (reopened through
+    // /dev/stdout: --output writes without blocking): it pauses the
+    // response after the pipe's 64 KiB. The rest (within the client's
+    // 1 MB stream window) arrives and is acknowledged, so the shutting
+    // down server sees the response delivered and closes the connection.
+    // What the client had received is still its host's: once the pipe is
+    // drained, the whole body comes out and the client exits 0.
+    let dir = tempdir("out-paused-close");
+    let data = pattern(800_000);
+    std::fs::write(dir.join("f"), &data).unwrap();
+    let mut s = Server::ours_env("http3-server", &["--root", dir.to_str().unwrap()], &[("QUICHE_EV_LOG", "debug")]);
+    let mut client = Command::new(ours("http3-client"))
+        .env("QUICHE_EV_QUIET", "1")
+        .args(["--output", "/dev/stdout", "127.0.0.1", &s.port.to_string(), "/f"])
+        .stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped())
+        .spawn().unwrap();
+    assert!(s.stderr.wait_for("new connection", DEADLINE), "{}", s.stderr.dump());
+    s.signal(libc::SIGTERM);
+    assert_eq!(s.wait_exit(DEADLINE).and_then(|st| st.code()), Some(0), "{}", s.stderr.dump());
+    let mut body = Vec::new();
+    client.stdout.take().unwrap().read_to_end(&mut body).unwrap();
+    let status = wait_child(&mut client, DEADLINE).expect("the client exits");
+    let mut err = String::new();
+    client.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert_eq!(body.len(), data.len(), "{err}\nserver:\n{}", s.stderr.dump());
+    assert!(body == data);
+    assert_eq!(status.code(), Some(0), "{err}");
 }

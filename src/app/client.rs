@@ -375,6 +375,45 @@ impl ClientRequests {
         }
     }
 
+    /// The connection ended: what it received of each open response
+    /// (a host that paused it had not taken it yet; a server that saw it
+    /// all acknowledged may have closed) moves out of quiche into the
+    /// request, and `held_fin` marks the ones that arrived whole.
+    fn salvage(&mut self, conn: &mut quiche::Connection) {
+        let mut buf = vec![0u8; BODY_CHUNK];
+        loop {
+            if self.is_h3() {
+                self.poll_h3(conn); // frames not parsed yet, FINs (Finished)
+            }
+            let mut read_any = false;
+            let open: Vec<ReqId> = self.reqs.iter()
+                .filter(|(_, r)| !r.done && !r.held_fin && r.stream.is_some())
+                .map(|(&id, _)| id).collect();
+            for id in open {
+                loop {
+                    match self.read_body(conn, id, &mut buf) {
+                        Ok((n, fin)) => {
+                            let Some(r) = self.reqs.get_mut(&id) else { break };
+                            r.held.extend_from_slice(&buf[..n]);
+                            read_any |= n > 0;
+                            r.held_fin |= fin;
+                            if fin || n == 0 {
+                                break;
+                            }
+                        }
+                        Err(code) => {
+                            self.done(id, Outcome::Reset, code);
+                            break;
+                        }
+                    }
+                }
+            }
+            if !read_any {
+                break;
+            }
+        }
+    }
+
     /// Whether the connection should close on its own: every request done
     /// and the built-in output has nothing more to ask for.
     fn nothing_left(&self) -> bool {
@@ -419,11 +458,21 @@ impl ClientApp<Real> for ClientRequests {
         self.nothing_left()
     }
 
-    fn on_closed(&mut self, _stats: &ConnStats, _info: &CloseInfo) {
+    fn on_closed(&mut self, conn: &mut quiche::Connection, _stats: &ConnStats, _info: &CloseInfo) {
+        self.salvage(conn);
         let ids: Vec<ReqId> = self.reqs.keys().copied().collect();
         for id in ids {
-            self.done(id, Outcome::ConnClosed, 0);
+            match self.reqs.get(&id) {
+                // Every byte and the FIN arrived: still delivered (as the
+                // host takes it), then complete.
+                Some(r) if r.held_fin => self.body_ready(id),
+                _ => self.done(id, Outcome::ConnClosed, 0),
+            }
         }
+    }
+
+    fn delivering(&self) -> bool {
+        self.pending() > 0
     }
 
     fn next_event(&mut self) -> Option<Self::Event> {
@@ -478,7 +527,7 @@ unsafe fn deliver_body(client: *mut Client<Real>, id: ReqId) {
             return;
         }
         let user = r.user;
-        let (n, fin) = if !r.held.is_empty() {
+        let (n, fin) = if !r.held.is_empty() || r.held_fin {
             let n = r.held.len().min(BODY_CHUNK);
             buf[..n].copy_from_slice(&r.held[..n]);
             r.held.drain(..n);
