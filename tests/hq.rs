@@ -29,7 +29,7 @@ fn our_client_against_upstream_server() {
 fn upstream_client_against_our_server() {
     let s = Server::ours("server", &[]);
     let r = upstream_client("quiche", "client", s.port);
-    assert_eq!(r.stdout, b"byez\n");
+    assert_eq!(r.stdout, b"byez\n", "client:\n{}\nserver:\n{}", tail(&r.stderr, 30), s.stderr.dump());
     assert!(s.stderr.wait_for("new connection", DEADLINE));
 }
 

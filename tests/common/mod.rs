@@ -317,8 +317,10 @@ pub fn our_client(name: &str, port: u16, extra: &[&str]) -> Run {
 
 /// Upstream's sample client against 127.0.0.1:`port`.
 pub fn upstream_client(flavour: &str, name: &str, port: u16) -> Run {
-    let mut cmd = Command::new(upstream(flavour, name));
-    cmd.arg("127.0.0.1").arg(port.to_string());
+    // Unbuffered stdout: when one hangs after its exchange and is killed at
+    // the deadline, what it printed is not lost in its stdio buffer.
+    let mut cmd = Command::new("stdbuf");
+    cmd.arg("-o0").arg(upstream(flavour, name)).arg("127.0.0.1").arg(port.to_string());
     run_lenient(cmd, Duration::from_secs(10))
 }
 
@@ -409,4 +411,10 @@ pub fn compile_c(sources: &[&Path], out: &Path) {
         .args(makefile_var("NATIVE_LIBS"))
         .output().expect("cc runs");
     assert!(r.status.success(), "cannot build {}:\n{}", out.display(), String::from_utf8_lossy(&r.stderr));
+}
+
+/// The last `n` lines of `text` (a long log in a failure message).
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
