@@ -391,6 +391,10 @@ extern "C" {
  * with `quiche_ev_client_recv_cb` and `w.data = client`.
  *
  * `host` is the TLS server name (and HTTP/3 `:authority`); NULL for none.
+ * An IP address literal is the `:authority` only: TLS server names are
+ * DNS names (RFC 6066), so none is sent, and quiche then checks the
+ * server's certificate chain but not the name in it.
+ * `sock` need not be bound (the kernel then picks the port).
  * `config` (and `h3_config`) stay owned by the caller and must outlive
  * the client. With `h3_config` NULL the client speaks hq-interop
  * (requests are `GET <path>\r\n`); otherwise HTTP/3.
@@ -401,7 +405,7 @@ extern "C" {
  * callback says when the connection is over.
  *
  * Returns NULL (with an error-level log message) on a NULL or invalid
- * argument.
+ * argument (`sock` must be a non-blocking UDP socket).
  */
 quiche_ev_client *quiche_ev_client_new(struct ev_loop *loop_,
                                        int sock,
@@ -541,7 +545,7 @@ const char *quiche_ev_client_failure(const quiche_ev_client *client);
  * Needs a spare connection ID from the server (servers with migration
  * disabled refuse). Watch `sock` with `quiche_ev_client_recv_cb` too; the
  * socket stays yours. Returns 0, `QUICHE_EV_ERR_NULL`,
- * `QUICHE_EV_ERR_INVALID` (not a socket), `QUICHE_EV_ERR_TRANSPORT`
+ * `QUICHE_EV_ERR_INVALID` (not a non-blocking UDP socket), `QUICHE_EV_ERR_TRANSPORT`
  * (quiche refused; the log says why).
  */
 int quiche_ev_client_migrate(quiche_ev_client *client,
@@ -869,8 +873,9 @@ int quiche_ev_request_resume_body(quiche_ev_request *req);
  * `w.data = server`. The server starts and stops its own watchers on
  * `loop`; it never stops the loop (see `quiche_ev_server_on_stopped`).
  *
- * Returns NULL (with an error-level log message) when an argument is NULL
- * or the address is not IPv4/IPv6.
+ * Returns NULL (with an error-level log message) when an argument is NULL,
+ * the address is not IPv4/IPv6, or `sock` is not a non-blocking UDP
+ * socket.
  */
 quiche_ev_server *quiche_ev_server_new(struct ev_loop *loop_,
                                        int sock,

@@ -63,9 +63,33 @@ impl Platform for Real {
     }
 
     fn connect(config: &mut quiche::Config, new: &NewConn) -> quiche::Result<quiche::Connection> {
-        let mut conn = quiche::connect(new.host, &quiche::ConnectionId::from_ref(new.scid), new.local,
-                                       new.peer, config)?;
+        let mut conn = quiche::connect(new.host.and_then(server_name), &quiche::ConnectionId::from_ref(new.scid),
+                                       new.local, new.peer, config)?;
         new.observe.attach(&mut conn, "client", new.scid);
         Ok(conn)
+    }
+}
+
+/// The TLS server name for `host`: none for an IP address literal (RFC
+/// 6066 §3 allows only DNS names there; GnuTLS servers refuse the
+/// handshake over `::1`), as other QUIC clients do.
+fn server_name(host: &str) -> Option<&str> {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(_) => None,
+        Err(_) => Some(host),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn address_literals_are_no_server_names() {
+        for ip in ["127.0.0.1", "::1", "[::1]", "fe80::1"] {
+            assert_eq!(super::server_name(ip), None, "{ip}");
+        }
+        for name in ["localhost", "quic.tech", "a.b-c.example"] {
+            assert_eq!(super::server_name(name), Some(name));
+        }
     }
 }

@@ -128,6 +128,29 @@ pub fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "socket is not an IP socket"))
 }
 
+/// Why `fd` cannot be a handle's socket: it must be a UDP (datagram)
+/// socket in non-blocking mode (a blocking one would stop the host's loop
+/// in the library's reads and writes). `None` when it can.
+pub fn unusable_socket(fd: RawFd) -> Option<String> {
+    let mut ty: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: ty is valid for len bytes.
+    if unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, &mut ty as *mut _ as *mut libc::c_void, &mut len) }
+        != 0
+    {
+        return Some(format!("socket {fd} is not usable: {}", io::Error::last_os_error()));
+    }
+    if ty != libc::SOCK_DGRAM {
+        return Some(format!("socket {fd} is not a UDP (SOCK_DGRAM) socket"));
+    }
+    // SAFETY: F_GETFL takes no argument.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || flags & libc::O_NONBLOCK == 0 {
+        return Some(format!("socket {fd} is blocking: set O_NONBLOCK (fcntl) before handing it over"));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

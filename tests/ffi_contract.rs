@@ -4,6 +4,7 @@
 //! and the version functions say what was built.
 
 use std::ffi::CString;
+use std::os::fd::AsRawFd;
 use std::ptr;
 
 use libev_sys::*;
@@ -62,6 +63,17 @@ impl Drop for Fixture {
     }
 }
 
+/// Sockets a handle must refuse (its reads and writes would block the
+/// host's loop, or it is no UDP socket): a blocking UDP socket, a TCP
+/// listener, a file.
+fn unusable_sockets() -> Vec<std::os::fd::OwnedFd> {
+    let blocking = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let file = std::fs::File::open("/dev/null").unwrap();
+    vec![blocking.into(), tcp.into(), file.into()]
+}
+
 #[test]
 fn server_functions_reject_null_and_invalid_arguments() {
     let f = Fixture::new();
@@ -71,6 +83,9 @@ fn server_functions_reject_null_and_invalid_arguments() {
     assert!(quiche_ev_server_new(f.lp, f.sock, ptr::null(), f.addr.1, f.config, n.cast()).is_null());
     assert!(quiche_ev_server_new(f.lp, f.sock, f.addr(), 3, f.config, n.cast()).is_null());
     assert!(quiche_ev_server_new(f.lp, f.sock, f.addr(), f.addr.1, n.cast(), n.cast()).is_null());
+    for bad in unusable_sockets() {
+        assert!(quiche_ev_server_new(f.lp, bad.as_raw_fd(), f.addr(), f.addr.1, f.config, n.cast()).is_null());
+    }
 
     let s0: *mut quiche_ev_server = n.cast();
     assert_eq!(quiche_ev_server_set_root(s0, c"/tmp".as_ptr()), QUICHE_EV_ERR_NULL);
@@ -193,6 +208,9 @@ fn client_functions_reject_null_and_invalid_arguments() {
     assert!(quiche_ev_client_new(f.lp, -1, host, f.addr(), f.addr.1, f.config, n.cast()).is_null());
     assert!(quiche_ev_client_new(f.lp, f.sock, host, ptr::null(), 0, f.config, n.cast()).is_null());
     assert!(quiche_ev_client_new(f.lp, f.sock, host, f.addr(), f.addr.1, n.cast(), n.cast()).is_null());
+    for bad in unusable_sockets() {
+        assert!(quiche_ev_client_new(f.lp, bad.as_raw_fd(), host, f.addr(), f.addr.1, f.config, n.cast()).is_null());
+    }
 
     let c0: *mut quiche_ev_client = n.cast();
     assert_eq!(quiche_ev_client_set_output(c0, c"/dev/null".as_ptr()), QUICHE_EV_ERR_NULL);
@@ -247,6 +265,9 @@ fn client_functions_reject_null_and_invalid_arguments() {
     assert_eq!(quiche_ev_client_request(c, c"GET".as_ptr(), c"/b".as_ptr(), ptr::null(), 0, ptr::null(), 0, n.cast()), 1);
     assert_eq!(quiche_ev_client_resume(c, 99), QUICHE_EV_ERR_INVALID);
     assert_eq!(quiche_ev_client_migrate(c, -1), QUICHE_EV_ERR_INVALID);
+    for bad in unusable_sockets() {
+        assert_eq!(quiche_ev_client_migrate(c, bad.as_raw_fd()), QUICHE_EV_ERR_INVALID);
+    }
     let mut w = ev_io::zeroed();
     quiche_ev_client_recv_cb(f.lp, &mut w, EV_READ);
     assert_eq!(quiche_ev_client_close(c, 0, c"bye".as_ptr()), 0);

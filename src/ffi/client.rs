@@ -55,6 +55,10 @@ fn with(p: *const quiche_ev_client, f: impl FnOnce(*mut C) -> c_int) -> c_int {
 /// with `quiche_ev_client_recv_cb` and `w.data = client`.
 ///
 /// `host` is the TLS server name (and HTTP/3 `:authority`); NULL for none.
+/// An IP address literal is the `:authority` only: TLS server names are
+/// DNS names (RFC 6066), so none is sent, and quiche then checks the
+/// server's certificate chain but not the name in it.
+/// `sock` need not be bound (the kernel then picks the port).
 /// `config` (and `h3_config`) stay owned by the caller and must outlive
 /// the client. With `h3_config` NULL the client speaks hq-interop
 /// (requests are `GET <path>\r\n`); otherwise HTTP/3.
@@ -65,7 +69,7 @@ fn with(p: *const quiche_ev_client, f: impl FnOnce(*mut C) -> c_int) -> c_int {
 /// callback says when the connection is over.
 ///
 /// Returns NULL (with an error-level log message) on a NULL or invalid
-/// argument.
+/// argument (`sock` must be a non-blocking UDP socket).
 #[no_mangle]
 pub extern "C" fn quiche_ev_client_new(loop_: *mut ev_loop, sock: c_int, host: *const c_char,
                                        peer: *const sockaddr, peer_len: socklen_t, config: *mut quiche_config,
@@ -82,6 +86,10 @@ pub extern "C" fn quiche_ev_client_new(loop_: *mut ev_loop, sock: c_int, host: *
             log_error!("quiche_ev_client_new: peer address is not an IPv4/IPv6 address");
             return std::ptr::null_mut();
         };
+        if let Some(why) = crate::socket::unusable_socket(sock) {
+            log_error!("quiche_ev_client_new: {why}");
+            return std::ptr::null_mut();
+        }
         let local = match local_addr(sock) {
             Ok(a) => a,
             Err(e) => {
@@ -334,11 +342,15 @@ pub extern "C" fn quiche_ev_client_failure(client: *const quiche_ev_client) -> *
 /// Needs a spare connection ID from the server (servers with migration
 /// disabled refuse). Watch `sock` with `quiche_ev_client_recv_cb` too; the
 /// socket stays yours. Returns 0, `QUICHE_EV_ERR_NULL`,
-/// `QUICHE_EV_ERR_INVALID` (not a socket), `QUICHE_EV_ERR_TRANSPORT`
+/// `QUICHE_EV_ERR_INVALID` (not a non-blocking UDP socket), `QUICHE_EV_ERR_TRANSPORT`
 /// (quiche refused; the log says why).
 #[no_mangle]
 pub extern "C" fn quiche_ev_client_migrate(client: *mut quiche_ev_client, sock: c_int) -> c_int {
     with(client, |c| {
+        if let Some(why) = crate::socket::unusable_socket(sock) {
+            log_error!("quiche_ev_client_migrate: {why}");
+            return QUICHE_EV_ERR_INVALID;
+        }
         let local = match local_addr(sock) {
             Ok(a) => a,
             Err(e) => {

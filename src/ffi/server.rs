@@ -53,8 +53,9 @@ fn with_state(p: *const quiche_ev_server, f: impl FnOnce(&mut crate::server::Ser
 /// `w.data = server`. The server starts and stops its own watchers on
 /// `loop`; it never stops the loop (see `quiche_ev_server_on_stopped`).
 ///
-/// Returns NULL (with an error-level log message) when an argument is NULL
-/// or the address is not IPv4/IPv6.
+/// Returns NULL (with an error-level log message) when an argument is NULL,
+/// the address is not IPv4/IPv6, or `sock` is not a non-blocking UDP
+/// socket.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_new(loop_: *mut ev_loop, sock: c_int, local: *const sockaddr,
                                        local_len: socklen_t, config: *mut quiche_config,
@@ -69,6 +70,10 @@ pub extern "C" fn quiche_ev_server_new(loop_: *mut ev_loop, sock: c_int, local: 
             log_error!("quiche_ev_server_new: local address is not an IPv4/IPv6 address");
             return std::ptr::null_mut();
         };
+        if let Some(why) = crate::socket::unusable_socket(sock) {
+            log_error!("quiche_ev_server_new: {why}");
+            return std::ptr::null_mut();
+        }
         let protocol = if h3_config.is_null() {
             Protocol::Hq
         } else {
