@@ -235,7 +235,9 @@ typedef void (*quiche_ev_response_trailers_cb)(quiche_ev_client*,
  * A connection's numbers and how it ended. `size` is the size of the
  * structure as filled (fields are only ever added at the end: a program
  * compiled against an older header reads the fields it knows). `reason`
- * is valid for the duration of the call that filled it.
+ * is valid during the closed callback that gave the structure, or, when
+ * `quiche_ev_conn_stats` / `quiche_ev_client_stats` filled it, as long as
+ * that connection handle.
  */
 typedef struct {
   size_t size;
@@ -538,6 +540,31 @@ int quiche_ev_client_state(const quiche_ev_client *client);
  * freed; NULL while it has not failed.
  */
 const char *quiche_ev_client_failure(const quiche_ev_client *client);
+
+/**
+ * Fills `out` with the connection's numbers so far (packets, bytes,
+ * RTT, cwnd), and once it ended, how (see `quiche_ev_stats`); valid also
+ * in and after the closed callback. Set `out->size = sizeof(*out)` first.
+ * Returns 0, `QUICHE_EV_ERR_NULL`, or `QUICHE_EV_ERR_INVALID` for a size
+ * too small.
+ */
+int quiche_ev_client_stats(const quiche_ev_client *client,
+                           quiche_ev_stats *out);
+
+/**
+ * The client's `quiche_conn *`, for anything else quiche offers (its C
+ * API in quiche.h works on it). Valid as long as the client. After
+ * changing it (sending on a stream of your own, closing it...), call
+ * `quiche_ev_client_changed` so the library flushes it; do not free it.
+ */
+quiche_conn *quiche_ev_client_quiche(quiche_ev_client *client);
+
+/**
+ * Tells the library the connection was changed through
+ * `quiche_ev_client_quiche`: it is serviced and flushed before the loop
+ * sleeps again. Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_client_changed(quiche_ev_client *client);
 
 /**
  * Moves the connection to the bound, non-blocking UDP socket `sock`

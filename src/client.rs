@@ -154,6 +154,14 @@ impl<P: Platform> Client<P> {
         &mut Driver::state(addr_of!((*this).drv)).conn
     }
 
+    /// How the connection ended (or is ending), as far as known now.
+    ///
+    /// # Safety
+    /// `this` is the live root.
+    pub unsafe fn close_info(this: *const Self) -> CloseInfo {
+        Driver::state(addr_of!((*this).drv)).close_info()
+    }
+
     /// Frees the client now, or when its outermost callback returns.
     ///
     /// # Safety

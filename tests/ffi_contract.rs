@@ -219,6 +219,10 @@ fn client_functions_reject_null_and_invalid_arguments() {
     assert_eq!(quiche_ev_client_status(c0), QUICHE_EV_ERR_NULL);
     assert_eq!(quiche_ev_client_state(c0), QUICHE_EV_ERR_NULL);
     assert!(quiche_ev_client_failure(c0).is_null());
+    let mut stats = quiche_ev_stats { size: std::mem::size_of::<quiche_ev_stats>(), ..unsafe { std::mem::zeroed() } };
+    assert_eq!(quiche_ev_client_stats(c0, &mut stats), QUICHE_EV_ERR_NULL);
+    assert!(quiche_ev_client_quiche(c0).is_null());
+    assert_eq!(quiche_ev_client_changed(c0), QUICHE_EV_ERR_NULL);
     assert_eq!(quiche_ev_client_set_batched_io(c0, 1), QUICHE_EV_ERR_NULL);
     assert_eq!(quiche_ev_client_set_gso(c0, 0), QUICHE_EV_ERR_NULL);
     assert_eq!(quiche_ev_client_set_user_data(c0, n.cast()), QUICHE_EV_ERR_NULL);

@@ -7,10 +7,9 @@ use libev_sys::{ev_io, ev_loop};
 use quiche::h3;
 
 use super::guard::{as_bytes, as_str, guard, headers_from_c};
-use super::types::{quiche_config, quiche_ev_client, quiche_ev_client_cb, quiche_ev_client_closed_cb, quiche_ev_header,
-                   quiche_ev_response_body_cb, quiche_ev_response_done_cb, quiche_ev_response_headers_cb,
-                   quiche_ev_response_trailers_cb,
-                   quiche_h3_config};
+use super::types::{copy_sized, quiche_config, quiche_conn, quiche_ev_client, quiche_ev_client_cb,
+                   quiche_ev_client_closed_cb, quiche_ev_header, quiche_ev_response_body_cb, quiche_ev_response_done_cb,
+                   quiche_ev_response_headers_cb, quiche_ev_response_trailers_cb, quiche_ev_stats, quiche_h3_config};
 use super::{QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_STATE,
             QUICHE_EV_ERR_TRANSPORT};
 use crate::app::client::{self as app, ClientRequests, NewRequest};
@@ -334,6 +333,50 @@ pub extern "C" fn quiche_ev_client_failure(client: *const quiche_ev_client) -> *
         // SAFETY: a live client.
         Some(c) => unsafe { C::failure_cstr(c) },
         None => std::ptr::null(),
+    })
+}
+
+/// Fills `out` with the connection's numbers so far (packets, bytes,
+/// RTT, cwnd), and once it ended, how (see `quiche_ev_stats`); valid also
+/// in and after the closed callback. Set `out->size = sizeof(*out)` first.
+/// Returns 0, `QUICHE_EV_ERR_NULL`, or `QUICHE_EV_ERR_INVALID` for a size
+/// too small.
+#[no_mangle]
+pub extern "C" fn quiche_ev_client_stats(client: *const quiche_ev_client, out: *mut quiche_ev_stats) -> c_int {
+    with(client, |c| {
+        if out.is_null() {
+            return QUICHE_EV_ERR_NULL;
+        }
+        // SAFETY: a live client, no borrow alive.
+        let full = unsafe { quiche_ev_stats::of_conn(C::conn(c), &C::close_info(c)) };
+        // SAFETY: out points to the caller's structure of out->size bytes.
+        if unsafe { copy_sized(&full, out) } { 0 } else { QUICHE_EV_ERR_INVALID }
+    })
+}
+
+/// The client's `quiche_conn *`, for anything else quiche offers (its C
+/// API in quiche.h works on it). Valid as long as the client. After
+/// changing it (sending on a stream of your own, closing it...), call
+/// `quiche_ev_client_changed` so the library flushes it; do not free it.
+#[no_mangle]
+pub extern "C" fn quiche_ev_client_quiche(client: *mut quiche_ev_client) -> *mut quiche_conn {
+    guard(std::ptr::null_mut(), || match self::client(client) {
+        // SAFETY: a live client; quiche's ffi takes a `quiche::Connection`
+        // as `quiche_conn` (pinned version).
+        Some(c) => unsafe { C::conn(c) as *mut quiche::Connection as *mut quiche_conn },
+        None => std::ptr::null_mut(),
+    })
+}
+
+/// Tells the library the connection was changed through
+/// `quiche_ev_client_quiche`: it is serviced and flushed before the loop
+/// sleeps again. Returns 0 or `QUICHE_EV_ERR_NULL`.
+#[no_mangle]
+pub extern "C" fn quiche_ev_client_changed(client: *mut quiche_ev_client) -> c_int {
+    with(client, |c| {
+        // SAFETY: a live client, no borrow alive.
+        unsafe { C::changed(c) };
+        0
     })
 }
 

@@ -81,7 +81,7 @@ pub extern "C" fn quiche_ev_conn_stats(c: *const quiche_ev_conn, out: *mut quich
         // SAFETY: as in quiche_ev_conn_set_user_data.
         let q = unsafe { E::conn(e) };
         let info = q.close_info();
-        let full = quiche_ev_stats::new(&q.conn_stats(), &info);
+        let full = quiche_ev_stats::of_conn(q, &info);
         // SAFETY: out points to the caller's structure of out->size bytes.
         if unsafe { copy_sized(&full, out) } { 0 } else { QUICHE_EV_ERR_INVALID }
     })

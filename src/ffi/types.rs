@@ -79,7 +79,9 @@ pub struct quiche_ev_header {
 /// A connection's numbers and how it ended. `size` is the size of the
 /// structure as filled (fields are only ever added at the end: a program
 /// compiled against an older header reads the fields it knows). `reason`
-/// is valid for the duration of the call that filled it.
+/// is valid during the closed callback that gave the structure, or, when
+/// `quiche_ev_conn_stats` / `quiche_ev_client_stats` filled it, as long as
+/// that connection handle.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct quiche_ev_stats {
@@ -129,6 +131,22 @@ impl quiche_ev_stats {
             reason: e.map_or(std::ptr::null(), |e| e.reason.as_ptr()),
             reason_len: e.map_or(0, |e| e.reason.len()),
         }
+    }
+
+    /// The stats of a live connection handle (`quiche_ev_conn_stats`,
+    /// `quiche_ev_client_stats`), with `reason` pointing into quiche's own
+    /// record of the close, which lasts as long as the connection.
+    pub fn of_conn(conn: &quiche::Connection, info: &CloseInfo) -> quiche_ev_stats {
+        use crate::transport::Transport;
+        let mut s = quiche_ev_stats::new(&conn.conn_stats(), info);
+        let kept = match info.error.as_ref() {
+            Some(e) if e.by_peer => conn.peer_error(),
+            Some(_) => conn.local_error(),
+            None => None,
+        };
+        s.reason = kept.map_or(std::ptr::null(), |e| e.reason.as_ptr());
+        s.reason_len = kept.map_or(0, |e| e.reason.len());
+        s
     }
 }
 

@@ -345,6 +345,18 @@ static void client1_closed(quiche_ev_client *c, int state, void *user) {
           why ? why : "(null)");
     CHECK(quiche_ev_client_request(c, "GET", "/late", NULL, 0, NULL, 0, NULL) == QUICHE_EV_ERR_STATE,
           "request after the end");
+    quiche_ev_stats st = { .size = sizeof(st) };
+    CHECK(quiche_ev_client_stats(c, &st) == 0 && st.recv > 0 && st.sent > 0 && st.recv_bytes > 0 &&
+          st.rtt_ns > 0 && st.has_error && st.error_by_peer && st.error_is_app && st.error_code == 0x42 &&
+          st.reason_len == 3 && memcmp(st.reason, "bye", 3) == 0,
+          "client stats: recv %" PRIu64 " sent %" PRIu64 " bytes %" PRIu64 " rtt %" PRIu64
+          " error %d/%d/%d code %" PRIu64 " reason %zu", st.recv, st.sent, st.recv_bytes, st.rtt_ns, st.has_error,
+          st.error_by_peer, st.error_is_app, st.error_code, st.reason_len);
+    quiche_ev_stats small = { .size = 4 };
+    CHECK(quiche_ev_client_stats(c, &small) == QUICHE_EV_ERR_INVALID, "client stats with a size too small");
+    quiche_conn *q = quiche_ev_client_quiche(c);
+    CHECK(q != NULL && quiche_conn_is_closed(q), "the client's quiche_conn");
+    CHECK(quiche_ev_client_changed(c) == 0, "client_changed");
     printf("client 1 closed: %s\n", why ? why : "(null)");
     start_client2();
 }
