@@ -69,14 +69,26 @@
 #define QUICHE_EV_CLIENT_FAILED 4
 
 /**
- * The response done callback's outcomes.
+ * The response done callback's outcomes. COMPLETE: the whole response
+ * arrived (also one paused by the host whose bytes had all arrived when
+ * the connection ended: it completes once resumed).
  */
 #define QUICHE_EV_RESPONSE_COMPLETE 0
 
+/**
+ * The server reset the stream; the code says why.
+ */
 #define QUICHE_EV_RESPONSE_RESET 1
 
+/**
+ * The request was never sent (refused by quiche, e.g. after the server's
+ * GOAWAY) or was cancelled (`quiche_ev_client_cancel`).
+ */
 #define QUICHE_EV_RESPONSE_FAILED 2
 
+/**
+ * The connection ended before the response did.
+ */
 #define QUICHE_EV_RESPONSE_CONN_CLOSED 3
 
 /**
@@ -850,7 +862,8 @@ ssize_t quiche_ev_respond_write(quiche_ev_request *req,
 /**
  * The whole response at once: status, headers and `len` body bytes
  * (copied; the library sends them as flow control allows and ends the
- * response). Returns as `quiche_ev_respond`.
+ * response). No `content-length` is added: put it in `headers` if your
+ * clients want it. Returns as `quiche_ev_respond`.
  */
 int quiche_ev_respond_bytes(quiche_ev_request *req,
                             int status,
@@ -1031,12 +1044,14 @@ int quiche_ev_server_on_request(quiche_ev_server *server,
 /**
  * Sets the request body callback: `cb(req, data, len, fin, user)` gets
  * the body as it arrives, then once with `fin` 1 (and maybe `len` 0) at
- * its end; requests without a body get just that last call (unless they
- * are over before it: answered whole at once). Return how many bytes you
- * took: fewer than `len` pauses the body (the client is held back by flow
- * control) until `quiche_ev_request_resume_body`, when the rest is
- * offered again. Without this callback bodies are read and
- * dropped. Returns 0 or `QUICHE_EV_ERR_NULL`.
+ * its end, also for a request without a body. Calls stop when the request
+ * is over (its closed callback ran): a request answered in full before
+ * the end of its body was read may never get the `fin` call, so do not
+ * wait for it to answer. Return how many bytes you took: fewer than `len`
+ * pauses the body (the client is held back by flow control) until
+ * `quiche_ev_request_resume_body`, when the rest is offered again (with
+ * `fin` again if it came with it). Without this callback bodies are read
+ * and dropped. Returns 0 or `QUICHE_EV_ERR_NULL`.
  */
 int quiche_ev_server_on_request_body(quiche_ev_server *server,
                                      quiche_ev_request_body_cb cb);

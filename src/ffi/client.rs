@@ -29,10 +29,16 @@ pub const QUICHE_EV_CLIENT_CLOSING: c_int = 2;
 pub const QUICHE_EV_CLIENT_CLOSED: c_int = 3;
 pub const QUICHE_EV_CLIENT_FAILED: c_int = 4;
 
-/// The response done callback's outcomes.
+/// The response done callback's outcomes. COMPLETE: the whole response
+/// arrived (also one paused by the host whose bytes had all arrived when
+/// the connection ended: it completes once resumed).
 pub const QUICHE_EV_RESPONSE_COMPLETE: c_int = 0;
+/// The server reset the stream; the code says why.
 pub const QUICHE_EV_RESPONSE_RESET: c_int = 1;
+/// The request was never sent (refused by quiche, e.g. after the server's
+/// GOAWAY) or was cancelled (`quiche_ev_client_cancel`).
 pub const QUICHE_EV_RESPONSE_FAILED: c_int = 2;
+/// The connection ended before the response did.
 pub const QUICHE_EV_RESPONSE_CONN_CLOSED: c_int = 3;
 
 type C = Client<Real>;

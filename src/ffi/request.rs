@@ -196,7 +196,8 @@ pub extern "C" fn quiche_ev_respond_write(req: *mut quiche_ev_request, buf: *con
 
 /// The whole response at once: status, headers and `len` body bytes
 /// (copied; the library sends them as flow control allows and ends the
-/// response). Returns as `quiche_ev_respond`.
+/// response). No `content-length` is added: put it in `headers` if your
+/// clients want it. Returns as `quiche_ev_respond`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_respond_bytes(req: *mut quiche_ev_request, status: c_int,
                                           headers: *const quiche_ev_header, n: usize, body: *const u8,

@@ -322,12 +322,14 @@ pub extern "C" fn quiche_ev_server_on_request(server: *mut quiche_ev_server,
 
 /// Sets the request body callback: `cb(req, data, len, fin, user)` gets
 /// the body as it arrives, then once with `fin` 1 (and maybe `len` 0) at
-/// its end; requests without a body get just that last call (unless they
-/// are over before it: answered whole at once). Return how many bytes you
-/// took: fewer than `len` pauses the body (the client is held back by flow
-/// control) until `quiche_ev_request_resume_body`, when the rest is
-/// offered again. Without this callback bodies are read and
-/// dropped. Returns 0 or `QUICHE_EV_ERR_NULL`.
+/// its end, also for a request without a body. Calls stop when the request
+/// is over (its closed callback ran): a request answered in full before
+/// the end of its body was read may never get the `fin` call, so do not
+/// wait for it to answer. Return how many bytes you took: fewer than `len`
+/// pauses the body (the client is held back by flow control) until
+/// `quiche_ev_request_resume_body`, when the rest is offered again (with
+/// `fin` again if it came with it). Without this callback bodies are read
+/// and dropped. Returns 0 or `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_on_request_body(
     server: *mut quiche_ev_server, cb: quiche_ev_request_body_cb) -> c_int {
