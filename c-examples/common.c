@@ -122,6 +122,7 @@ static const char SERVER_HELP[] =
     "  --max-conns N      refuse new connections beyond N (default 10000)\n"
     "  --no-retry         no stateless retry: accept at the first Initial\n"
     "  --early-data       accept 0-RTT data from resuming clients\n"
+    "  --allow-migration  let clients migrate (http3-server disables it)\n"
     "  --reset-key HEX    64 hex digits: the stateless-reset secret, so a\n"
     "                     restarted server resets its old connections\n"
     "  --qlog-dir DIR     one qlog file per connection in DIR (as QLOGDIR)\n"
@@ -242,6 +243,7 @@ bool parse_server_args(int argc, char *argv[], struct server_args *args) {
     const struct option opts[] = {
         { .name = "--no-retry", .flag = &args->no_retry },
         { .name = "--early-data", .flag = &args->early_data },
+        { .name = "--allow-migration", .flag = &args->allow_migration },
         { .name = "--root", .string = &args->root },
         { .name = "--cert", .string = &args->cert },
         { .name = "--key", .string = &args->key },
@@ -255,7 +257,7 @@ bool parse_server_args(int argc, char *argv[], struct server_args *args) {
 
     if (i < 0 || argc - i != 2) {
         fprintf(stderr, "usage: %s [--root DIR] [--max-conns N] [--no-retry] "
-                "[--early-data] [--cert FILE] [--key FILE] [--reset-key HEX] "
+                "[--early-data] [--allow-migration] [--cert FILE] [--key FILE] [--reset-key HEX] "
                 "[--qlog-dir DIR] [--drain-ms N] [--idle-timeout MS] HOST PORT "
                 "(--help: more)\n",
                 argv[0]);
@@ -342,6 +344,9 @@ void configure_server(quiche_config *config, const struct server_args *args) {
     quiche_config_set_active_connection_id_limit(config, ACTIVE_CONN_ID_LIMIT);
     if (args->early_data) {
         quiche_config_enable_early_data(config);
+    }
+    if (args->allow_migration) {
+        quiche_config_set_disable_active_migration(config, false);
     }
     if (args->idle_timeout_ms > 0) {
         quiche_config_set_max_idle_timeout(config, (uint64_t) args->idle_timeout_ms);

@@ -47,6 +47,7 @@ struct server_args {
     long idle_timeout_ms;
     bool no_retry;
     bool early_data;
+    bool allow_migration;
 };
 
 bool parse_server_args(int argc, char *argv[], struct server_args *args);
@@ -77,7 +78,8 @@ bool parse_client_args(int argc, char *argv[], struct client_args *args);
 bool load_cert(quiche_config *config, const struct server_args *args);
 
 /* Options that live in the quiche config: 0-RTT (--early-data), the idle
- * timeout (--idle-timeout), and room for a peer's NAT rebindings (the
+ * timeout (--idle-timeout), clients' active migration (--allow-migration:
+ * http3-server disables it, as upstream's does), and room for a peer's NAT rebindings (the
  * active connection ID limit). (Key logging is turned on there by
  * quiche_ev_*_set_keylog_path.) */
 void configure_server(quiche_config *config, const struct server_args *args);

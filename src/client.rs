@@ -423,6 +423,10 @@ impl<P: Platform> Client<P> {
     /// handshake) and one of ours for the peer.
     fn try_migrate(st: &mut ClientState<P>, drv: &mut crate::driver::DriverState<P>) -> Result<(), String> {
         let Some(local) = st.migrate_to else { return Ok(()) };
+        if drv.conn.peer_disabled_migration() {
+            st.migrate_to = None;
+            return Err("cannot migrate: the server disabled active migration (RFC 9000 §9)".into());
+        }
         match drv.conn.migrate_source(local) {
             Ok(_) => {
                 st.migrate_to = None;

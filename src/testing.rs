@@ -166,6 +166,9 @@ impl Transport for FakeConn {
         self.local = local;
         Ok(1)
     }
+    fn peer_disabled_migration(&self) -> bool {
+        false
+    }
     fn probe_path(&mut self, _local: SocketAddr, _peer: SocketAddr) -> quiche::Result<u64> {
         Ok(0)
     }

@@ -64,6 +64,9 @@ pub trait Transport {
     fn retired_scid_next(&mut self) -> Option<ConnectionId<'static>>;
     /// Client: move to the local address `local` (active migration).
     fn migrate_source(&mut self, local: SocketAddr) -> quiche::Result<u64>;
+    /// Client: the server's transport parameters forbid active migration
+    /// (RFC 9000 §9; quiche does not enforce it).
+    fn peer_disabled_migration(&self) -> bool;
     /// Asks for a PATH_CHALLENGE on a known path.
     fn probe_path(&mut self, local: SocketAddr, peer: SocketAddr) -> quiche::Result<u64>;
     fn path_event_next(&mut self) -> Option<PathEvent>;
@@ -121,6 +124,9 @@ impl Transport for quiche::Connection {
     }
     fn migrate_source(&mut self, local: SocketAddr) -> quiche::Result<u64> {
         quiche::Connection::migrate_source(self, local)
+    }
+    fn peer_disabled_migration(&self) -> bool {
+        self.peer_transport_params().is_some_and(|p| p.disable_active_migration)
     }
     fn probe_path(&mut self, local: SocketAddr, peer: SocketAddr) -> quiche::Result<u64> {
         quiche::Connection::probe_path(self, local, peer)

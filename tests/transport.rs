@@ -40,6 +40,27 @@ fn our_client_migrates_to_a_new_port_mid_download() {
     assert!(s.stderr.wait_for("connection migrated to 127.0.0.1:", DEADLINE), "{}", s.stderr.dump());
 }
 
+#[test]
+fn our_client_does_not_migrate_from_a_server_that_disabled_it() {
+    // http3-server disables active migration (as upstream's): the client
+    // says why it stays and finishes on its first path; with
+    // --allow-migration the same client moves.
+    let (dir, data) = root_with_big("no-migrate", 4);
+    let s = Server::ours("http3-server", &["--root", dir.to_str().unwrap()]);
+    let out = dir.join("out");
+    let r = fetch_big("http3-client", s.port, &out, &["--migrate"]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    assert!(std::fs::read(&out).unwrap() == data);
+    assert!(r.stderr.contains("the server disabled active migration"), "{}", r.stderr);
+    assert!(!r.stderr.contains("migrating to"), "{}", r.stderr);
+
+    let s = Server::ours("http3-server", &["--root", dir.to_str().unwrap(), "--allow-migration"]);
+    let r = fetch_big("http3-client", s.port, &out, &["--migrate"]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    assert!(r.stderr.contains("migrating to"), "{}", r.stderr);
+    assert!(s.stderr.wait_for("connection migrated to 127.0.0.1:", DEADLINE), "{}", s.stderr.dump());
+}
+
 /// A download through a relay that rebinds (`port` or `addr`) after 3 MB
 /// and again every 4 MB, dropping its old mapping each time: the server
 /// must follow the client each time (quiche keeps every old path, so this

@@ -3,7 +3,7 @@
 see contract.py): c-examples/server and client for hq-interop,
 http3-server and http3-client for h3.
 
-    server  [--root DIR] [--cert F --key F] [--no-retry] [--early-data]
+    server  [--root DIR] [--cert F --key F] [--no-retry] [--early-data] [--allow-migration]
             [--qlog-dir D] HOST PORT
     client  [--output-dir DIR] [--session-file F] [--early-data]
             [--multiconnect] [--migrate] [--wire-version HEX]
@@ -92,6 +92,8 @@ def server(ep):
         wanted.append("--no-retry")
     if ep.testcase == "zerortt":
         wanted.append("--early-data")
+    if ep.testcase == "connectionmigration":
+        wanted.append("--allow-migration")  # http3-server disables it, as upstream's
     for o in wanted:
         if o in opts:
             args.append(o)
