@@ -581,8 +581,11 @@ int quiche_ev_client_changed(quiche_ev_client *client);
 /**
  * Moves the connection to the bound, non-blocking UDP socket `sock`
  * (active migration: quiche validates the new path and switches to it).
- * Needs a spare connection ID from the server (servers with migration
- * disabled refuse). Watch `sock` with `quiche_ev_client_recv_cb` too; the
+ * Needs a spare connection ID from the server (the move waits for one).
+ * A server whose transport parameters disable active migration (RFC 9000
+ * §9) is not migrated from: `QUICHE_EV_ERR_TRANSPORT`, or, when that is
+ * only learned after this call, a warning in the log. Watch `sock` with
+ * `quiche_ev_client_recv_cb` too; the
  * socket stays yours. Returns 0, `QUICHE_EV_ERR_NULL`,
  * `QUICHE_EV_ERR_INVALID` (not a non-blocking UDP socket), `QUICHE_EV_ERR_TRANSPORT`
  * (quiche refused; the log says why).
