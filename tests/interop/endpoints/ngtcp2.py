@@ -27,6 +27,10 @@ UNSUPPORTED = {
 # which 30 % loss each way (handshakeloss) sometimes needs; the runner's
 # deadline decides.
 HANDSHAKE_TIMEOUT = "60s"
+# Their idle timeout (30 s by default) is raised to 60 s like ours and
+# aioquic's: under 30 % loss each way a sender's PTO backs off past 10 s,
+# and a 30 s silence then ends a connection that would still complete.
+IDLE_TIMEOUT = "60s"
 # The client's initial flow-control windows for transfers: small, so that
 # they have to grow during the transfer (the runner's `transfer`).
 SMALL_WINDOWS = ["--max-data=1M", "--max-stream-data-bidi-local=256K"]
@@ -35,7 +39,7 @@ SMALL_WINDOWS = ["--max-data=1M", "--max-stream-data-bidi-local=256K"]
 def server(ep):
     if ep.alpn != "h3":
         unsupported("Debian's ngtcp2 packages only the HTTP/3 examples (no hq-interop)")
-    args = [SERVER, "-q", "--no-quic-dump", "--no-http-dump", "--handshake-timeout=" + HANDSHAKE_TIMEOUT,
+    args = [SERVER, "-q", "--no-quic-dump", "--no-http-dump", "--handshake-timeout=" + HANDSHAKE_TIMEOUT, "--timeout=" + IDLE_TIMEOUT,
             "-d", ep.www]
     if ep.testcase == "retry":
         args.append("-V")
@@ -52,7 +56,7 @@ def client(ep):
         unsupported("Debian's ngtcp2 packages only the HTTP/3 examples (no hq-interop)")
     host, port = ep.server_address
     base = [CLIENT, "-q", "--no-quic-dump", "--no-http-dump", "--exit-on-all-streams-close",
-            "--handshake-timeout=" + HANDSHAKE_TIMEOUT, "--download", ep.downloads] + SMALL_WINDOWS
+            "--handshake-timeout=" + HANDSHAKE_TIMEOUT, "--timeout=" + IDLE_TIMEOUT, "--download", ep.downloads] + SMALL_WINDOWS
     if ep.qlogdir:
         base.append("--qlog-dir=" + ep.qlogdir)
     if ep.testcase == "chacha20":
