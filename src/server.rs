@@ -806,6 +806,14 @@ impl<P: Platform> Server<P> {
         Self::step(this);
     }
 
+    /// Every connection gets serviced on the next step (a shutdown phase
+    /// changed what each must do).
+    fn touch_all(st: &mut ServerState<P>) {
+        for id in st.table.ids() {
+            Self::touch(st, id);
+        }
+    }
+
     fn touch(st: &mut ServerState<P>, id: ConnId) {
         if let Some(e) = st.table.get(id) {
             // SAFETY: entries in the table are live.
@@ -861,9 +869,7 @@ impl<P: Platform> Server<P> {
             Stopping::Grace | Stopping::Draining if drain.is_zero() => {}
             _ => return,
         }
-        for id in st.table.ids() {
-            Self::touch(st, id);
-        }
+        Self::touch_all(st);
         let first = if drain.is_zero() {
             st.stopping = Stopping::Closing;
             Duration::from_secs_f64(CLOSE_LINGER_SECS)
@@ -885,17 +891,13 @@ impl<P: Platform> Server<P> {
         match st.stopping {
             Stopping::Grace => {
                 st.stopping = Stopping::Draining;
-                for id in st.table.ids() {
-                    Self::touch(st, id);
-                }
+                Self::touch_all(st);
                 let left = st.drain_until.map_or(Duration::ZERO, |t| t.saturating_duration_since(Instant::now()));
                 (*this).lp.timer_arm(Self::ptr(addr_of!((*this).stop_timer)), left.as_secs_f64());
             }
             Stopping::Draining => {
                 st.stopping = Stopping::Closing;
-                for id in st.table.ids() {
-                    Self::touch(st, id);
-                }
+                Self::touch_all(st);
                 (*this).lp.timer_arm(Self::ptr(addr_of!((*this).stop_timer)), CLOSE_LINGER_SECS);
             }
             Stopping::Closing => {
