@@ -10,6 +10,7 @@ use libc::{c_int, c_void};
 use quiche::h3::{self, NameValue};
 
 use super::body::{Body, Progress, Sent};
+use super::held::{Held, BODY_CHUNK};
 use super::output::Output;
 use crate::client::Client;
 use crate::ffi::types::{quiche_ev_client, quiche_ev_header};
@@ -54,8 +55,6 @@ pub struct Handlers {
 
 /// Application error H3_REQUEST_CANCELLED, for requests the host drops.
 const H3_REQUEST_CANCELLED: u64 = 0x10c;
-/// Bytes of response body read per callback.
-const BODY_CHUNK: usize = 64 * 1024;
 
 struct Req {
     headers: Vec<h3::Header>,
@@ -71,10 +70,9 @@ struct Req {
     trailers: Vec<h3::Header>,
     /// h3: the FIN arrived (all bytes read).
     fin_seen: bool,
-    held: Vec<u8>,
-    /// The FIN came with the bytes now held (hq-interop reads it with
-    /// the last data): it is delivered with the last of them.
-    held_fin: bool,
+    /// Bytes the host did not take yet, and whether the FIN follows them
+    /// (hq-interop reads it with the last data).
+    held: Held,
     paused: bool,
     body_queued: bool,
     done: bool,
@@ -154,7 +152,7 @@ impl ClientRequests {
         self.reqs.insert(id, Req {
             headers, path: String::from_utf8_lossy(&r.path).into_owned(),
             body: r.body.map(Body::from_bytes), stream: None, user: r.user, status: 0, resp_headers: Vec::new(),
-            headers_seen: false, trailers: Vec::new(), fin_seen: false, held: Vec::new(), held_fin: false, paused: false, body_queued: false, done: false,
+            headers_seen: false, trailers: Vec::new(), fin_seen: false, held: Held::default(), paused: false, body_queued: false, done: false,
         });
         self.queue.push_back(id);
         Ok(id)
@@ -378,7 +376,7 @@ impl ClientRequests {
     /// The connection ended: what it received of each open response
     /// (a host that paused it had not taken it yet; a server that saw it
     /// all acknowledged may have closed) moves out of quiche into the
-    /// request, and `held_fin` marks the ones that arrived whole.
+    /// request, whose held FIN marks the ones that arrived whole.
     fn salvage(&mut self, conn: &mut quiche::Connection) {
         let mut buf = vec![0u8; BODY_CHUNK];
         loop {
@@ -387,16 +385,15 @@ impl ClientRequests {
             }
             let mut read_any = false;
             let open: Vec<ReqId> = self.reqs.iter()
-                .filter(|(_, r)| !r.done && !r.held_fin && r.stream.is_some())
+                .filter(|(_, r)| !r.done && !r.held.complete() && r.stream.is_some())
                 .map(|(&id, _)| id).collect();
             for id in open {
                 loop {
                     match self.read_body(conn, id, &mut buf) {
                         Ok((n, fin)) => {
                             let Some(r) = self.reqs.get_mut(&id) else { break };
-                            r.held.extend_from_slice(&buf[..n]);
+                            r.held.append(&buf[..n], fin);
                             read_any |= n > 0;
-                            r.held_fin |= fin;
                             if fin || n == 0 {
                                 break;
                             }
@@ -465,7 +462,7 @@ impl ClientApp<Real> for ClientRequests {
             match self.reqs.get(&id) {
                 // Every byte and the FIN arrived: still delivered (as the
                 // host takes it), then complete.
-                Some(r) if r.held_fin => self.body_ready(id),
+                Some(r) if r.held.complete() => self.body_ready(id),
                 _ => self.done(id, Outcome::ConnClosed, 0),
             }
         }
@@ -527,11 +524,8 @@ unsafe fn deliver_body(client: *mut Client<Real>, id: ReqId) {
             return;
         }
         let user = r.user;
-        let (n, fin) = if !r.held.is_empty() || r.held_fin {
-            let n = r.held.len().min(BODY_CHUNK);
-            buf[..n].copy_from_slice(&r.held[..n]);
-            r.held.drain(..n);
-            (n, r.held.is_empty() && std::mem::take(&mut r.held_fin))
+        let (n, fin) = if let Some(chunk) = r.held.take(&mut buf) {
+            chunk
         } else {
             let conn = Client::conn(client);
             let got = a.read_body(conn, id, &mut buf);
@@ -563,8 +557,7 @@ unsafe fn deliver_body(client: *mut Client<Real>, id: ReqId) {
         let a = app(client);
         let Some(r) = a.reqs.get_mut(&id) else { return };
         if took < n {
-            r.held.splice(0..0, buf[took..n].iter().copied());
-            r.held_fin = fin;
+            r.held.put_back(&buf[took..n], fin);
             r.paused = true;
             return;
         }

@@ -10,6 +10,7 @@ pub mod body;
 pub mod builtin;
 pub mod client;
 pub mod files;
+pub mod held;
 pub mod output;
 pub mod request;
 pub mod server;

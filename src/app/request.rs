@@ -13,6 +13,7 @@ use libc::c_void;
 use quiche::h3::{self, NameValue};
 
 use super::body::Body;
+use super::held::Held;
 use super::server::Handlers;
 use crate::platform::Real;
 use crate::server::ServerConn;
@@ -70,9 +71,7 @@ pub struct Request {
     /// h3: the peer's FIN arrived (quiche's Finished event).
     pub body_fin_seen: bool,
     /// Bytes the host did not take yet, and whether the FIN follows them.
-    pub held: Vec<u8>,
-    /// The FIN came with the held bytes.
-    pub held_fin: bool,
+    pub held: Held,
     pub paused: bool,
     pub body_queued: bool,
     /// A request without a body whose body callback has not yet heard
@@ -108,8 +107,7 @@ impl Request {
             writable_queued: false,
             body_done: false,
             body_fin_seen: false,
-            held: Vec::new(),
-            held_fin: false,
+            held: Held::default(),
             paused: false,
             body_queued: false,
             fin_call: false,

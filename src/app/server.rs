@@ -19,6 +19,7 @@ use quiche::h3::{self, NameValue};
 
 use super::body::{Body, Progress, Sent};
 use super::builtin::Builtin;
+use super::held::BODY_CHUNK;
 use super::request::{Outcome, Request, Response, WritableFn};
 use crate::ffi::types::{quiche_ev_conn, quiche_ev_stats, quiche_ev_request};
 use crate::hooks::{ConnRef, ServerApp};
@@ -46,9 +47,6 @@ pub const H3_REQUEST_CANCELLED: u64 = 0x10c;
 
 /// Longest hq-interop request line we buffer before refusing the stream.
 const MAX_HQ_REQUEST: usize = 8192;
-
-/// Bytes of request body read from quiche per host callback.
-const BODY_CHUNK: usize = 64 * 1024;
 
 /// The host's callbacks (any may be unset) and user data. Without a
 /// request callback, requests go to the built-in responder.
@@ -663,16 +661,12 @@ unsafe fn deliver_body(r: NonNull<Request>) {
         }
         // What to hand over: held bytes first, else a fresh read (the FIN
         // comes with an empty chunk after the last bytes).
-        let (n, fin) = if !req.held.is_empty() {
-            let n = req.held.len().min(BODY_CHUNK);
-            buf[..n].copy_from_slice(&req.held[..n]);
-            req.held.drain(..n);
-            (n, req.held.is_empty() && std::mem::take(&mut req.held_fin))
-        } else {
-            match read_body(r, &mut buf) {
+        let (n, fin) = match req.held.take(&mut buf) {
+            Some(chunk) => chunk,
+            None => match read_body(r, &mut buf) {
                 Ok((n, fin)) => (n, fin),
                 Err(()) => return,
-            }
+            },
         };
         if n == 0 && !fin {
             return; // wait for more
@@ -687,8 +681,7 @@ unsafe fn deliver_body(r: NonNull<Request>) {
             return;
         }
         if took < n {
-            req.held.splice(0..0, buf[took..n].iter().copied());
-            req.held_fin = fin;
+            req.held.put_back(&buf[took..n], fin);
             req.paused = true;
             return;
         }
