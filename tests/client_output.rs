@@ -64,11 +64,29 @@ fn a_response_paused_by_its_host_outlives_a_server_that_closed_after_sending_it_
     // down server sees the response delivered and closes the connection.
     // What the client had received is still its host's: once the pipe is
     // drained, the whole body comes out and the client exits 0.
-    let dir = tempdir("out-paused-close");
+    paused_response_after_the_server_closed("out-paused-close", false, None);
+}
+
+#[test]
+fn a_salvaged_response_taken_a_little_at_a_time_keeps_its_end() {
+    // As above, over hq-interop (where the FIN is read with the last
+    // bytes, and kept only with them), and the pipe drained 4 KiB at a
+    // time: the host takes part of each chunk of what was kept at the
+    // close (many chunks, the FIN behind the last one). The end of the
+    // body must survive every partial take, or it never completes.
+    paused_response_after_the_server_closed("out-paused-close-small", true, Some(4096));
+}
+
+/// An 800 kB response paused by a full pipe while the server shuts down;
+/// the pipe is then drained (`read_chunk` bytes per read, or at once).
+/// `hq`: hq-interop's examples, else HTTP/3's.
+fn paused_response_after_the_server_closed(tag: &str, hq: bool, read_chunk: Option<usize>) {
+    let (server, client) = if hq { ("server", "client") } else { ("http3-server", "http3-client") };
+    let dir = tempdir(tag);
     let data = pattern(800_000);
     std::fs::write(dir.join("f"), &data).unwrap();
-    let mut s = Server::ours_env("http3-server", &["--root", dir.to_str().unwrap()], &[("QUICHE_EV_LOG", "debug")]);
-    let mut client = Command::new(ours("http3-client"))
+    let mut s = Server::ours_env(server, &["--root", dir.to_str().unwrap()], &[("QUICHE_EV_LOG", "debug")]);
+    let mut client = Command::new(ours(client))
         .env("QUICHE_EV_QUIET", "1")
         .args(["--output", "/dev/stdout", "127.0.0.1", &s.port.to_string(), "/f"])
         .stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped())
@@ -76,8 +94,34 @@ fn a_response_paused_by_its_host_outlives_a_server_that_closed_after_sending_it_
     assert!(s.stderr.wait_for("new connection", DEADLINE), "{}", s.stderr.dump());
     s.signal(libc::SIGTERM);
     assert_eq!(s.wait_exit(DEADLINE).and_then(|st| st.code()), Some(0), "{}", s.stderr.dump());
+    let mut out = client.stdout.take().unwrap();
     let mut body = Vec::new();
-    client.stdout.take().unwrap().read_to_end(&mut body).unwrap();
+    match read_chunk {
+        None => {
+            out.read_to_end(&mut body).unwrap();
+        }
+        Some(n) => {
+            // A reader on its own thread: a client that never completes
+            // keeps the pipe open, and the deadline below ends it.
+            let reader = std::thread::spawn(move || {
+                let (mut body, mut buf) = (Vec::new(), vec![0u8; n]);
+                while let Ok(k) = out.read(&mut buf) {
+                    if k == 0 {
+                        break;
+                    }
+                    body.extend_from_slice(&buf[..k]);
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+                body
+            });
+            let done = wait_child(&mut client, DEADLINE).is_some();
+            if !done {
+                let _ = client.kill(); // (closes the pipe: the reader ends)
+            }
+            body = reader.join().unwrap();
+            assert!(done, "the client never completed ({} of {} bytes out)", body.len(), data.len());
+        }
+    }
     let status = wait_child(&mut client, DEADLINE).expect("the client exits");
     let mut err = String::new();
     client.stderr.take().unwrap().read_to_string(&mut err).unwrap();

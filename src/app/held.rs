@@ -27,10 +27,11 @@ impl Held {
     }
 
     /// What the callback did not take of a chunk (`fin`: the chunk ended
-    /// the body) waits in front of anything held.
+    /// the body) waits in front of anything held (whose FIN, if any,
+    /// stays behind it).
     pub fn put_back(&mut self, rest: &[u8], fin: bool) {
         self.bytes.splice(0..0, rest.iter().copied());
-        self.fin = fin;
+        self.fin |= fin;
     }
 
     /// Appends what was read after the host stopped taking (`fin`: the
@@ -66,5 +67,19 @@ mod tests {
         h.append(b"", true);
         assert_eq!(h.take(&mut buf), Some((2, true)));
         assert_eq!(h.take(&mut buf), None);
+    }
+
+    #[test]
+    fn a_partial_take_of_one_chunk_of_many_keeps_the_fin_behind_the_rest() {
+        // (What the client kept at a connection's close: many chunks.)
+        let mut h = Held::default();
+        let mut buf = [0u8; 4];
+        h.append(b"abcdefgh", true);
+        assert_eq!(h.take(&mut buf), Some((4, false)));
+        h.put_back(b"cd", false); // the host took "ab"
+        assert_eq!(h.take(&mut buf), Some((4, false)));
+        assert_eq!(&buf, b"cdef");
+        assert_eq!(h.take(&mut buf), Some((2, true)), "the FIN is still there");
+        assert_eq!(&buf[..2], b"gh");
     }
 }
