@@ -45,7 +45,14 @@ pub fn generate_header(crate_dir: &Path, version: &str, parts: &[String; 3]) -> 
 #define QUICHE_EV_VERSION_MAJOR {}
 #define QUICHE_EV_VERSION_MINOR {}
 #define QUICHE_EV_VERSION_PATCH {}
-#define QUICHE_EV_VERSION \"{version}\"",
+#define QUICHE_EV_VERSION \"{version}\"
+
+/**
+ * The ALPN of hq-interop (HTTP/0.9 over QUIC), in the length-prefixed form
+ * `quiche_config_set_application_protos` takes, beside quiche.h's
+ * `QUICHE_H3_APPLICATION_PROTOCOL`; pass `sizeof(...) - 1` as its length.
+ */
+#define QUICHE_EV_HQ_APPLICATION_PROTOCOL \"\\x0ahq-interop\"",
         parts[0], parts[1], parts[2]
     );
     config.after_includes = Some(config.after_includes.unwrap_or_default() + &macros);

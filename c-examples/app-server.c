@@ -50,6 +50,7 @@ struct app {
     uint64_t short_writes;   /* quiche_ev_respond_write took less than offered */
     uint64_t writable_calls; /* ... and the writable callback said "go on" */
     uint64_t paused_bodies;  /* the echo could not take a request body chunk */
+    bool verbose;            /* --verbose: one line per request too */
 };
 
 /* One connection's state, attached with quiche_ev_conn_set_user_data. */
@@ -327,6 +328,11 @@ static void on_request(quiche_ev_request *req, void *user) {
     if (ci != NULL) {
         ci->requests++;
     }
+    if (app->verbose) {
+        /* The library logs request headers at debug level only: a host
+         * says what it wants to see of its requests. */
+        fprintf(stderr, "request: %s %s\n", quiche_ev_request_method(req), path);
+    }
 
     if (is_route(path, "/json")) {
         answer_json(app, req);
@@ -517,7 +523,7 @@ int main(int argc, char *argv[]) {
     if (server == NULL) {
         goto out;
     }
-    struct app app = { .loop = loop, .server = server, .drain_ms = args.drain_ms };
+    struct app app = { .loop = loop, .server = server, .drain_ms = args.drain_ms, .verbose = verbose };
     quiche_ev_server_set_user_data(server, &app);
     quiche_ev_server_on_request(server, on_request);
     quiche_ev_server_on_request_body(server, on_request_body);

@@ -56,40 +56,11 @@
 #define QUICHE_EV_VERSION "0.1.0"
 
 /**
- * The client's states (`quiche_ev_client_state`).
+ * The ALPN of hq-interop (HTTP/0.9 over QUIC), in the length-prefixed form
+ * `quiche_config_set_application_protos` takes, beside quiche.h's
+ * `QUICHE_H3_APPLICATION_PROTOCOL`; pass `sizeof(...) - 1` as its length.
  */
-#define QUICHE_EV_CLIENT_CONNECTING 0
-
-#define QUICHE_EV_CLIENT_ESTABLISHED 1
-
-#define QUICHE_EV_CLIENT_CLOSING 2
-
-#define QUICHE_EV_CLIENT_CLOSED 3
-
-#define QUICHE_EV_CLIENT_FAILED 4
-
-/**
- * The response done callback's outcomes. COMPLETE: the whole response
- * arrived (also one paused by the host whose bytes had all arrived when
- * the connection ended: it completes once resumed).
- */
-#define QUICHE_EV_RESPONSE_COMPLETE 0
-
-/**
- * The server reset the stream; the code says why.
- */
-#define QUICHE_EV_RESPONSE_RESET 1
-
-/**
- * The request was never sent (refused by quiche, e.g. after the server's
- * GOAWAY) or was cancelled (`quiche_ev_client_cancel`).
- */
-#define QUICHE_EV_RESPONSE_FAILED 2
-
-/**
- * The connection ended before the response did.
- */
-#define QUICHE_EV_RESPONSE_CONN_CLOSED 3
+#define QUICHE_EV_HQ_APPLICATION_PROTOCOL "\x0ahq-interop"
 
 /**
  * A required pointer argument was NULL.
@@ -135,7 +106,7 @@
 #define QUICHE_EV_ERR_AGAIN -8
 
 /**
- * Log levels for `quiche_ev_set_log`.
+ * Log levels for `quiche_ev_set_log` and `quiche_ev_set_logger`.
  */
 #define QUICHE_EV_LOG_ERROR 1
 
@@ -144,6 +115,43 @@
 #define QUICHE_EV_LOG_INFO 3
 
 #define QUICHE_EV_LOG_DEBUG 4
+
+/**
+ * The client's states (`quiche_ev_client_state`).
+ */
+#define QUICHE_EV_CLIENT_CONNECTING 0
+
+#define QUICHE_EV_CLIENT_ESTABLISHED 1
+
+#define QUICHE_EV_CLIENT_CLOSING 2
+
+#define QUICHE_EV_CLIENT_CLOSED 3
+
+#define QUICHE_EV_CLIENT_FAILED 4
+
+/**
+ * The response done callback's outcomes. COMPLETE: the whole response
+ * arrived (also one paused by the host whose bytes had all arrived when
+ * the connection ended: it completes once resumed).
+ */
+#define QUICHE_EV_RESPONSE_COMPLETE 0
+
+/**
+ * The server reset the stream; the code says why.
+ */
+#define QUICHE_EV_RESPONSE_RESET 1
+
+/**
+ * The request was never sent (refused by quiche, e.g. after the server's
+ * GOAWAY; or the connection ended, or never came up, before it could be)
+ * or was cancelled (`quiche_ev_client_cancel`).
+ */
+#define QUICHE_EV_RESPONSE_FAILED 2
+
+/**
+ * The connection ended before the response did.
+ */
+#define QUICHE_EV_RESPONSE_CONN_CLOSED 3
 
 /**
  * The request closed callback's outcomes.
@@ -244,6 +252,13 @@ typedef void (*quiche_ev_response_trailers_cb)(quiche_ev_client*,
                                                void*);
 
 /**
+ * A streamed request body has room again: `(client, id, request user)`.
+ */
+typedef void (*quiche_ev_request_body_writable_cb)(quiche_ev_client*,
+                                                   int64_t,
+                                                   void*);
+
+/**
  * A connection's numbers and how it ended. `size` is the size of the
  * structure as filled (fields are only ever added at the end: a program
  * compiled against an older header reads the fields it knows). `reason`
@@ -307,6 +322,35 @@ typedef struct {
 typedef void (*quiche_ev_log_cb)(int,
                                  const char*,
                                  void*);
+
+/**
+ * One message of the library's log, as `quiche_ev_set_logger`'s callback
+ * receives it (valid during the call). `size` as for `quiche_ev_stats`.
+ * `server`, `client`, `conn` say who the message is about: the handle
+ * whose work logged it and, for a server, the connection; NULL where
+ * none applies.
+ */
+typedef struct {
+  size_t size;
+  /**
+   * `QUICHE_EV_LOG_ERROR` .. `QUICHE_EV_LOG_DEBUG`.
+   */
+  int level;
+  /**
+   * One line, NUL-terminated, no newline.
+   */
+  const char *message;
+  quiche_ev_server *server;
+  quiche_ev_client *client;
+  quiche_ev_conn *conn;
+} quiche_ev_log_record;
+
+/**
+ * The log callback with the message's origin: `(record, user)`; see
+ * `quiche_ev_set_logger`.
+ */
+typedef void (*quiche_ev_logger_cb)(const quiche_ev_log_record*,
+                                    void*);
 
 /**
  * A response has room again: `(request, user)`.
@@ -433,12 +477,26 @@ quiche_ev_client *quiche_ev_client_new(struct ev_loop *loop_,
  * The socket watcher's callback (upstream's `recv_cb`), for the first
  * socket and for one given to `quiche_ev_client_migrate`:
  * `ev_io_init(&w, quiche_ev_client_recv_cb, sock, EV_READ)`,
- * `w.data = client`. After the connection is over (or an internal
- * error) it stops the watcher that calls it.
+ * `w.data = client`. The watcher must stay at its address while it is
+ * active. Once the connection is over (its closed callback ran) or the
+ * client is freed, the client stops every such watcher, whether or not
+ * it was ever called, so `ev_run` returns by itself when the program has
+ * nothing else; a watcher whose `data` is a client already freed is
+ * stopped without anything else being touched. Or let the client watch
+ * its sockets itself: `quiche_ev_client_start`.
  */
 void quiche_ev_client_recv_cb(struct ev_loop *loop_,
                               ev_io *w,
                               int _revents);
+
+/**
+ * Lets the client watch its socket (and any socket given to
+ * `quiche_ev_client_migrate` later) itself: no `ev_io` of the program's
+ * is needed (nor allowed: use one or the other). Its watchers are
+ * stopped when the connection is over or the client is freed. Returns 0,
+ * `QUICHE_EV_ERR_NULL`, or `QUICHE_EV_ERR_STATE` when it is over.
+ */
+int quiche_ev_client_start(quiche_ev_client *client);
 
 /**
  * The pointer the client's callbacks receive as `user` for connection
@@ -513,6 +571,75 @@ int64_t quiche_ev_client_request(quiche_ev_client *client,
                                  const uint8_t *body,
                                  size_t body_len,
                                  void *user);
+
+/**
+ * Queues a request whose body the program writes itself, as it comes,
+ * with `quiche_ev_client_request_write` (never copied whole; flow
+ * control holds the program back through the request writable
+ * callback), ended by a write with `fin` or by
+ * `quiche_ev_client_request_trailers`. Otherwise as
+ * `quiche_ev_client_request` (HTTP/3 only: hq-interop requests have no
+ * body, `QUICHE_EV_ERR_INVALID`).
+ */
+int64_t quiche_ev_client_request_start(quiche_ev_client *client,
+                                       const char *method,
+                                       const char *path,
+                                       const quiche_ev_header *headers,
+                                       size_t n,
+                                       void *user);
+
+/**
+ * Writes body of a request made with `quiche_ev_client_request_start`:
+ * as much of `len` bytes as flow control takes now (0 until the request
+ * is sent, which waits for the handshake and the server's stream limit),
+ * never blocking, never dropping. When it took fewer than `len`, the
+ * request writable callback (`quiche_ev_client_on_request_writable`)
+ * runs once more fits; offer the rest then. With `fin` non-zero the body
+ * ends once all of `buf` was taken (an end that does not fit at once is
+ * sent as soon as it does). Returns the bytes taken, or
+ * `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_INVALID` (no such request),
+ * `QUICHE_EV_ERR_STATE` (not a streamed request, or its body ended),
+ * `QUICHE_EV_ERR_CLOSED` (the server reset the stream, or the request is
+ * over), `QUICHE_EV_ERR_TRANSPORT`.
+ */
+ssize_t quiche_ev_client_request_write(quiche_ev_client *client,
+                                       int64_t id,
+                                       const uint8_t *buf,
+                                       size_t len,
+                                       int fin);
+
+/**
+ * Ends a streamed request body with HTTP/3 trailer fields (copied).
+ * Returns 0, `QUICHE_EV_ERR_AGAIN` (no room now, or the request is not
+ * sent yet: the request writable callback follows; call again from it),
+ * or as `quiche_ev_client_request_write` (`QUICHE_EV_ERR_STATE` also for
+ * hq-interop).
+ */
+int quiche_ev_client_request_trailers(quiche_ev_client *client,
+                                      int64_t id,
+                                      const quiche_ev_header *headers,
+                                      size_t n);
+
+/**
+ * `cb(client, id, user)` when a streamed request body that took fewer
+ * bytes than offered (or was not sent yet) has room: write more from it.
+ * `user` is the pointer given to `quiche_ev_client_request_start`.
+ * Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_client_on_request_writable(quiche_ev_client *client,
+                                         quiche_ev_request_body_writable_cb cb);
+
+/**
+ * How long the handshake may take, in milliseconds from
+ * `quiche_ev_client_new` (default 10000; 0: no limit of its own, only
+ * quiche's idle timeout, which by default is none). A server that has
+ * not completed the handshake by then fails the client (state
+ * `QUICHE_EV_CLIENT_FAILED`, `quiche_ev_client_failure` says so; its
+ * requests end with `QUICHE_EV_RESPONSE_FAILED`). Returns 0 or
+ * `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_client_set_connect_timeout(quiche_ev_client *client,
+                                         uint64_t ms);
 
 /**
  * After a body callback took fewer bytes than offered: offer the rest
@@ -673,9 +800,11 @@ int quiche_ev_client_set_output_dir(quiche_ev_client *client,
 int quiche_ev_client_status(const quiche_ev_client *client);
 
 /**
- * Frees the client (stopping its watchers; requests still open end
- * without callbacks). From one of its own callbacks, the free happens
- * when that callback returns. NULL is a no-op.
+ * Frees the client: its watchers stop, and so do the program's
+ * `recv_cb` watchers that drive it; requests still open end without
+ * callbacks. From one of its own callbacks, the free happens when that
+ * callback returns, and no callback of the client runs after it. NULL is
+ * a no-op.
  */
 void quiche_ev_client_free(quiche_ev_client *client);
 
@@ -740,20 +869,46 @@ int quiche_ev_conn_close(quiche_ev_conn *c,
 const char *quiche_ev_strerror(int code);
 
 /**
+ * Why the last quiche-ev call that failed on this thread failed (a NULL
+ * from a `_new`, a negative error code), in one English line: the same
+ * text the log gets at error level, here also without a log callback.
+ * NULL when no call failed yet. Valid until the next failing call on
+ * this thread; do not free it. Calls that succeed leave it as it is.
+ */
+const char *quiche_ev_last_error(void);
+
+/**
  * Sends the library's messages up to `level` (`QUICHE_EV_LOG_ERROR` ..
  * `QUICHE_EV_LOG_DEBUG`) to `cb(level, message, user)`: one line, no
  * newline, valid during the call. With `cb` NULL (the default) the
- * library prints nothing at all. Process-wide. The callback runs on the
- * thread of the loop that logs, possibly inside the library's own code:
- * it must not call any other quiche-ev function. INFO carries upstream's
- * event lines ("new connection", "connection established: ...", ...);
- * DEBUG adds every dropped datagram. quiche's own debug log is separate
- * (`quiche_enable_debug_logging`). Returns 0 or `QUICHE_EV_ERR_INVALID`
- * (a bad level).
+ * library prints nothing at all. Process-wide; replaces what
+ * `quiche_ev_set_logger` installed. The callback runs on the thread of
+ * the loop that logs, possibly inside the library's own code: it must
+ * not call any other quiche-ev function. INFO carries upstream's event
+ * lines ("new connection", "connection established: ...", ...; the
+ * built-in responder also prints each HTTP/3 request's header fields, as
+ * upstream's servers do); DEBUG adds every dropped datagram and the
+ * header fields of requests a request callback of yours takes. quiche's
+ * own debug log is separate (`quiche_enable_debug_logging`). Returns 0
+ * or `QUICHE_EV_ERR_INVALID` (a bad level).
  */
 int quiche_ev_set_log(quiche_ev_log_cb cb,
                       void *user,
                       int level);
+
+/**
+ * As `quiche_ev_set_log`, but each message comes as a
+ * `quiche_ev_log_record` that also says who it is about: the server or
+ * client whose work logged it and, for a server, the connection (NULL
+ * where none applies), so a program with several handles can tell their
+ * lines apart. The record and its strings are valid during the call;
+ * the handles are the program's own (compare them; calling any
+ * quiche-ev function from the callback is not allowed). Replaces what
+ * `quiche_ev_set_log` installed. Returns 0 or `QUICHE_EV_ERR_INVALID`.
+ */
+int quiche_ev_set_logger(quiche_ev_logger_cb cb,
+                         void *user,
+                         int level);
 
 /**
  * The version of the quiche-ev library in use (Cargo.toml's, e.g.
@@ -852,7 +1007,10 @@ int quiche_ev_respond(quiche_ev_request *req,
  * Writes response body: as much of `len` bytes as flow control takes
  * now — maybe 0, never blocking, never dropping. When it took fewer than
  * `len`, the writable callback runs once more fits; offer the rest then.
- * With `fin` non-zero the response ends once all of `buf` was taken.
+ * With `fin` non-zero the response ends once all of `buf` was taken; the
+ * end itself is never lost: when even that does not fit (an empty final
+ * write on a full stream), the library sends it as soon as it does, and
+ * the closed callback follows then.
  * Returns the bytes taken, or `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_STATE`
  * (no response started, or it ended), `QUICHE_EV_ERR_CLOSED` (the client
  * reset the stream or the connection closed).
@@ -897,7 +1055,9 @@ int quiche_ev_request_reset(quiche_ev_request *req,
 
 /**
  * After the body callback took fewer bytes than offered: the rest (and
- * what follows) is offered again, from the loop. Returns 0,
+ * what follows) is offered again, from the loop. Called from inside the
+ * body callback itself, it keeps the body going even if that callback
+ * returns short. Returns 0,
  * `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_CLOSED`.
  */
 int quiche_ev_request_resume_body(quiche_ev_request *req);
@@ -930,12 +1090,27 @@ quiche_ev_server *quiche_ev_server_new(struct ev_loop *loop_,
 /**
  * The socket watcher's callback (upstream's `recv_cb`): set it with
  * `ev_io_init(&w, quiche_ev_server_recv_cb, sock, EV_READ)` and
- * `w.data = server`. After an internal error the server stops this
- * watcher (see `quiche_ev_server_on_stopped`).
+ * `w.data = server`. The watcher must stay at its address while it is
+ * active (as upstream's, on `main`'s stack). The server stops it when it
+ * has stopped (after `quiche_ev_server_shutdown` or an internal error)
+ * and when it is freed, whether or not the watcher was ever called, so
+ * `ev_run` returns by itself when the program has nothing else. It also
+ * stops, without touching anything else, a watcher whose `data` is a
+ * server already freed. Or let the server watch its socket itself:
+ * `quiche_ev_server_start`.
  */
 void quiche_ev_server_recv_cb(struct ev_loop *loop_,
                               ev_io *w,
                               int _revents);
+
+/**
+ * Lets the server watch its socket itself: no `ev_io` of the program's
+ * is needed (nor allowed: use one or the other). The watcher is the
+ * server's own, stopped when the server stops or is freed. Returns 0,
+ * `QUICHE_EV_ERR_NULL`, or `QUICHE_EV_ERR_STATE` when the server has
+ * stopped.
+ */
+int quiche_ev_server_start(quiche_ev_server *server);
 
 /**
  * Serves files below the folder `dir` instead of answering `byez\n` (when
@@ -1082,9 +1257,10 @@ int quiche_ev_server_on_request_closed(quiche_ev_server *server,
 /**
  * Sets the connection callbacks (either may be NULL): `established(conn,
  * user)` when a handshake completes; `closed(conn, stats, user)` when the
- * connection is gone, with its numbers and how it ended. A connection
- * handle is valid from its established callback until its closed callback
- * returns. Returns 0 or `QUICHE_EV_ERR_NULL`.
+ * connection is gone, with its numbers and how it ended, for every
+ * connection whose established callback ran (one that never came up is
+ * never heard of). A connection handle is valid from its established
+ * callback until its closed callback returns. Returns 0 or `QUICHE_EV_ERR_NULL`.
  */
 int quiche_ev_server_on_conn(quiche_ev_server *server,
                              quiche_ev_conn_cb established,
@@ -1135,9 +1311,11 @@ int quiche_ev_server_counters(const quiche_ev_server *server,
 
 /**
  * Frees the server and every connection it still has (stopping their
- * timers; their requests are dropped without callbacks). Called from one
- * of the server's own callbacks, the free happens when that callback
- * returns. NULL is a no-op.
+ * timers; their requests are dropped without callbacks), and stops every
+ * watcher that drives it (its own, and the program's `recv_cb`
+ * watchers). Called from one of the server's own callbacks, the free
+ * happens when that callback returns, and no callback of the server runs
+ * after it. NULL is a no-op.
  */
 void quiche_ev_server_free(quiche_ev_server *server);
 

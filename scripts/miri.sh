@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make miri`: the unit tests that exercise the library's own unsafe code
-# without C (the server's and the client's lifecycles on the fake loop,
-# the connection table, the GRO control-message parsing)
-# under Miri, which checks every pointer use against Rust's aliasing rules
+# without C under Miri: the server's and the client's lifecycles on the
+# fake loop, the C API itself driven the way careless hosts drive it
+# (careless_tests) and by random hosts (model_tests, MODEL_SEEDS seeds),
+# the connection table, the GRO control-message parsing, which checks every pointer use against Rust's aliasing rules
 # (Stacked Borrows) and reports leaks. (Tests of safe code are left to
 # `cargo test`: Miri runs them thousands of times slower.)
 #
@@ -35,6 +36,6 @@ echo "miri: $(cargo +nightly miri --version)"
 # Miri builds the crate's dependencies once into target/miri (BoringSSL's
 # C build included, which Miri never runs). QUICHE_EV_SKIP_HEADER: the
 # header is the release build's job.
-QUICHE_EV_SKIP_HEADER=1 cargo +nightly miri test -p quiche-ev --lib -- \
-    lifecycle_tests reentry:: table::tests::cids batch_io::truncation_tests \
+QUICHE_EV_SKIP_HEADER=1 MODEL_SEEDS=${MODEL_SEEDS:-6} cargo +nightly miri test -p quiche-ev --lib -- \
+    lifecycle_tests careless_tests model_tests reentry:: table::tests::cids batch_io::truncation_tests \
     --skip a_coalesced

@@ -1,37 +1,41 @@
-//! The client side of upstream's `client.c` / `http3-client.c`: one
-//! connection on one [`Driver`], its `recv_cb` and `timeout_cb`, and a
-//! state the host can ask for. The host hears that the connection is over
-//! through its callback; the client never stops the host's loop.
+//! The client side of upstream's `client.c` / `http3-client.c`, as the
+//! role of a [`Handle`]: one connection on one [`Driver`], its
+//! `recv_cb` and `timeout_cb`, a connect deadline, migration, and a state
+//! the host can ask for. The host hears that the connection is over
+//! through an event; the client never stops the host's loop.
 //!
-//! Ownership follows the same invariant as the server (see `server`): the
-//! client is `Box::into_raw`'d by [`Client::create`] before any pointer to
-//! it reaches libev; libev's watchers sit in `UnsafeCell`s; the state is
-//! borrowed for one step at a time, and the host is called only with no
-//! borrow alive.
+//! Ownership follows the handle's invariant (see `handle`); the driver's
+//! timer points back to the handle's root.
 
 use std::cell::UnsafeCell;
+use std::ffi::CString;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::ptr::addr_of;
+use std::time::{Duration, Instant};
 
 use libc::{c_int, c_void};
-use libev_sys::{ev_io, ev_loop, ev_timer, EV_WRITE};
+use libev_sys::{ev_loop, ev_timer};
 
 use crate::cid::{gen_cid, random_bytes};
 use crate::dgram::DatagramIo;
 use crate::driver::Driver;
 use crate::egress::{Flushed, SCRATCH_LEN};
 use crate::evloop::EvLoop;
+use crate::handle::{Handle, Kind, Role};
 use crate::hooks::ClientApp;
 use crate::observe::Observe;
 use crate::platform::{NewConn, Platform};
-use crate::reentry::{After, Dispatched, Reentry, MAX_EVENTS_PER_DISPATCH};
 use crate::server::closed_line;
-use crate::transport::{CloseInfo, ConnStats, Transport};
+use crate::transport::{CloseInfo, Transport};
 
-/// Read batches per `recv_cb` before egress gets its turn.
-const MAX_READS_PER_CALLBACK: usize = 64;
+/// How long a client waits for its handshake by default (msquic's default
+/// handshake idle timeout): a server that never answers fails the client
+/// then, whatever the idle timeout (quiche's default, 0, has none).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A client: the machinery of every handle around the client's role.
+pub type Client<P, A> = Handle<P, ClientCore<P, A>>;
 
 /// Where the connection is, as `quiche_ev_client_state` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,13 +51,8 @@ pub enum Phase {
     Failed = 4,
 }
 
-/// The connection is over: `(client, state, user)`.
-pub type ClosedFn = unsafe extern "C" fn(*mut crate::ffi::types::quiche_ev_client, c_int, *mut c_void);
-/// The handshake completed: `(client, user)`.
-pub type EstablishedFn = unsafe extern "C" fn(*mut crate::ffi::types::quiche_ev_client, *mut c_void);
-
-pub struct ClientState<P: Platform> {
-    pub app: P::ClientApp,
+pub struct ClientState<P: Platform, A: ClientApp<P>> {
+    pub app: A,
     phase: Phase,
     established: bool,
     /// Close on our own once the application has nothing left to do.
@@ -63,201 +62,100 @@ pub struct ClientState<P: Platform> {
     local: SocketAddr,
     /// Why the connection failed, in words (for the log and the host).
     failure: Option<String>,
-    stats: Option<ConnStats>,
-    closed_told: bool,
-    pub on_closed: Option<(ClosedFn, *mut c_void)>,
-    /// The host's pointer for connection callbacks.
-    pub user: *mut c_void,
+    failure_c: Option<CString>,
+    /// The host was told the connection is over.
+    over_told: bool,
     /// Key log and qlog settings.
     observe: Observe,
     /// Where the TLS session is loaded from and saved to.
     session_file: Option<std::path::PathBuf>,
-    failure_c: Option<std::ffi::CString>,
     /// A local address to move to as soon as quiche can (migration).
     migrate_to: Option<SocketAddr>,
-    pub on_established: Option<(EstablishedFn, *mut c_void)>,
-    established_told: bool,
     /// A client's own CIDs need reset tokens too (RFC 9000 §10.3); it
     /// never sends resets, so its key is random and private.
     reset_key: [u8; 32],
+    created: Instant,
+    /// When an unfinished handshake fails the client.
+    connect_deadline: Option<Instant>,
+    _platform: std::marker::PhantomData<P>,
 }
 
-pub struct Client<P: Platform> {
-    lp: P::Loop,
+/// The client's role: the connection's driver and the state around it.
+pub struct ClientCore<P: Platform, A: ClientApp<P>> {
     drv: Driver<P>,
-    write_watcher: UnsafeCell<ev_io>,
-    kick_timer: UnsafeCell<ev_timer>,
-    /// Callbacks on the stack, a deferred free, a failure.
-    reentry: Reentry,
-    io: UnsafeCell<P::Io>,
-    state: UnsafeCell<ClientState<P>>,
+    state: UnsafeCell<ClientState<P, A>>,
 }
 
-impl<P: Platform> Client<P> {
+impl<P: Platform, A: ClientApp<P>> ClientCore<P, A> {
     /// Creates the connection (random 16-byte SCID, like upstream) and
     /// returns the client's raw root. The first flight goes out as soon as
     /// the loop runs (by then the host has set up its watchers).
     ///
     /// # Safety
-    /// `config` must be valid for the call.
+    /// `config` must be valid for the call; `lp` outlives the client.
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn create(lp: P::Loop, io: P::Io, fd: RawFd, local: SocketAddr, peer: SocketAddr,
-                         host: Option<&str>, config: &mut P::Config, observe: &Observe, app: P::ClientApp)
-                         -> Result<*mut Client<P>, String> {
+    pub unsafe fn create(lp: P::Loop, io: P::Io, local: SocketAddr, peer: SocketAddr, host: Option<&str>,
+                         config: &mut P::Config, observe: Observe, app: A) -> Result<*mut Client<P, A>, String> {
         let scid = gen_cid();
-        let new = NewConn { scid: &scid, odcid: None, local, peer, reset_token: None, host, observe };
+        let new = NewConn { scid: &scid, odcid: None, local, peer, reset_token: None, host, observe: &observe };
         let conn = P::connect(config, &new).map_err(|e| format!("failed to create connection: {e:?}"))?;
         let mut reset_key = [0u8; 32];
         random_bytes(&mut reset_key);
-        let client = Box::into_raw(Box::new(Client::<P> {
-            lp,
+        let now = lp.now();
+        let core = ClientCore {
             drv: Driver::new(conn),
-            write_watcher: UnsafeCell::new(ev_io::zeroed()),
-            kick_timer: UnsafeCell::new(ev_timer::zeroed()),
-            reentry: Reentry::default(),
-            io: UnsafeCell::new(io),
             state: UnsafeCell::new(ClientState {
-                app, phase: Phase::Connecting, established: false, close_when_done: false, out: vec![0; SCRATCH_LEN], gso: true,
-                local, failure: None, stats: None, closed_told: false, on_closed: None,
-                on_established: None, established_told: false, reset_key, user: std::ptr::null_mut(),
-                observe: Observe::default(), session_file: None, failure_c: None, migrate_to: None,
+                app, phase: Phase::Connecting, established: false, close_when_done: false,
+                out: vec![0; SCRATCH_LEN], gso: true, local, failure: None, failure_c: None, over_told: false,
+                observe, session_file: None, migrate_to: None, reset_key, created: now,
+                connect_deadline: Some(now + DEFAULT_CONNECT_TIMEOUT),
+                _platform: std::marker::PhantomData,
             }),
-        }));
-        let c = &*client;
-        let data = client as *mut c_void;
-        Driver::init_timer(addr_of!((*client).drv), &c.lp, timeout_cb::<P>, data);
-        c.lp.io_init(UnsafeCell::raw_get(addr_of!((*client).write_watcher)), write_cb::<P>, fd, EV_WRITE, data);
-        c.lp.timer_init(UnsafeCell::raw_get(addr_of!((*client).kick_timer)), kick_cb::<P>, data);
-        c.lp.timer_arm(Driver::timer(addr_of!((*client).drv)), 0.0);
-        Ok(client)
+        };
+        Ok(Handle::create(lp, io, core, |h| {
+            let lp = Handle::lp(h);
+            Driver::init_timer(Self::drv(h), lp, timeout_cb::<P, A>, h as *mut c_void);
+            lp.timer_arm(Driver::timer(Self::drv(h)), 0.0);
+        }))
+    }
+
+    fn drv(h: *const Client<P, A>) -> *const Driver<P> {
+        // SAFETY: a pointer into the live handle's role.
+        unsafe { addr_of!((*Handle::role(h)).drv) }
     }
 
     /// # Safety
-    /// `this` is the live root; no other reference to the state exists
-    /// while the returned one is used.
+    /// `h` is the live root; no other reference to the state exists while
+    /// the returned one is used.
     #[allow(clippy::mut_from_ref)]
-    pub unsafe fn state<'a>(this: *const Self) -> &'a mut ClientState<P> {
-        &mut *UnsafeCell::raw_get(addr_of!((*this).state))
+    pub unsafe fn state<'a>(h: *const Client<P, A>) -> &'a mut ClientState<P, A> {
+        &mut *UnsafeCell::raw_get(addr_of!((*Handle::role(h)).state))
     }
 
     /// # Safety
-    /// As for [`Client::state`], for the I/O.
+    /// As for [`ClientCore::state`], for the connection.
     #[allow(clippy::mut_from_ref)]
-    pub unsafe fn io<'a>(this: *const Self) -> &'a mut P::Io {
-        &mut *UnsafeCell::raw_get(addr_of!((*this).io))
-    }
-
-    /// # Safety
-    /// As for [`Client::state`], for the connection.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn conn<'a>(this: *const Self) -> &'a mut P::Conn {
-        &mut Driver::state(addr_of!((*this).drv)).conn
+    pub unsafe fn conn<'a>(h: *const Client<P, A>) -> &'a mut P::Conn {
+        &mut Driver::state(Self::drv(h)).conn
     }
 
     /// How the connection ended (or is ending), as far as known now.
     ///
     /// # Safety
-    /// `this` is the live root.
-    pub unsafe fn close_info(this: *const Self) -> CloseInfo {
-        Driver::state(addr_of!((*this).drv)).close_info()
-    }
-
-    /// Frees the client now, or when its outermost callback returns.
-    ///
-    /// # Safety
-    /// `this` came from [`Client::create`] and is not used afterwards.
-    pub unsafe fn destroy(this: *mut Self) {
-        if !(*this).reentry.defer_free() {
-            Self::stop_watchers(this);
-            drop(Box::from_raw(this));
-        }
-    }
-
-    unsafe fn stop_watchers(this: *const Self) {
-        let c = &*this;
-        Driver::stop(addr_of!((*this).drv), &c.lp);
-        c.lp.io_stop(UnsafeCell::raw_get(addr_of!((*this).write_watcher)));
-        c.lp.timer_stop(UnsafeCell::raw_get(addr_of!((*this).kick_timer)));
-    }
-
-    unsafe fn callback(this: *mut Self, f: impl FnOnce()) {
-        for after in (*this).reentry.run(f) {
-            match after {
-                After::Fail => Self::fail(this),
-                After::Free => {
-                    Self::stop_watchers(this);
-                    drop(Box::from_raw(this));
-                }
-            }
-        }
-    }
-
-    /// After an internal error: stop, and tell the host (phase Failed).
-    unsafe fn fail(this: *mut Self) {
-        log_error!("quiche-ev: client stopped after an internal error");
-        Self::stop_watchers(this);
-        crate::ffi::guard::guard((), || {
-            let st = Self::state(this);
-            st.phase = Phase::Failed;
-            st.failure.get_or_insert_with(|| "internal error".into());
-            if let Some((cb, user)) = st.on_closed {
-                if !st.closed_told {
-                    st.closed_told = true;
-                    cb(this as *mut crate::ffi::types::quiche_ev_client, Phase::Failed as c_int, user);
-                }
-            }
-        });
-    }
-
-    /// Whether an internal error stopped it.
-    ///
-    /// # Safety
-    /// `this` is the live root.
-    pub unsafe fn is_failed(this: *const Self) -> bool {
-        (*this).reentry.failed()
-    }
-
-    /// `recv_cb` for socket `fd` (the first one, or a migrated one).
-    ///
-    /// # Safety
-    /// `this` is the live root.
-    pub unsafe fn recv_cb(this: *mut Self, fd: RawFd) {
-        Self::callback(this, || {
-            for _ in 0..MAX_READS_PER_CALLBACK {
-                let drv = Driver::state(addr_of!((*this).drv));
-                let more = Self::io(this).read_batch(fd, &mut |pkt, from, to| {
-                    drv.recv(pkt, from, to);
-                });
-                Self::step(this);
-                match more {
-                    Ok(true) if !Self::state(this).is_over() => {}
-                    Ok(_) => break,
-                    Err(e) => {
-                        log_warn!("failed to read: {e}");
-                        break;
-                    }
-                }
-            }
-        });
-    }
-
-    unsafe fn step(this: *mut Self) {
-        let rounds = (*this).reentry.rounds(|| Self::service(this), || Self::dispatch(this));
-        let Some(capped) = rounds else { return };
-        if capped || Driver::state(addr_of!((*this).drv)).touched {
-            (*this).lp.timer_arm(UnsafeCell::raw_get(addr_of!((*this).kick_timer)), 0.0);
-        }
+    /// As for [`ClientCore::state`].
+    pub unsafe fn close_info(h: *const Client<P, A>) -> CloseInfo {
+        Driver::state(Self::drv(h)).close_info()
     }
 
     /// The connection's step: establishment, application input, CID
-    /// upkeep, `flush_egress`, and the end.
-    unsafe fn service(this: *mut Self) {
-        let c = &*this;
-        let st = Self::state(this);
+    /// upkeep, migration, the connect deadline, `flush_egress`, and the
+    /// end.
+    unsafe fn service_conn(h: *const Client<P, A>) {
+        let st = Self::state(h);
         if st.is_over() {
             return;
         }
-        let drv = Driver::state(addr_of!((*this).drv));
+        let drv = Driver::state(Self::drv(h));
         if !drv.conn.is_closed() {
             if drv.conn.is_established() && !st.established {
                 st.established = true;
@@ -286,33 +184,44 @@ impl<P: Platform> Client<P> {
                 let _ = drv.conn.close(true, 0, b"");
             }
         }
-        let flushed = Driver::flush_egress(addr_of!((*this).drv), drv, &c.lp, Self::io(this), &mut st.out,
-                                           st.gso);
+        let now = Handle::lp(h).now();
+        let late = !st.established && st.connect_deadline.is_some_and(|d| now >= d);
+        if late && !drv.conn.is_closed() {
+            // Say goodbye once (if anyone listens), then fail at once: the
+            // closing period would only make the host wait longer.
+            let _ = drv.conn.close(false, 0, b"handshake timeout");
+        }
+        let flushed = Driver::flush_egress(Self::drv(h), drv, Handle::lp(h), Handle::io(h), &mut st.out, st.gso);
         if flushed == Flushed::Blocked {
             // Watch the socket that refused (after a migration it is not
             // the first one).
-            let w = UnsafeCell::raw_get(addr_of!((*this).write_watcher));
-            let fd = Self::io(this).fd_of(st.local);
-            if (*w).fd != fd {
-                c.lp.io_stop(w);
-                c.lp.io_init(w, write_cb::<P>, fd, EV_WRITE, this as *mut c_void);
-            }
-            c.lp.io_start(w);
+            Handle::want_writable(h, Handle::io(h).fd_of(st.local));
         }
-        if drv.conn.is_closed() {
-            Self::finish(this);
+        if late {
+            let waited = st.connect_deadline.map_or(Duration::ZERO, |d| d - st.created);
+            let why = format!("no answer from the server: handshake not complete after {:.1} s (connect timeout)",
+                              waited.as_secs_f64());
+            Self::finish(h, Some(why));
+        } else if drv.conn.is_closed() {
+            Self::finish(h, None);
+        } else if let (false, Some(d)) = (st.established, st.connect_deadline) {
+            // Wake up at the deadline at the latest.
+            let wait = d.saturating_duration_since(now);
+            let next = drv.conn.timeout().map_or(wait, |t| t.min(wait));
+            Handle::lp(h).timer_arm(Driver::timer(Self::drv(h)), next.as_secs_f64());
         }
     }
 
-    /// The connection is over: closing line, verdict, the host is told.
-    unsafe fn finish(this: *mut Self) {
-        let st = Self::state(this);
-        let drv = Driver::state(addr_of!((*this).drv));
+    /// The connection is over: closing line, verdict, the application
+    /// learns what arrived.
+    unsafe fn finish(h: *const Client<P, A>, failure: Option<String>) {
+        let st = Self::state(h);
+        let drv = Driver::state(Self::drv(h));
         let stats = drv.conn.conn_stats();
         let info = drv.close_info();
         log_info!("{}", closed_line(&stats, false));
-        st.failure = failure_of(&info, st.established);
-        st.failure_c = st.failure.as_deref().map(|f| std::ffi::CString::new(f.replace('\0', "")).expect("no NUL"));
+        st.failure = failure.or_else(|| failure_of(&info, st.established));
+        st.failure_c = st.failure.as_deref().map(|f| CString::new(f.replace('\0', "")).expect("no NUL"));
         if let Some(path) = &st.session_file {
             if let Some(s) = drv.conn.session() {
                 if let Err(e) = std::fs::write(path, s) {
@@ -324,104 +233,57 @@ impl<P: Platform> Client<P> {
         if let Some(why) = &st.failure {
             log_error!("error: {why}");
         }
-        st.stats = Some(stats);
         st.app.on_closed(&mut drv.conn, &stats, &info);
-        Self::stop_watchers(this);
+        Driver::stop(Self::drv(h), Handle::lp(h));
     }
 
-    /// Delivers the application's events, then (once) the closed event.
-    unsafe fn dispatch(this: *mut Self) -> Dispatched {
-        let mut n = 0;
-        loop {
-            if n == MAX_EVENTS_PER_DISPATCH {
-                return Dispatched::Capped;
-            }
-            let st = Self::state(this);
-            if st.established && !st.established_told {
-                st.established_told = true;
-                if let Some((cb, user)) = st.on_established {
-                    n += 1;
-                    cb(this as *mut crate::ffi::types::quiche_ev_client, user);
-                    continue;
-                }
-            }
-            if let Some(ev) = st.app.next_event() {
-                n += 1;
-                <P::ClientApp as ClientApp<P>>::deliver(ev);
-            } else if st.is_over() && !st.closed_told && !st.app.delivering() {
-                st.closed_told = true;
-                if let Some((cb, user)) = st.on_closed {
-                    n += 1;
-                    cb(this as *mut crate::ffi::types::quiche_ev_client, st.phase as c_int, user);
-                }
-            } else {
-                break;
-            }
-            if (*this).reentry.should_stop() {
-                break;
-            }
-        }
-        if n == 0 { Dispatched::Nothing } else { Dispatched::Some }
-    }
-
-    unsafe fn on_timeout(this: *mut Self) {
-        Driver::state(addr_of!((*this).drv)).on_timeout();
-        Self::step(this);
-    }
-
-    unsafe fn on_writable(this: *mut Self) {
-        (*this).lp.io_stop(UnsafeCell::raw_get(addr_of!((*this).write_watcher)));
-        Driver::state(addr_of!((*this).drv)).unblock();
-        Self::step(this);
-    }
-
-    /// The host changed something (a new request, a close): flush it
+    /// The host changed something (a new request, a close): serviced
     /// before the loop sleeps again.
     ///
     /// # Safety
-    /// `this` is the live root; no borrow of its state is alive.
-    pub unsafe fn changed(this: *mut Self) {
-        if (*this).reentry.failed() {
+    /// `h` is the live root; no borrow of its state is alive.
+    pub unsafe fn changed(h: *const Client<P, A>) {
+        if Handle::is_failed(h) || Self::state(h).is_over() {
             return;
         }
-        Driver::state(addr_of!((*this).drv)).touched = true;
-        if !(*this).reentry.inside() {
-            (*this).lp.timer_arm(UnsafeCell::raw_get(addr_of!((*this).kick_timer)), 0.0);
-        }
+        Driver::state(Self::drv(h)).touched = true;
+        Handle::changed(h);
     }
 
     /// Closes the connection (application close with `code`, `reason`).
     ///
     /// # Safety
-    /// As for [`Client::changed`].
-    pub unsafe fn close(this: *mut Self, code: u64, reason: &[u8]) {
-        let st = Self::state(this);
+    /// As for [`ClientCore::changed`].
+    pub unsafe fn close(h: *const Client<P, A>, code: u64, reason: &[u8]) {
+        let st = Self::state(h);
         if st.is_over() {
             return;
         }
-        st.phase = if st.phase == Phase::Connecting { Phase::Closing } else { st.phase.max_closing() };
-        let _ = Self::conn(this).close(true, code, reason);
-        Self::changed(this);
+        st.phase = st.phase.max_closing();
+        let _ = Self::conn(h).close(true, code, reason);
+        Self::changed(h);
     }
 
     /// Moves the connection to socket `fd` bound to `local` (active
     /// migration): quiche validates the new path and switches to it.
     ///
     /// # Safety
-    /// As for [`Client::changed`]; `fd` stays open while the client lives.
-    pub unsafe fn migrate(this: *mut Self, fd: RawFd, local: SocketAddr) -> Result<(), String> {
-        Self::io(this).add_socket(fd, local);
-        let st = Self::state(this);
+    /// As for [`ClientCore::changed`]; `fd` stays open while the client
+    /// lives.
+    pub unsafe fn migrate(h: *mut Client<P, A>, fd: RawFd, local: SocketAddr) -> Result<(), String> {
+        Handle::io(h).add_socket(fd, local);
+        Handle::watch_new_sockets(h);
+        let st = Self::state(h);
         st.migrate_to = Some(local);
-        let r = Self::try_migrate(st, Driver::state(addr_of!((*this).drv)));
-        Self::changed(this);
+        let r = Self::try_migrate(st, Driver::state(Self::drv(h)));
+        Self::changed(h);
         r
     }
 
     /// Moves to the pending new local address once quiche can: it needs a
     /// spare connection ID from the peer (which comes shortly after the
     /// handshake) and one of ours for the peer.
-    fn try_migrate(st: &mut ClientState<P>, drv: &mut crate::driver::DriverState<P>) -> Result<(), String> {
+    fn try_migrate(st: &mut ClientState<P, A>, drv: &mut crate::driver::DriverState<P>) -> Result<(), String> {
         let Some(local) = st.migrate_to else { return Ok(()) };
         if drv.conn.peer_disabled_migration() {
             st.migrate_to = None;
@@ -445,92 +307,154 @@ impl<P: Platform> Client<P> {
         }
     }
 
-    /// The loop the client runs on.
-    ///
-    /// # Safety
-    /// `this` is live.
-    pub unsafe fn loop_of<'a>(this: *const Self) -> &'a P::Loop {
-        &(*this).lp
-    }
-
     /// Runs `f` as one of the client's callbacks (panic boundary,
-    /// re-entrancy, deferred free), for watchers its application owns.
+    /// re-entrancy, deferred free) followed by a step, for watchers its
+    /// application owns. False when the client is gone.
     ///
     /// # Safety
-    /// `this` is the live root.
-    pub unsafe fn run_callback(this: *mut Self, f: impl FnOnce()) {
-        Self::callback(this, || {
+    /// `h` is the live root.
+    pub unsafe fn run_callback(h: *mut Client<P, A>, f: impl FnOnce()) -> bool {
+        Handle::callback(h, || {
             f();
-            Self::step(this);
-        });
+            Handle::step(h);
+        })
     }
 
     /// Where the connection is.
     ///
     /// # Safety
-    /// `this` is the live root; no borrow of its state is alive.
-    pub unsafe fn phase(this: *const Self) -> Phase {
-        if (*this).reentry.failed() {
+    /// `h` is the live root; no borrow of its state is alive.
+    pub unsafe fn phase(h: *const Client<P, A>) -> Phase {
+        if Handle::is_failed(h) {
             return Phase::Failed;
         }
-        Self::state(this).phase
+        Self::state(h).phase
     }
 
-    /// Why the connection failed, if it did.
+    /// Why the connection failed, NUL-terminated, valid until the client
+    /// is freed; null while it has not failed.
     ///
     /// # Safety
-    /// As for [`Client::phase`].
-    pub unsafe fn failure(this: *const Self) -> Option<String> {
-        Self::state(this).failure.clone()
-    }
-
-    /// The same, NUL-terminated, valid until the client is freed; null
-    /// while it has not failed.
-    ///
-    /// # Safety
-    /// As for [`Client::phase`].
-    pub unsafe fn failure_cstr(this: *const Self) -> *const libc::c_char {
-        Self::state(this).failure_c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
+    /// As for [`ClientCore::phase`].
+    pub unsafe fn failure_cstr(h: *const Client<P, A>) -> *const libc::c_char {
+        Self::state(h).failure_c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr())
     }
 
     /// Loads a saved TLS session from `path` (if it exists) into the
     /// connection, and saves the newest there when the connection ends.
     ///
     /// # Safety
-    /// As for [`Client::phase`].
-    pub unsafe fn set_session_file(this: *mut Self, path: &std::path::Path) -> Result<(), String> {
-        Self::state(this).session_file = Some(path.to_path_buf());
+    /// As for [`ClientCore::phase`].
+    pub unsafe fn set_session_file(h: *const Client<P, A>, path: &std::path::Path) -> Result<(), String> {
+        Self::state(h).session_file = Some(path.to_path_buf());
         match std::fs::read(path) {
-            Ok(s) if !s.is_empty() => Self::conn(this).set_session(&s).map_err(|e| format!("unusable session: {e:?}")),
+            Ok(s) if !s.is_empty() => Self::conn(h).set_session(&s).map_err(|e| format!("unusable session: {e:?}")),
             Ok(_) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.to_string()),
         }
     }
 
+    /// How long the handshake may take from the client's creation (`None`:
+    /// as long as quiche's own timers allow).
+    ///
+    /// # Safety
+    /// As for [`ClientCore::changed`].
+    pub unsafe fn set_connect_timeout(h: *const Client<P, A>, timeout: Option<Duration>) {
+        let st = Self::state(h);
+        st.connect_deadline = timeout.map(|t| st.created + t);
+        Self::changed(h);
+    }
 
     /// The local address the connection uses now.
     ///
     /// # Safety
-    /// As for [`Client::phase`].
-    pub unsafe fn local(this: *const Self) -> SocketAddr {
-        Self::state(this).local
+    /// As for [`ClientCore::phase`].
+    pub unsafe fn local(h: *const Client<P, A>) -> SocketAddr {
+        Self::state(h).local
     }
-}
 
-impl Client<crate::platform::Real> {
-    /// Changes the key log / qlog settings and applies them to the
-    /// connection.
+    /// The key log / qlog settings, with the connection they apply to.
     ///
     /// # Safety
-    /// As for [`Client::phase`].
-    pub unsafe fn observe<R>(this: *mut Self, f: impl FnOnce(&mut Observe, &mut quiche::Connection) -> R) -> R {
-        let st = Self::state(this);
-        f(&mut st.observe, Self::conn(this))
+    /// As for [`ClientCore::phase`].
+    pub unsafe fn observe<R>(h: *const Client<P, A>, f: impl FnOnce(&mut Observe, &mut P::Conn) -> R) -> R {
+        f(&mut Self::state(h).observe, Self::conn(h))
     }
 }
 
-impl<P: Platform> ClientState<P> {
+// SAFETY: every function below borrows the state for its own duration
+// only, and only `deliver` calls the host (through the application).
+unsafe impl<P: Platform, A: ClientApp<P>> Role<P> for ClientCore<P, A> {
+    const KIND: Kind = Kind::Client;
+    type Event = A::Event;
+
+    unsafe fn on_datagram(h: *const Client<P, A>, pkt: &mut [u8], from: SocketAddr, to: SocketAddr) {
+        if !Self::state(h).is_over() {
+            Driver::state(Self::drv(h)).recv(pkt, from, to);
+        }
+    }
+
+    unsafe fn service(h: *const Client<P, A>) {
+        Self::service_conn(h);
+    }
+
+    unsafe fn next_event(h: *const Client<P, A>) -> Option<A::Event> {
+        let st = Self::state(h);
+        if let Some(ev) = st.app.next_event() {
+            return Some(ev);
+        }
+        if st.is_over() && !st.over_told && !st.app.delivering() {
+            st.over_told = true;
+            st.app.on_over(st.phase == Phase::Failed);
+            return st.app.next_event();
+        }
+        None
+    }
+
+    unsafe fn deliver(h: *const Client<P, A>, ev: A::Event) {
+        A::deliver(ev, h.cast());
+    }
+
+    unsafe fn next_kick(h: *const Client<P, A>) -> Option<f64> {
+        Driver::state(Self::drv(h)).touched.then_some(0.0)
+    }
+
+    unsafe fn on_writable(h: *const Client<P, A>) {
+        Driver::state(Self::drv(h)).unblock();
+    }
+
+    unsafe fn is_over(h: *const Client<P, A>) -> bool {
+        let st = Self::state(h);
+        st.is_over() && st.over_told
+    }
+
+    unsafe fn stop_timers(h: *const Client<P, A>) {
+        Driver::stop(Self::drv(h), Handle::lp(h));
+    }
+
+    unsafe fn failure_event(h: *const Client<P, A>) -> Option<A::Event> {
+        let st = Self::state(h);
+        st.phase = Phase::Failed;
+        if st.failure.is_none() {
+            st.failure = Some("internal error".into());
+            st.failure_c = Some(CString::new("internal error").expect("no NUL"));
+        }
+        while st.app.next_event().is_some() {}
+        if st.over_told {
+            return None;
+        }
+        st.over_told = true;
+        st.app.on_over(true);
+        st.app.next_event()
+    }
+
+    unsafe fn release(h: *const Client<P, A>) {
+        Driver::stop(Self::drv(h), Handle::lp(h));
+    }
+}
+
+impl<P: Platform, A: ClientApp<P>> ClientState<P, A> {
     fn is_over(&self) -> bool {
         matches!(self.phase, Phase::ClosedOk | Phase::Failed)
     }
@@ -592,18 +516,13 @@ pub fn transport_error_name(code: u64) -> Option<&'static str> {
     })
 }
 
-unsafe extern "C" fn timeout_cb<P: Platform>(_lp: *mut ev_loop, w: *mut ev_timer, _revents: c_int) {
-    let this = (*w).data as *mut Client<P>;
-    Client::callback(this, || Client::on_timeout(this));
-}
 
-unsafe extern "C" fn write_cb<P: Platform>(_lp: *mut ev_loop, w: *mut ev_io, _revents: c_int) {
-    let this = (*w).data as *mut Client<P>;
-    Client::callback(this, || Client::on_writable(this));
-}
-
-unsafe extern "C" fn kick_cb<P: Platform>(_lp: *mut ev_loop, w: *mut ev_timer, _revents: c_int) {
-    let this = (*w).data as *mut Client<P>;
-    (*this).lp.timer_stop(w);
-    Client::callback(this, || Client::step(this));
+/// `timeout_cb`: the connection's timer (quiche's timers, a paced batch,
+/// the connect deadline).
+unsafe extern "C" fn timeout_cb<P: Platform, A: ClientApp<P>>(_lp: *mut ev_loop, w: *mut ev_timer, _revents: c_int) {
+    let h = (*w).data as *mut Client<P, A>;
+    Handle::callback(h, || {
+        Driver::state(ClientCore::drv(h)).on_timeout();
+        Handle::step(h);
+    });
 }

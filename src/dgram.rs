@@ -16,7 +16,17 @@ use crate::batch_io::{prepare_socket, read_batch, send_segments, GsoPolicy, IoMo
 /// Per-datagram callback of a read: `(payload, from, to)`.
 pub type OnDatagram<'a> = &'a mut dyn FnMut(&mut [u8], SocketAddr, SocketAddr);
 
-pub trait DatagramIo {
+pub trait DatagramIo: Sized {
+    /// The I/O of a new handle on the host's socket `fd`, bound to `local`.
+    fn open(fd: RawFd, local: SocketAddr) -> Self;
+
+    /// Why `fd` cannot carry a handle's datagrams (not a non-blocking UDP
+    /// socket), or `None` when it can.
+    fn socket_problem(fd: RawFd) -> Option<String>;
+
+    /// The address `fd` is bound to.
+    fn local_addr(fd: RawFd) -> io::Result<SocketAddr>;
+
     /// Reads one batch from socket `fd`; `Ok(false)` once it is drained.
     fn read_batch(&mut self, fd: RawFd, f: OnDatagram) -> io::Result<bool>;
 
@@ -30,6 +40,14 @@ pub trait DatagramIo {
 
     /// Adds a socket (a client's new path).
     fn add_socket(&mut self, fd: RawFd, local: SocketAddr);
+
+    /// The handle's sockets.
+    fn fds(&self) -> Vec<RawFd>;
+
+    /// Batched or plain I/O, GSO or not (a real socket's choice; an
+    /// in-memory one ignores it).
+    fn set_mode(&mut self, mode: IoMode);
+    fn mode(&self) -> IoMode;
 }
 
 /// One bound socket.
@@ -51,24 +69,6 @@ pub struct UdpSockets {
 }
 
 impl UdpSockets {
-    pub fn new(fd: RawFd, local: SocketAddr) -> UdpSockets {
-        let mut s = UdpSockets { socks: vec![Sock { fd, local }], mode: IoMode::PLAIN, batch: None,
-                                 buf: vec![0; 65535], gso: GsoPolicy::new() };
-        s.set_mode(IoMode::BATCHED);
-        s
-    }
-
-    pub fn mode(&self) -> IoMode {
-        self.mode
-    }
-
-    /// Batched (recvmmsg/GRO, GSO) or plain (recvfrom/sendto) I/O.
-    pub fn set_mode(&mut self, mode: IoMode) {
-        self.mode = mode;
-        for s in &self.socks {
-            self.batch = prepare_socket(s.fd, mode);
-        }
-    }
 
     /// Forgets a socket (its path was abandoned); the first one stays.
     pub fn remove(&mut self, fd: RawFd) {
@@ -83,6 +83,21 @@ impl UdpSockets {
 }
 
 impl DatagramIo for UdpSockets {
+    fn open(fd: RawFd, local: SocketAddr) -> UdpSockets {
+        let mut s = UdpSockets { socks: vec![Sock { fd, local }], mode: IoMode::PLAIN, batch: None,
+                                 buf: vec![0; 65535], gso: GsoPolicy::new() };
+        s.set_mode(IoMode::BATCHED);
+        s
+    }
+
+    fn socket_problem(fd: RawFd) -> Option<String> {
+        crate::socket::unusable_socket(fd)
+    }
+
+    fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
+        crate::socket::local_addr(fd)
+    }
+
     fn read_batch(&mut self, fd: RawFd, f: OnDatagram) -> io::Result<bool> {
         let Some(to) = self.local_of(fd) else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "not one of this handle's sockets"));
@@ -105,58 +120,20 @@ impl DatagramIo for UdpSockets {
         self.socks.retain(|s| s.fd != fd);
         self.socks.push(Sock { fd, local });
     }
-}
 
-/// An in-memory network for the lifecycle tests: what a handle sends is
-/// collected, what a test queues is read. Cloning shares it.
-#[cfg(test)]
-pub mod fake {
-    use super::*;
-    use std::cell::RefCell;
-    use std::collections::VecDeque;
-    use std::rc::Rc;
-
-    #[derive(Default)]
-    pub struct State {
-        /// Datagrams waiting to be read: (payload, from, to).
-        pub inbox: VecDeque<(Vec<u8>, SocketAddr, SocketAddr)>,
-        /// What the handle sent: (payload, from, to), one per packet.
-        pub sent: Vec<(Vec<u8>, SocketAddr, SocketAddr)>,
-        /// Sends refused with WouldBlock while this is set.
-        pub full: bool,
+    fn fds(&self) -> Vec<RawFd> {
+        self.socks.iter().map(|s| s.fd).collect()
     }
 
-    #[derive(Clone, Default)]
-    pub struct FakeNet(pub Rc<RefCell<State>>);
-
-    impl DatagramIo for FakeNet {
-        fn read_batch(&mut self, _fd: RawFd, f: OnDatagram) -> io::Result<bool> {
-            for _ in 0..crate::batch_io::RECV_BATCH {
-                // Take one out first: the callback may send.
-                let next = self.0.borrow_mut().inbox.pop_front();
-                match next {
-                    Some((mut d, from, to)) => f(&mut d, from, to),
-                    None => return Ok(false),
-                }
-            }
-            Ok(!self.0.borrow().inbox.is_empty())
+    /// Batched (recvmmsg/GRO, GSO) or plain (recvfrom/sendto) I/O.
+    fn set_mode(&mut self, mode: IoMode) {
+        self.mode = mode;
+        for s in &self.socks {
+            self.batch = prepare_socket(s.fd, mode);
         }
+    }
 
-        fn send(&mut self, data: &[u8], segment: usize, from: SocketAddr, to: SocketAddr) -> io::Result<usize> {
-            let mut s = self.0.borrow_mut();
-            if s.full {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            for p in data.chunks(segment.max(1)) {
-                s.sent.push((p.to_vec(), from, to));
-            }
-            Ok(data.len())
-        }
-
-        fn fd_of(&self, _from: SocketAddr) -> RawFd {
-            3
-        }
-
-        fn add_socket(&mut self, _fd: RawFd, _local: SocketAddr) {}
+    fn mode(&self) -> IoMode {
+        self.mode
     }
 }

@@ -1,11 +1,11 @@
 //! The libev calls the library makes, behind one small trait.
 //!
 //! Production code runs on [`LibEv`] (the host's `struct ev_loop *`).
-//! Tests run the very same server and client code on [`fake::FakeLoop`], a
-//! pure-Rust loop that stores watcher pointers and calls their callbacks
-//! exactly as libev does (through `w->cb(loop, w, revents)` with `w->data`
-//! set by us), so the ownership of every handle and watcher can be checked
-//! under Miri, where no C code can run.
+//! Tests run the very same handles, application layer and C API on a
+//! pure-Rust loop (`testing::fake_loop`) that stores watcher pointers and
+//! calls their callbacks exactly as libev does (through `w->cb(loop, w,
+//! revents)` with `w->data` set by us), so the ownership of every handle
+//! and watcher can be checked under Miri, where no C code can run.
 //!
 //! Every method is `unsafe` for the same reason libev's functions are: a
 //! watcher must stay at its address, initialised, while it is active.
@@ -17,7 +17,20 @@ use libev_sys::{ev_io, ev_io_cb, ev_loop, ev_timer, ev_timer_cb};
 /// timer, so an already-expired deadline (0 s) must become "now".
 pub const MIN_TIMER_SECS: f64 = 1e-6;
 
-pub trait EvLoop {
+pub trait EvLoop: Clone {
+    /// The loop behind a C `struct ev_loop *`.
+    ///
+    /// # Safety
+    /// `lp` is a live loop (for the fake: one of its raw pointers).
+    unsafe fn from_raw(lp: *mut ev_loop) -> Self;
+
+    /// The C `struct ev_loop *` (what watcher callbacks receive).
+    fn raw(&self) -> *mut ev_loop;
+
+    /// The time deadlines are measured in (the tests' loop runs on a
+    /// virtual clock).
+    fn now(&self) -> std::time::Instant;
+
     /// `ev_timer_init(w, cb, 0, 0)` and `w->data = data`.
     ///
     /// # Safety
@@ -48,6 +61,11 @@ pub trait EvLoop {
     /// # Safety
     /// `w` must be initialised.
     unsafe fn io_stop(&self, w: *mut ev_io);
+
+    /// `ev_feed_fd_event`: every I/O watcher active on `fd` for `revents`
+    /// is called on the next loop iteration, as if the fd were ready.
+    /// Only libev's own list of active watchers is read.
+    fn feed_fd_event(&self, fd: c_int, revents: c_int);
 }
 
 /// The host's libev loop.
@@ -63,12 +81,21 @@ impl LibEv {
         LibEv { lp }
     }
 
-    pub fn raw(&self) -> *mut ev_loop {
-        self.lp
-    }
 }
 
 impl EvLoop for LibEv {
+    unsafe fn from_raw(lp: *mut ev_loop) -> LibEv {
+        LibEv { lp }
+    }
+
+    fn raw(&self) -> *mut ev_loop {
+        self.lp
+    }
+
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
     unsafe fn timer_init(&self, w: *mut ev_timer, cb: ev_timer_cb, data: *mut c_void) {
         libev_sys::ev_timer_init(w, cb, 0.0, 0.0);
         (*w).data = data;
@@ -95,154 +122,10 @@ impl EvLoop for LibEv {
     unsafe fn io_stop(&self, w: *mut ev_io) {
         libev_sys::ev_io_stop(self.lp, w);
     }
-}
 
-/// A loop for tests: virtual time, watchers kept by pointer, callbacks
-/// called as libev calls them. Cloning shares the loop.
-#[cfg(test)]
-pub mod fake {
-    use super::*;
-    use std::cell::RefCell;
-    use std::rc::Rc;
-
-    #[derive(Default)]
-    struct State {
-        now: f64,
-        timers: Vec<*mut ev_timer>,
-        ios: Vec<*mut ev_io>,
-    }
-
-    #[derive(Clone, Default)]
-    pub struct FakeLoop(Rc<RefCell<State>>);
-
-    impl FakeLoop {
-        pub fn new() -> FakeLoop {
-            FakeLoop::default()
-        }
-
-        pub fn now(&self) -> f64 {
-            self.0.borrow().now
-        }
-
-        /// Active timers and I/O watchers.
-        pub fn active(&self) -> (usize, usize) {
-            let s = self.0.borrow();
-            (s.timers.len(), s.ios.len())
-        }
-
-        /// When the next timer is due, if any is active.
-        pub fn next_due(&self) -> Option<f64> {
-            let s = self.0.borrow();
-            // SAFETY: active watchers are valid (the EvLoop contract).
-            s.timers.iter().map(|&w| unsafe { (*w).at }).min_by(|a, b| a.total_cmp(b))
-        }
-
-        /// Advances virtual time to the earliest due timer and fires it
-        /// (libev re-arms a repeating timer before calling it). False when
-        /// no timer is active.
-        pub fn fire_next_timer(&self) -> bool {
-            let w = {
-                let mut s = self.0.borrow_mut();
-                // SAFETY: as in next_due.
-                let Some(i) = (0..s.timers.len()).min_by(|&a, &b| unsafe {
-                    (*s.timers[a]).at.total_cmp(&(*s.timers[b]).at)
-                }) else {
-                    return false;
-                };
-                let w = s.timers[i];
-                // SAFETY: w is active, so valid.
-                unsafe {
-                    s.now = s.now.max((*w).at);
-                    if (*w).repeat > 0.0 {
-                        (*w).at = s.now + (*w).repeat;
-                    } else {
-                        s.timers.remove(i);
-                        (*w).active = 0;
-                    }
-                }
-                w
-            };
-            // The borrow is released: the callback may start and stop
-            // watchers on this loop.
-            // SAFETY: libev's calling convention; the callback was set by
-            // timer_init.
-            unsafe {
-                let cb = (*w).cb.expect("an initialised timer has a callback");
-                cb(std::ptr::null_mut(), w, libev_sys::EV_TIMER);
-            }
-            true
-        }
-
-        /// Calls every active I/O watcher on `fd` interested in `revents`.
-        pub fn fire_io(&self, fd: c_int, revents: c_int) {
-            let ws: Vec<*mut ev_io> = {
-                let s = self.0.borrow();
-                // SAFETY: active watchers are valid.
-                s.ios.iter().copied().filter(|&w| unsafe { (*w).fd == fd && (*w).events & revents != 0 }).collect()
-            };
-            for w in ws {
-                // Still active? An earlier callback may have stopped it.
-                if !self.0.borrow().ios.contains(&w) {
-                    continue;
-                }
-                // SAFETY: as in fire_next_timer.
-                unsafe {
-                    let cb = (*w).cb.expect("an initialised watcher has a callback");
-                    cb(std::ptr::null_mut(), w, revents);
-                }
-            }
-        }
-    }
-
-    impl EvLoop for FakeLoop {
-        unsafe fn timer_init(&self, w: *mut ev_timer, cb: ev_timer_cb, data: *mut c_void) {
-            (*w).active = 0;
-            (*w).pending = 0;
-            (*w).priority = 0;
-            (*w).cb = Some(cb);
-            (*w).at = 0.0;
-            (*w).repeat = 0.0;
-            (*w).data = data;
-        }
-
-        unsafe fn io_init(&self, w: *mut ev_io, cb: ev_io_cb, fd: c_int, events: c_int, data: *mut c_void) {
-            (*w).active = 0;
-            (*w).pending = 0;
-            (*w).priority = 0;
-            (*w).cb = Some(cb);
-            (*w).fd = fd;
-            (*w).events = events;
-            (*w).data = data;
-        }
-
-        unsafe fn timer_arm(&self, w: *mut ev_timer, after: f64) {
-            let mut s = self.0.borrow_mut();
-            (*w).repeat = after.max(MIN_TIMER_SECS);
-            (*w).at = s.now + (*w).repeat;
-            if (*w).active == 0 {
-                (*w).active = 1;
-                s.timers.push(w);
-            }
-        }
-
-        unsafe fn timer_stop(&self, w: *mut ev_timer) {
-            let mut s = self.0.borrow_mut();
-            s.timers.retain(|&t| t != w);
-            (*w).active = 0;
-        }
-
-        unsafe fn io_start(&self, w: *mut ev_io) {
-            let mut s = self.0.borrow_mut();
-            if (*w).active == 0 {
-                (*w).active = 1;
-                s.ios.push(w);
-            }
-        }
-
-        unsafe fn io_stop(&self, w: *mut ev_io) {
-            let mut s = self.0.borrow_mut();
-            s.ios.retain(|&i| i != w);
-            (*w).active = 0;
-        }
+    fn feed_fd_event(&self, fd: c_int, revents: c_int) {
+        // SAFETY: the loop is live (new's contract); libev ignores an fd
+        // it has no watcher for.
+        unsafe { libev_sys::ev_feed_fd_event(self.lp, fd, revents) }
     }
 }

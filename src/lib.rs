@@ -6,13 +6,17 @@
 //! requests and responses) that C programs program against. See
 //! `include/quiche_ev.h` for the C API.
 //!
-//! Layers, data flowing one way:
+//! Layers, data and calls flowing one way (no module names one to its
+//! left; `make test` checks it):
 //!
 //! ```text
-//! socket (batch_io, dgram) -> transport (server/client, driver, egress, table,
-//!                             cid, token, stateless) -> application (app/)
-//! C API (ffi/) ------------- creates / configures / drives -----------------^
+//! socket      -> transport                       -> application -> C API
+//! (batch_io,     (handle, server/, client, driver,   (app/)         (ffi/)
+//!  dgram,         egress, table, cid, token,
+//!  socket)        stateless, hooks)
 //! ```
+//!
+//! Under all of them: `log`, `unwind` (the panic boundary), `crypto`.
 
 #[macro_use]
 pub mod log;
@@ -27,6 +31,7 @@ pub mod driver;
 pub mod egress;
 pub mod evloop;
 pub mod ffi;
+pub mod handle;
 pub mod hooks;
 pub mod observe;
 pub mod platform;
@@ -37,11 +42,16 @@ pub mod stateless;
 pub mod table;
 pub mod token;
 pub mod transport;
+pub mod unwind;
 
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod careless_tests;
+#[cfg(test)]
+mod model_tests;
 
 /// Largest UDP payload we send or accept, as upstream's `MAX_DATAGRAM_SIZE`.
 pub const MAX_DATAGRAM_SIZE: usize = 1350;

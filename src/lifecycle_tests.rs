@@ -1,24 +1,27 @@
-//! The server's and the client's lifecycles on the fake platform (fake
-//! loop, in-memory network, scripted connections): every path that hands
-//! pointers to libev or frees what libev points to — create, recv,
-//! timeout, close, remove, shutdown, deferred free, the panic boundary —
-//! with no C code involved, so `make miri` runs them under Miri.
+//! The server's and the client's lifecycles on a fake platform (fake
+//! loop, in-memory network, scripted connections, applications that only
+//! name their events): every path that hands pointers to libev or frees
+//! what libev points to — create, recv, timeout, close, remove, shutdown,
+//! deferred free, the panic boundary, the end of every watcher — with no
+//! C code involved, so `make miri` runs them under Miri.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::client::{Client, Phase};
-use crate::dgram::fake::FakeNet;
-use crate::evloop::fake::FakeLoop;
+use libev_sys::EV_READ;
+
+use crate::client::{Client, ClientCore, Phase};
+use crate::dgram::DatagramIo;
+use crate::handle::Handle;
 use crate::observe::Observe;
-use crate::server::Server;
+use crate::server::{Server, ServerCore};
 use crate::stateless;
 use crate::testing::*;
 
-type S = Server<FakePlatform>;
-type C = Client<FakePlatform>;
-
-const FD: i32 = 3;
+type S = Server<ScriptedPlatform, NullServerApp>;
+type C = Client<ScriptedPlatform, NullClientApp>;
+type SC = ServerCore<ScriptedPlatform, NullServerApp>;
+type CC = ClientCore<ScriptedPlatform, NullClientApp>;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -27,7 +30,8 @@ fn addr(s: &str) -> SocketAddr {
 struct Fixture {
     s: *mut S,
     lp: FakeLoop,
-    net: FakeNet,
+    net: Net,
+    fd: i32,
     local: SocketAddr,
     seen: std::rc::Rc<std::cell::RefCell<Vec<&'static str>>>,
     _config: Box<()>,
@@ -35,16 +39,22 @@ struct Fixture {
 
 fn server_with(on: Option<OnDeliver>) -> Fixture {
     let lp = FakeLoop::new();
-    let net = FakeNet::default();
+    let net = Net::new();
+    net.make_current();
     let local = addr("127.0.0.1:4433");
+    let fd = net.socket(Some(local));
     let mut config = Box::new(());
     let (rec, seen) = recorder();
     let shared = NullShared::new(on.unwrap_or(rec));
     // SAFETY: the config outlives the server (dropped with the fixture,
     // after the test destroyed the server).
-    let s = unsafe { S::create(lp.clone(), net.clone(), FD, local, &mut *config, shared) };
-    unsafe { S::state(s).settings.retry = false };
-    Fixture { s, lp, net, local, seen, _config: config }
+    let s = unsafe { SC::create(lp.clone(), FakeIo::open(fd, local), fd, local, &mut *config, shared) };
+    unsafe {
+        SC::state(s).settings.retry = false;
+        // The server watches its socket itself (no watcher of the test's).
+        Handle::start(s);
+    }
+    Fixture { s, lp, net, fd, local, seen, _config: config }
 }
 
 fn server() -> Fixture {
@@ -53,17 +63,16 @@ fn server() -> Fixture {
 
 impl Fixture {
     fn deliver(&self, pkt: Vec<u8>, from: SocketAddr) {
-        self.net.0.borrow_mut().inbox.push_back((pkt, from, self.local));
-        // SAFETY: s is the live root.
-        unsafe { S::recv_cb(self.s, FD) };
+        self.net.deliver(pkt, from, self.local);
+        self.lp.fire_io(self.fd, EV_READ);
     }
 
     fn conns(&self) -> usize {
-        unsafe { S::state(self.s).conn_count() }
+        unsafe { SC::state(self.s).conn_count() }
     }
 
     fn sent(&self) -> Vec<(Vec<u8>, SocketAddr, SocketAddr)> {
-        std::mem::take(&mut self.net.0.borrow_mut().sent)
+        self.net.take_sent()
     }
 
     /// Fires timers until none is active or `max` fired.
@@ -78,15 +87,10 @@ impl Fixture {
     /// The server's CIDs for its only connection.
     fn cids(&self) -> Vec<[u8; 16]> {
         unsafe {
-            let st = S::state(self.s);
-            let ids = st_ids(st);
-            S::cids_of(st, ids[0])
+            let ids = SC::state(self.s).conn_ids();
+            SC::cids_of(self.s, ids[0])
         }
     }
-}
-
-fn st_ids(st: &mut crate::server::ServerState<FakePlatform>) -> Vec<u64> {
-    st.conn_ids()
 }
 
 #[test]
@@ -113,7 +117,7 @@ fn server_create_recv_timeout_close_remove() {
     assert!(f.run_timers(100) > 0);
     assert_eq!(f.conns(), 0);
     assert_eq!(*f.seen.borrow(), ["established", "closed"]);
-    assert_eq!(f.lp.active(), (0, 0), "no watcher left active");
+    assert_eq!(f.lp.active(), (0, 1), "no watcher left active but the server's socket watcher");
     // A late packet for it gets a stateless reset, shorter than itself.
     f.deliver(fake_short(&cids[1], 60), peer);
     let sent = f.sent();
@@ -122,7 +126,7 @@ fn server_create_recv_timeout_close_remove() {
     // ... and a late duplicate Initial does not create a second connection.
     f.deliver(fake_initial(&[1; 8]), peer);
     assert_eq!(f.conns(), 0);
-    unsafe { S::destroy(f.s) };
+    unsafe { Handle::destroy(f.s) };
 }
 
 #[test]
@@ -135,7 +139,7 @@ fn server_close_unmaps_retired_cids_and_frees_with_live_connections() {
     assert_eq!(cids.len(), 2);
     // The peer retires the first CID: the next step unmaps it.
     unsafe {
-        let st = S::state(f.s);
+        let st = SC::state(f.s);
         let id = st.conn_ids()[0];
         let e = st.conn_ptr(id);
         crate::server::ServerConn::conn(e).retired.push_back(cids[0].to_vec());
@@ -148,29 +152,23 @@ fn server_close_unmaps_retired_cids_and_frees_with_live_connections() {
     // The retired CID now leads nowhere (a stateless reset answers it).
     f.deliver(fake_short(&cids[0], 60), peer);
     assert_eq!(f.sent().len(), 1);
-    // Freed with a live connection: its timer is stopped and it is freed.
-    assert_eq!(f.lp.active().0, 1);
-    unsafe { S::destroy(f.s) };
+    // Freed with a live connection: its timer is stopped and it is freed,
+    // and the server's socket watcher is stopped.
+    assert_eq!(f.lp.active(), (1, 1));
+    unsafe { Handle::destroy(f.s) };
     assert_eq!(f.lp.active(), (0, 0));
 }
 
 #[test]
 fn server_shutdown_drains_then_reports_stopped() {
-    let (rec, seen) = recorder();
-    let f = server_with(Some(rec));
-    unsafe { S::state(f.s).app.busy = true };
+    let f = server();
+    unsafe { SC::state(f.s).app.busy = true };
     let peer = addr("127.0.0.1:5557");
     f.deliver(fake_initial(&[3; 8]), peer);
     f.deliver(fake_initial(&[3; 8]), peer);
-    let stopped = std::rc::Rc::new(std::cell::Cell::new(0));
-    unsafe extern "C" fn on_stopped(_s: *mut crate::ffi::types::quiche_ev_server, status: i32, user: *mut libc::c_void) {
-        let n = &*(user as *const std::cell::Cell<i32>);
-        n.set(n.get() + 1 + status);
-    }
-    unsafe {
-        S::state(f.s).on_stopped = Some((on_stopped, std::rc::Rc::as_ptr(&stopped) as *mut libc::c_void));
-        S::shutdown(f.s, Duration::from_secs(5));
-    }
+    let before = f.seen.borrow().len();
+    unsafe { SC::shutdown(f.s, Duration::from_secs(5)) };
+    assert_eq!(f.seen.borrow().len(), before, "nothing is delivered from inside the host's call");
     assert_eq!(f.conns(), 1, "a busy connection is left to finish");
     // A new client is refused while draining, with no state made.
     f.deliver(fake_initial(&[4; 8]), addr("127.0.0.1:5558"));
@@ -179,13 +177,13 @@ fn server_shutdown_drains_then_reports_stopped() {
     // server reports it stopped exactly once.
     f.run_timers(100);
     assert_eq!(f.conns(), 0);
-    assert_eq!(stopped.get(), 1);
-    assert_eq!(*seen.borrow(), ["established", "closed"]);
+    assert_eq!(*f.seen.borrow(), ["established", "closed", "stopped"], "stopped exactly once");
+    assert_eq!(f.lp.active(), (0, 0), "a stopped server leaves no watcher behind");
     // Even if the loop runs again, no datagram creates a connection.
-    f.deliver(fake_initial(&[5; 8]), addr("127.0.0.1:5559"));
+    f.net.deliver(fake_initial(&[5; 8]), addr("127.0.0.1:5559"), f.local);
     assert_eq!(f.conns(), 0);
-    assert!(unsafe { S::is_stopped(f.s) });
-    unsafe { S::destroy(f.s) };
+    assert!(unsafe { SC::state(f.s).is_stopped() });
+    unsafe { Handle::destroy(f.s) };
 }
 
 #[test]
@@ -196,7 +194,7 @@ fn the_host_may_free_the_server_from_its_callback() {
         if e == "established" {
             // SAFETY: the server is live; the free is deferred until the
             // callback that delivered this event returns.
-            unsafe { S::destroy(h.get()) };
+            unsafe { Handle::destroy(h.get()) };
         }
     })));
     let f = server_with(Some(on));
@@ -213,22 +211,15 @@ fn a_panic_stops_the_server_and_tells_the_host() {
     let f = server();
     let peer = addr("127.0.0.1:5561");
     f.deliver(fake_initial(&[7; 8]), peer);
-    let status = std::rc::Rc::new(std::cell::Cell::new(0));
-    unsafe extern "C" fn on_stopped(_s: *mut crate::ffi::types::quiche_ev_server, st: i32, user: *mut libc::c_void) {
-        (*(user as *const std::cell::Cell<i32>)).set(st);
-    }
-    unsafe {
-        let st = S::state(f.s);
-        st.on_stopped = Some((on_stopped, std::rc::Rc::as_ptr(&status) as *mut libc::c_void));
-        st.app.panic_on_input = true;
-    }
+    unsafe { SC::state(f.s).app.panic_on_input = true };
     f.deliver(fake_initial(&[7; 8]), peer);
-    assert!(unsafe { S::is_failed(f.s) });
-    assert_eq!(status.get(), -3, "the host heard of the internal error");
-    assert_eq!(f.lp.active(), (0, 0), "every watcher of ours is stopped");
+    assert!(unsafe { Handle::is_failed(f.s) });
+    assert_eq!(f.seen.borrow().last(), Some(&"stopped: failed"), "the host heard of the internal error");
+    assert_eq!(f.lp.active(), (0, 0), "every watcher is stopped");
     // Further datagrams do nothing.
-    f.deliver(fake_initial(&[8; 8]), peer);
-    unsafe { S::destroy(f.s) };
+    f.net.deliver(fake_initial(&[8; 8]), peer, f.local);
+    f.lp.fire_io(f.fd, EV_READ);
+    unsafe { Handle::destroy(f.s) };
 }
 
 /// A host whose every event makes another (as a writable callback that
@@ -246,7 +237,7 @@ fn a_host_that_answers_every_event_with_another_does_not_starve_the_loop() {
         if n.get() < ENDLESS {
             // SAFETY: the server is live; no borrow of its state is held
             // while an event is delivered.
-            unsafe { S::state(h.get()).app.events.push_back("again") };
+            unsafe { SC::state(h.get()).app.events.push_back("again") };
         }
     })));
     let f = server_with(Some(on));
@@ -255,10 +246,10 @@ fn a_host_that_answers_every_event_with_another_does_not_starve_the_loop() {
     f.deliver(fake_initial(&[9; 8]), peer);
     f.deliver(fake_initial(&[9; 8]), peer);
     assert_eq!(count.get(), crate::reentry::MAX_EVENTS_PER_DISPATCH, "one dispatch, then back to the loop");
-    assert!(f.lp.next_due().unwrap() - f.lp.now() < 1e-3, "the rest is due on the next iteration");
+    assert!(f.lp.next_due().unwrap() - f.lp.seconds() < 1e-3, "the rest is due on the next iteration");
     assert!(f.lp.fire_next_timer());
     assert_eq!(count.get(), ENDLESS);
-    unsafe { S::destroy(f.s) };
+    unsafe { Handle::destroy(f.s) };
 }
 
 #[test]
@@ -270,82 +261,80 @@ fn a_client_host_that_answers_every_event_with_another_does_not_starve_the_loop(
         n.set(n.get() + 1);
         if n.get() < ENDLESS {
             // SAFETY: as above, for the client.
-            unsafe { C::state(h.get()).app.events.push_back("again") };
+            unsafe { CC::state(h.get()).app.events.push_back("again") };
         }
     })));
     let (c, lp, net, _seen) = client();
-    unsafe { C::state(c).app.on_deliver = on };
+    unsafe { CC::state(c).app.on_deliver = on };
     holder.set(c);
     assert!(lp.fire_next_timer());
-    net.0.borrow_mut().sent.clear();
+    net.take_sent();
     for _ in 0..2 {
-        net.0.borrow_mut().inbox.push_back((vec![0u8; 100], addr("127.0.0.1:4433"), addr("127.0.0.1:6000")));
-        unsafe { C::recv_cb(c, FD) };
+        net.deliver(vec![0u8; 100], addr("127.0.0.1:4433"), addr("127.0.0.1:6000"));
+        lp.fire_io(CLIENT_FD.with(|f| f.get()), EV_READ);
     }
     assert_eq!(count.get(), crate::reentry::MAX_EVENTS_PER_DISPATCH);
-    assert!(lp.next_due().unwrap() - lp.now() < 1e-3, "the rest is due on the next iteration");
+    assert!(lp.next_due().unwrap() - lp.seconds() < 1e-3, "the rest is due on the next iteration");
     assert!(lp.fire_next_timer());
     assert_eq!(count.get(), ENDLESS);
-    unsafe { C::destroy(c) };
+    unsafe { Handle::destroy(c) };
 }
 
-fn client() -> (*mut C, FakeLoop, FakeNet, std::rc::Rc<std::cell::RefCell<Vec<&'static str>>>) {
+thread_local! {
+    static CLIENT_FD: std::cell::Cell<i32> = const { std::cell::Cell::new(-1) };
+}
+
+fn client() -> (*mut C, FakeLoop, Net, std::rc::Rc<std::cell::RefCell<Vec<&'static str>>>) {
     let lp = FakeLoop::new();
-    let net = FakeNet::default();
+    let net = Net::new();
+    net.make_current();
+    let local = addr("127.0.0.1:6000");
+    let fd = net.socket(Some(local));
+    CLIENT_FD.with(|f| f.set(fd));
     let (rec, seen) = recorder();
     let mut config = ();
     let c = unsafe {
-        C::create(lp.clone(), net.clone(), FD, addr("127.0.0.1:6000"), addr("127.0.0.1:4433"), None, &mut config,
-                  &Observe::default(), NullClientApp::new(rec))
+        CC::create(lp.clone(), FakeIo::open(fd, local), local, addr("127.0.0.1:4433"), None, &mut config,
+                   Observe::default(), NullClientApp::new(rec))
     }
     .unwrap();
+    unsafe { Handle::start(c) };
     (c, lp, net, seen)
 }
 
 #[test]
 fn client_connect_recv_close_and_report() {
     let (c, lp, net, seen) = client();
-    let closed = std::rc::Rc::new(std::cell::Cell::new(-1));
-    unsafe extern "C" fn on_closed(_c: *mut crate::ffi::types::quiche_ev_client, phase: i32, user: *mut libc::c_void) {
-        (*(user as *const std::cell::Cell<i32>)).set(phase);
-    }
-    unsafe { C::state(c).on_closed = Some((on_closed, std::rc::Rc::as_ptr(&closed) as *mut libc::c_void)) };
     // The first flight leaves from the loop, not from create.
-    assert!(net.0.borrow().sent.is_empty());
+    assert!(net.take_sent().is_empty());
     assert!(lp.fire_next_timer());
-    assert_eq!(net.0.borrow_mut().sent.drain(..).count(), 1);
+    assert_eq!(net.take_sent().len(), 1);
     for _ in 0..2 {
-        net.0.borrow_mut().inbox.push_back((vec![0u8; 100], addr("127.0.0.1:4433"), addr("127.0.0.1:6000")));
-        unsafe { C::recv_cb(c, FD) };
+        net.deliver(vec![0u8; 100], addr("127.0.0.1:4433"), addr("127.0.0.1:6000"));
+        lp.fire_io(CLIENT_FD.with(|f| f.get()), EV_READ);
     }
-    assert_eq!(unsafe { C::phase(c) }, Phase::Established);
+    assert_eq!(unsafe { CC::phase(c) }, Phase::Established);
     // The application is done: the client closes (it never stops the
     // host's loop); its closing period ends on the timer.
     unsafe {
-        let st = C::state(c);
+        let st = CC::state(c);
         st.close_when_done = true;
         st.app.done = true;
-        C::changed(c);
+        CC::changed(c);
     }
-    let mut n = 0;
-    while lp.fire_next_timer() && n < 100 {
-        n += 1;
-    }
-    assert_eq!(unsafe { C::phase(c) }, Phase::ClosedOk);
-    assert_eq!(closed.get(), Phase::ClosedOk as i32);
+    assert_eq!(lp.run(1000), Ran::Idle, "the loop ends by itself");
+    assert_eq!(unsafe { CC::phase(c) }, Phase::ClosedOk);
     assert_eq!(*seen.borrow(), ["established", "closed"]);
-    assert_eq!(lp.active(), (0, 0));
-    unsafe { C::destroy(c) };
+    unsafe { Handle::destroy(c) };
 }
 
 #[test]
 fn client_idle_timeout_is_a_failure() {
-    let (c, lp, _net, _seen) = client();
-    let mut n = 0;
-    while lp.fire_next_timer() && n < 100 {
-        n += 1;
-    }
-    assert_eq!(unsafe { C::phase(c) }, Phase::Failed);
-    assert!(unsafe { C::failure(c) }.unwrap().contains("idle timeout"));
-    unsafe { C::destroy(c) };
+    let (c, lp, _net, seen) = client();
+    assert_eq!(lp.run(1000), Ran::Idle);
+    assert_eq!(unsafe { CC::phase(c) }, Phase::Failed);
+    let why = unsafe { std::ffi::CStr::from_ptr(CC::failure_cstr(c)) }.to_string_lossy().into_owned();
+    assert!(why.contains("idle timeout"), "{why}");
+    assert_eq!(*seen.borrow(), ["closed: failed"]);
+    unsafe { Handle::destroy(c) };
 }

@@ -1,14 +1,22 @@
 //! The library's log: silent unless the host installed a callback with
-//! `quiche_ev_set_log`, and then only up to the level it chose.
+//! `quiche_ev_set_log` (or `quiche_ev_set_logger`), and then only up to the
+//! level it chose.
 //!
 //! The level is one atomic load, checked before anything is formatted, so
 //! a quiet library pays nothing on its hot paths (junk datagrams, every
 //! packet).
+//!
+//! Each message carries its origin: the handle (server or client) and the
+//! server connection it is about, when there is one. The handle machinery
+//! and the connection service set it for the thread while they run
+//! ([`within`]), so a host with several servers and clients in one process
+//! can tell who logged a line.
 
-use std::ffi::CString;
+use std::cell::Cell;
+use std::ffi::{CStr, CString};
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use libc::{c_int, c_void};
 
@@ -34,28 +42,58 @@ impl Level {
     }
 }
 
-/// The host's log callback: `(level, NUL-terminated message, user)`.
-pub type LogFn = unsafe extern "C" fn(c_int, *const libc::c_char, *mut c_void);
-
-struct Sink {
-    cb: LogFn,
-    user: *mut c_void,
+/// Who a message is about: addresses of the library's own objects (the C
+/// API hands the same addresses out as its handles), null where none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub server: *const c_void,
+    pub client: *const c_void,
+    /// A server connection.
+    pub conn: *const c_void,
 }
 
-// SAFETY: the user pointer is the host's; the C API documents that the
-// callback may be called from whichever thread runs a loop with our
-// handles, so the host is responsible for its thread safety.
-unsafe impl Send for Sink {}
+impl Origin {
+    pub const NONE: Origin = Origin { server: std::ptr::null(), client: std::ptr::null(), conn: std::ptr::null() };
+}
+
+thread_local! {
+    static ORIGIN: Cell<Origin> = const { Cell::new(Origin::NONE) };
+}
+
+/// Runs `f` with `change` applied to this thread's origin, restoring the
+/// previous one afterwards (also when `f` panics).
+pub fn within<R>(change: impl FnOnce(&mut Origin), f: impl FnOnce() -> R) -> R {
+    struct Restore(Origin);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ORIGIN.with(|o| o.set(self.0));
+        }
+    }
+    let before = ORIGIN.with(|o| o.get());
+    let _restore = Restore(before);
+    let mut now = before;
+    change(&mut now);
+    ORIGIN.with(|o| o.set(now));
+    f()
+}
+
+/// The origin messages from this thread have now.
+pub fn origin() -> Origin {
+    ORIGIN.with(|o| o.get())
+}
+
+/// Where messages go: installed by the C API (`quiche_ev_set_log*`).
+pub type Sink = dyn Fn(Level, &CStr, &Origin) + Send + Sync;
 
 /// 0: off; otherwise the most verbose level that is delivered.
 static LEVEL: AtomicU8 = AtomicU8::new(0);
-static SINK: Mutex<Option<Sink>> = Mutex::new(None);
+static SINK: Mutex<Option<Arc<Sink>>> = Mutex::new(None);
 
-/// Installs (or with `None`, removes) the log callback.
-pub fn set(cb: Option<LogFn>, user: *mut c_void, level: Level) {
-    let mut sink = SINK.lock().unwrap_or_else(|p| p.into_inner());
-    *sink = cb.map(|cb| Sink { cb, user });
+/// Installs (or with `None`, removes) the sink.
+pub fn set(sink: Option<Arc<Sink>>, level: Level) {
+    let mut s = SINK.lock().unwrap_or_else(|p| p.into_inner());
     LEVEL.store(if sink.is_some() { level as u8 } else { 0 }, Ordering::Relaxed);
+    *s = sink;
 }
 
 #[inline]
@@ -73,14 +111,10 @@ pub fn emit(level: Level, args: fmt::Arguments) {
         v.retain(|&b| b != 0);
         CString::new(v).expect("NULs removed")
     });
-    // Copy the callback out: it may itself call quiche_ev_set_log.
-    let sink = {
-        let s = SINK.lock().unwrap_or_else(|p| p.into_inner());
-        s.as_ref().map(|s| (s.cb, s.user))
-    };
-    if let Some((cb, user)) = sink {
-        // SAFETY: the host's callback, with a valid C string for the call.
-        unsafe { cb(level as c_int, msg.as_ptr(), user) };
+    // Copy the sink out: it may itself install another.
+    let sink = SINK.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some(sink) = sink {
+        sink(level, &msg, &origin());
     }
 }
 

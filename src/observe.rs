@@ -5,8 +5,39 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
+
+use libc::c_void;
+
+/// A connection a key log and a qlog can be attached to.
+pub trait Observed {
+    fn set_keylog(&mut self, writer: Box<dyn Write + Send + Sync>);
+    fn set_qlog(&mut self, writer: Box<dyn Write + Send + Sync>, title: String, description: String);
+    fn source_id(&self) -> Vec<u8>;
+}
+
+impl Observed for quiche::Connection {
+    fn set_keylog(&mut self, writer: Box<dyn Write + Send + Sync>) {
+        quiche::Connection::set_keylog(self, writer)
+    }
+    fn set_qlog(&mut self, writer: Box<dyn Write + Send + Sync>, title: String, description: String) {
+        quiche::Connection::set_qlog(self, writer, title, description)
+    }
+    fn source_id(&self) -> Vec<u8> {
+        quiche::Connection::source_id(self).to_vec()
+    }
+}
+
+/// A connection configuration that can turn key logging on.
+pub trait LogKeys {
+    fn log_keys(&mut self);
+}
+
+impl LogKeys for quiche::Config {
+    fn log_keys(&mut self) {
+        quiche::Config::log_keys(self)
+    }
+}
 
 /// One key log file shared by every connection of a handle.
 #[derive(Clone)]
@@ -31,9 +62,9 @@ impl Write for KeyLog {
 pub struct Observe {
     keylog: Option<KeyLog>,
     qlog_dir: Option<PathBuf>,
-    /// The quiche config the handle's connections come from (see
-    /// `set_config`).
-    config: Option<NonNull<quiche::Config>>,
+    /// The config the handle's connections come from (see `set_config`),
+    /// with the function that turns key logging on in it.
+    config: Option<(*mut c_void, unsafe fn(*mut c_void))>,
 }
 
 impl Observe {
@@ -44,8 +75,12 @@ impl Observe {
     /// `config` is NULL or outlives this value, and is used only on the
     /// thread that uses this value (the C API's contract for the config
     /// given to `quiche_ev_server_new` / `quiche_ev_client_new`).
-    pub unsafe fn set_config(&mut self, config: *mut quiche::Config) {
-        self.config = NonNull::new(config);
+    pub unsafe fn set_config<C: LogKeys>(&mut self, config: *mut C) {
+        unsafe fn on<C: LogKeys>(c: *mut c_void) {
+            // SAFETY: the pointer set_config was given (its contract).
+            unsafe { (*c.cast::<C>()).log_keys() }
+        }
+        self.config = (!config.is_null()).then_some((config.cast(), on::<C> as unsafe fn(*mut c_void)));
     }
 
     /// Appends TLS secrets (NSS key log format) to `path` from now on, and
@@ -58,9 +93,9 @@ impl Observe {
     pub fn set_keylog(&mut self, path: &Path) -> io::Result<()> {
         let f = OpenOptions::new().create(true).append(true).open(path)?;
         self.keylog = Some(KeyLog(Arc::new(Mutex::new(f))));
-        if let Some(mut config) = self.config {
+        if let Some((config, on)) = self.config {
             // SAFETY: valid and ours on this thread (set_config's contract).
-            unsafe { config.as_mut() }.log_keys();
+            unsafe { on(config) };
         }
         Ok(())
     }
@@ -75,24 +110,24 @@ impl Observe {
     }
 
     /// Sets up key logging and qlog for a connection just created.
-    pub fn attach(&self, conn: &mut quiche::Connection, role: &str, scid: &[u8]) {
+    pub fn attach(&self, conn: &mut impl Observed, role: &str, scid: &[u8]) {
         self.attach_keylog(conn);
         self.qlog_for(conn, role, scid);
     }
 
-    pub fn attach_keylog(&self, conn: &mut quiche::Connection) {
+    pub fn attach_keylog(&self, conn: &mut impl Observed) {
         if let Some(k) = &self.keylog {
             conn.set_keylog(Box::new(k.clone()));
         }
     }
 
     /// qlog for a connection that already exists (its own SCID names it).
-    pub fn attach_qlog(&self, conn: &mut quiche::Connection, role: &str) {
-        let scid = conn.source_id().to_vec();
+    pub fn attach_qlog(&self, conn: &mut impl Observed, role: &str) {
+        let scid = conn.source_id();
         self.qlog_for(conn, role, &scid);
     }
 
-    fn qlog_for(&self, conn: &mut quiche::Connection, role: &str, scid: &[u8]) {
+    fn qlog_for(&self, conn: &mut impl Observed, role: &str, scid: &[u8]) {
         if let Some(dir) = &self.qlog_dir {
             let id: String = scid.iter().map(|b| format!("{b:02x}")).collect();
             let path = dir.join(format!("{role}-{id}.sqlog"));

@@ -1,13 +1,13 @@
 //! What the transport is generic over: the loop, the datagram I/O and the
 //! QUIC connection. Production is [`Real`] (libev, UDP sockets, quiche);
-//! the lifecycle tests use a fake of each (see `testing`).
+//! the tests run the same handles on a fake of each (see `testing`),
+//! under Miri too.
 
 use std::net::SocketAddr;
 
 use crate::dgram::{DatagramIo, UdpSockets};
 use crate::evloop::{EvLoop, LibEv};
-use crate::hooks::{ClientApp, ServerApp};
-use crate::observe::Observe;
+use crate::observe::{LogKeys, Observe, Observed};
 use crate::transport::Transport;
 
 /// Everything a new connection is made from.
@@ -29,12 +29,9 @@ pub struct NewConn<'a> {
 pub trait Platform: 'static + Sized {
     type Loop: EvLoop;
     type Io: DatagramIo;
-    type Conn: Transport;
+    type Conn: Transport + Observed;
     /// The connection settings (`quiche_config`), borrowed from C.
-    type Config;
-    /// The application on each server connection, and on the client.
-    type ServerApp: ServerApp<Self>;
-    type ClientApp: ClientApp<Self>;
+    type Config: LogKeys;
 
     fn accept(config: &mut Self::Config, new: &NewConn) -> quiche::Result<Self::Conn>;
     fn connect(config: &mut Self::Config, new: &NewConn) -> quiche::Result<Self::Conn>;
@@ -48,8 +45,6 @@ impl Platform for Real {
     type Io = UdpSockets;
     type Conn = quiche::Connection;
     type Config = quiche::Config;
-    type ServerApp = crate::app::server::ConnApp;
-    type ClientApp = crate::app::client::ClientRequests;
 
     fn accept(config: &mut quiche::Config, new: &NewConn) -> quiche::Result<quiche::Connection> {
         // The token goes into this connection's transport parameters; the

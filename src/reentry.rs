@@ -35,36 +35,48 @@ pub struct Reentry {
     failed: Cell<bool>,
 }
 
-/// What the caller must do after [`Reentry::run`] (none, one or both).
-#[derive(Debug, PartialEq, Eq)]
-pub enum After {
+/// What the caller must do after [`Reentry::run`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct After {
     /// The callback panicked: stop the handle (once).
-    Fail,
-    /// The host freed the handle during the callback: free it now.
-    Free,
+    pub fail: bool,
+    /// The host freed the handle during the callback and no other
+    /// callback of it is on the stack: free it now.
+    pub free: bool,
 }
 
 impl Reentry {
     /// Runs `f` as one callback; skipped once the handle failed.
-    pub fn run(&self, f: impl FnOnce()) -> Vec<After> {
-        if self.failed.get() {
-            return Vec::new();
+    pub fn run(&self, f: impl FnOnce()) -> After {
+        let mut after = After::default();
+        if !self.failed.get() {
+            self.depth.set(self.depth.get() + 1);
+            let ok = crate::unwind::guard(false, || {
+                f();
+                true
+            });
+            self.depth.set(self.depth.get() - 1);
+            if !ok {
+                self.failed.set(true);
+                after.fail = true;
+            }
         }
+        after.free = self.depth.get() == 0 && self.free_requested.get();
+        after
+    }
+
+    /// Runs `f` (a host callback telling of the failure) as a callback of
+    /// a failed handle: a free inside it waits too. Panics are caught.
+    pub fn notify(&self, f: impl FnOnce()) -> bool {
         self.depth.set(self.depth.get() + 1);
-        let ok = crate::ffi::guard::guard(false, || {
-            f();
-            true
-        });
-        let mut todo = Vec::new();
-        if !ok {
-            self.failed.set(true);
-            todo.push(After::Fail);
-        }
+        crate::unwind::guard((), f);
         self.depth.set(self.depth.get() - 1);
-        if self.depth.get() == 0 && self.free_requested.get() {
-            todo.push(After::Free);
-        }
-        todo
+        self.depth.get() == 0 && self.free_requested.get()
+    }
+
+    /// Marks the handle failed outside a callback (a C API call panicked).
+    pub fn set_failed(&self) {
+        self.failed.set(true);
     }
 
     /// Whether a free must wait (a callback is running); if so it is
@@ -125,17 +137,20 @@ mod tests {
     #[test]
     fn a_panic_fails_once_and_a_nested_free_waits_for_the_outermost_callback() {
         let r = Reentry::default();
-        assert_eq!(r.run(|| {}), [] as [After; 0]);
+        assert_eq!(r.run(|| {}), After::default());
         let nested = r.run(|| {
             assert!(r.inside());
             assert!(r.defer_free(), "inside a callback the free waits");
-            assert_eq!(r.run(|| {}), [] as [After; 0], "not the outermost: nothing to do yet");
+            assert_eq!(r.run(|| {}), After::default(), "not the outermost: nothing to do yet");
         });
-        assert_eq!(nested, [After::Free]);
+        assert_eq!(nested, After { fail: false, free: true });
         let r = Reentry::default();
-        assert_eq!(r.run(|| panic!("injected")), [After::Fail]);
+        assert_eq!(r.run(|| panic!("injected")), After { fail: true, free: false });
         assert!(r.failed() && r.should_stop());
-        assert_eq!(r.run(|| unreachable!()), [] as [After; 0], "a failed handle runs nothing");
+        assert_eq!(r.run(|| unreachable!()), After::default(), "a failed handle runs nothing");
+        assert!(r.notify(|| assert!(r.defer_free(), "a free inside the failure notice waits")),
+                "and is due when the notice returns");
+        let r = Reentry::default();
         assert!(!r.defer_free(), "outside callbacks a free is immediate");
     }
 }

@@ -75,10 +75,14 @@ pub trait Transport {
     fn session(&self) -> Option<Vec<u8>>;
     /// Offers a saved session (client, before the first packet).
     fn set_session(&mut self, session: &[u8]) -> quiche::Result<()>;
-    fn source_id(&self) -> Vec<u8>;
 
     fn conn_stats(&self) -> ConnStats;
     fn close_info(&self) -> CloseInfo;
+    /// The reason bytes of the CONNECTION_CLOSE the peer sent (`by_peer`)
+    /// or we sent, kept by the connection for as long as it lives.
+    fn close_reason(&self, by_peer: bool) -> Option<&[u8]>;
+    /// The peer's address on the active path.
+    fn peer_addr(&self) -> Option<SocketAddr>;
     fn application_proto(&self) -> &[u8];
 }
 
@@ -140,9 +144,6 @@ impl Transport for quiche::Connection {
     fn set_session(&mut self, session: &[u8]) -> quiche::Result<()> {
         quiche::Connection::set_session(self, session)
     }
-    fn source_id(&self) -> Vec<u8> {
-        quiche::Connection::source_id(self).to_vec()
-    }
     fn conn_stats(&self) -> ConnStats {
         let s = self.stats();
         let path = self.path_stats().next();
@@ -166,6 +167,13 @@ impl Transport for quiche::Connection {
             stateless_reset: false,
             error: self.peer_error().map(|e| err(e, true)).or_else(|| self.local_error().map(|e| err(e, false))),
         }
+    }
+    fn close_reason(&self, by_peer: bool) -> Option<&[u8]> {
+        let e = if by_peer { self.peer_error() } else { self.local_error() };
+        e.map(|e| e.reason.as_slice())
+    }
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        self.path_stats().next().map(|p| p.peer_addr)
     }
     fn application_proto(&self) -> &[u8] {
         quiche::Connection::application_proto(self)

@@ -280,7 +280,7 @@ fn routes_answer_as_documented_and_fetch_fails_on_non_2xx() {
 fn in_flight(s: &Server, paths: &[&str]) -> Background {
     let b = Background::start(fetch_cmd(s.port, &[], paths));
     for p in paths {
-        assert!(s.stderr.wait_for(&format!("got HTTP header: :path={p}"), DEADLINE), "{}", s.stderr.dump());
+        assert!(s.stderr.wait_for(&format!("request: GET {p}"), DEADLINE), "{}", s.stderr.dump());
     }
     b
 }

@@ -114,6 +114,7 @@ extern "C" {
     pub fn ev_signal_start(lp: *mut ev_loop, w: *mut ev_signal);
     pub fn ev_signal_stop(lp: *mut ev_loop, w: *mut ev_signal);
     pub fn ev_feed_signal_event(lp: *mut ev_loop, signum: c_int);
+    pub fn ev_feed_fd_event(lp: *mut ev_loop, fd: c_int, revents: c_int);
 
     // The shim (shim/ev_shim.c).
     #[link_name = "libev_sys_io_init"]

@@ -15,8 +15,12 @@ pub const FILE_CHUNK: usize = 256 * 1024;
 /// What a send function reports for one call.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Sent {
-    /// This many bytes were taken (0: no room now).
+    /// This many bytes were taken, and the FIN with them when it was
+    /// asked for and all the bytes were taken (an empty final chunk:
+    /// `Took(0)` means its FIN went out).
     Took(usize),
+    /// Nothing was taken, not even a FIN: no room now.
+    Full,
     /// The stream is gone; stop.
     Failed,
 }
@@ -112,12 +116,13 @@ impl Body {
             let len = chunk.len();
             match send(chunk, fin) {
                 Sent::Failed => return Progress::Failed("stream closed".into()),
+                Sent::Full => return Progress::Blocked,
                 Sent::Took(n) => {
                     self.consume(n);
                     if n == len && fin {
                         return Progress::Done;
                     }
-                    if n < len || n == 0 {
+                    if n < len {
                         return Progress::Blocked;
                     }
                 }
@@ -171,7 +176,7 @@ mod tests {
             let p = b.write(|data, fin| {
                 calls += 1;
                 if calls % 3 == 0 {
-                    return Sent::Took(0);
+                    return Sent::Full;
                 }
                 let n = data.len().min(1000);
                 out.extend_from_slice(&data[..n]);
@@ -199,6 +204,19 @@ mod tests {
         std::fs::write(&p, &big).unwrap();
         assert_eq!(drain(Body::from_file(File::open(&p).unwrap()).unwrap()).unwrap(), big);
         std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn an_empty_body_whose_fin_does_not_fit_waits_for_room() {
+        let mut b = Body::from_bytes(Vec::new());
+        assert_eq!(b.write(|_, _| Sent::Full), Progress::Blocked, "the FIN did not go out: not done");
+        let mut fins = 0;
+        assert_eq!(b.write(|d, fin| {
+            assert!(d.is_empty() && fin);
+            fins += 1;
+            Sent::Took(0)
+        }), Progress::Done);
+        assert_eq!(fins, 1);
     }
 
     #[test]

@@ -6,10 +6,12 @@
 
 use std::rc::Rc;
 
-use quiche::h3;
+use quiche::h3::{self, NameValue};
 
 use super::body::Body;
 use super::files::Root;
+use super::framing::AppPlatform;
+use super::host::ServerHost;
 use super::request::Request;
 use super::server::{respond, respond_body};
 
@@ -30,11 +32,19 @@ fn headers(len: u64) -> [h3::Header; 2] {
 }
 
 impl Builtin {
-    /// Answers request `r`.
+    /// Answers request `r`. Like upstream's servers, it prints the
+    /// request's header fields (HTTP/3) at info level first; a host's own
+    /// request callback sees them at debug level only.
     ///
     /// # Safety
     /// `r` is a live request handle; no borrow of its server is alive.
-    pub unsafe fn respond(&self, r: *mut Request) {
+    pub unsafe fn respond<P: AppPlatform, H: ServerHost<P>>(&self, r: *mut Request<P, H>) {
+        if (*r).h3 && crate::log::enabled(crate::log::Level::Info) {
+            for h in &(*r).headers {
+                log_info!("got HTTP header: {}={}", String::from_utf8_lossy(h.name()),
+                          String::from_utf8_lossy(h.value()));
+            }
+        }
         let result = match self {
             Builtin::Byez => respond_body(r, 200, &headers(BYEZ.len() as u64), Body::from_bytes(BYEZ.to_vec())),
             Builtin::Files(root) => {

@@ -3,8 +3,25 @@
 //! than it is offered (it pauses the body); the rest waits here, with the
 //! FIN if it came with those bytes, and goes out first on resume.
 
+use std::cell::RefCell;
+
 /// Bytes handed to a body callback per call.
 pub const BODY_CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    /// The buffer bodies are read into before a body callback, allocated
+    /// once per thread (not per event).
+    static BODY_BUF: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with a [`BODY_CHUNK`]-sized buffer (a fresh one if `f` itself
+/// runs this again).
+pub fn with_body_buf<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    let mut buf = BODY_BUF.with(|b| b.borrow_mut().take()).unwrap_or_else(|| vec![0; BODY_CHUNK]);
+    let r = f(&mut buf);
+    BODY_BUF.with(|b| *b.borrow_mut() = Some(buf));
+    r
+}
 
 #[derive(Debug, Default)]
 pub struct Held {

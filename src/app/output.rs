@@ -17,12 +17,11 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::PathBuf;
 
 use libc::{c_int, c_void};
-use libev_sys::{ev_io, ev_loop, EV_WRITE};
+use libev_sys::{ev_io, ev_io_cb, EV_WRITE};
 
-use super::client::{resume, NewRequest, Outcome, ReqId};
-use crate::client::Client;
-use crate::evloop::{EvLoop, LibEv};
-use crate::platform::Real;
+use super::framing::AppPlatform;
+use super::host::{ReqId, ResponseOutcome as Outcome};
+use crate::evloop::EvLoop;
 
 enum Sink {
     Stdout,
@@ -32,7 +31,7 @@ enum Sink {
     Dir(PathBuf, HashMap<ReqId, File>),
 }
 
-pub struct Output {
+pub struct Output<P: AppPlatform> {
     paths: Vec<String>,
     issued: usize,
     in_flight: usize,
@@ -43,22 +42,22 @@ pub struct Output {
     /// Waits for the pipe to drain; `data` is the client. Boxed: libev
     /// keeps its address while it is active.
     waiter: Box<UnsafeCell<ev_io>>,
-    waiter_loop: Option<LibEv>,
+    waiter_loop: Option<P::Loop>,
     waiting: Option<ReqId>,
 }
 
-impl Drop for Output {
+impl<P: AppPlatform> Drop for Output<P> {
     fn drop(&mut self) {
-        if let Some(lp) = self.waiter_loop {
+        if let Some(lp) = &self.waiter_loop {
             // SAFETY: the watcher was initialised on this loop.
             unsafe { lp.io_stop(self.waiter.get()) };
         }
     }
 }
 
-impl Output {
+impl<P: AppPlatform> Output<P> {
     /// Bodies of `paths` to stdout, one request after another.
-    pub fn stdout(paths: Vec<String>) -> Output {
+    pub fn stdout(paths: Vec<String>) -> Output<P> {
         Output { paths, issued: 0, in_flight: 0, concurrent: false, sink: Sink::Stdout, failures: Vec::new(),
                  completed: 0, waiter: Box::new(UnsafeCell::new(ev_io::zeroed())), waiter_loop: None,
                  waiting: None }
@@ -92,22 +91,25 @@ impl Output {
     }
 
     /// Takes over where `old` writes (a sink set before the paths).
-    pub fn keep_sink_of(&mut self, mut old: Output) {
+    pub fn keep_sink_of(&mut self, mut old: Output<P>) {
         self.sink = std::mem::replace(&mut old.sink, Sink::Stdout);
         self.concurrent = old.concurrent;
     }
 
-    /// The requests to issue now.
-    pub fn next_requests(&mut self) -> Vec<NewRequest> {
+    /// The paths to request now.
+    pub fn next_requests(&mut self) -> Vec<String> {
         let mut out = Vec::new();
         while self.issued < self.paths.len() && (self.concurrent || self.in_flight == 0) {
-            let path = self.paths[self.issued].clone();
+            out.push(self.paths[self.issued].clone());
             self.issued += 1;
             self.in_flight += 1;
-            out.push(NewRequest { method: b"GET".to_vec(), path: path.into_bytes(), headers: Vec::new(), body: None,
-                                  user: std::ptr::null_mut() });
         }
         out
+    }
+
+    /// The response paused on a full pipe, once the pipe drained.
+    pub fn take_waiting(&mut self) -> Option<ReqId> {
+        self.waiting.take()
     }
 
     /// Every path was fetched (or failed).
@@ -122,18 +124,20 @@ impl Output {
 
     pub fn on_headers(&mut self, _id: ReqId, _status: c_int) {}
 
-    /// Writes body bytes; returns how many were taken (fewer when a pipe
-    /// is full: the client resumes the request once it drained).
+    /// Writes body bytes of request `id` (for `path`); returns how many
+    /// were taken (fewer when a pipe is full: `drained(…, w, …)` with
+    /// `w.data = client` runs once it drained, to resume the request).
     ///
     /// # Safety
-    /// `client` is the live client this output belongs to.
-    pub unsafe fn on_body(&mut self, client: *mut Client<Real>, id: ReqId, data: &[u8]) -> usize {
+    /// `client` is the live client this output belongs to, on `lp`.
+    pub unsafe fn on_body(&mut self, lp: &P::Loop, client: *mut c_void, drained: ev_io_cb, id: ReqId, path: &str,
+                          data: &[u8]) -> usize {
         let written = match &mut self.sink {
             Sink::Stdout => io::stdout().lock().write_all(data).map(|_| data.len()),
             Sink::Fd(f) => write_some(f, data),
             Sink::Dir(dir, files) => {
                 if let std::collections::hash_map::Entry::Vacant(e) = files.entry(id) {
-                    let name = Client::state(client).app.path_of(id).map(file_name).unwrap_or_default();
+                    let name = file_name(path);
                     e.insert(File::create(dir.join(name)).map_err(|e| {
                         log_error!("cannot write {}: {e}", dir.display());
                         e
@@ -144,7 +148,7 @@ impl Output {
         };
         match written {
             Ok(n) if n < data.len() => {
-                self.wait_writable(client, id);
+                self.wait_writable(lp, client, drained, id);
                 n
             }
             Ok(n) => n,
@@ -155,13 +159,12 @@ impl Output {
         }
     }
 
-    unsafe fn wait_writable(&mut self, client: *mut Client<Real>, id: ReqId) {
+    unsafe fn wait_writable(&mut self, lp: &P::Loop, client: *mut c_void, drained: ev_io_cb, id: ReqId) {
         let Sink::Fd(f) = &self.sink else { return };
         let w = self.waiter.get();
-        let lp = *Client::loop_of(client);
         if self.waiter_loop.is_none() {
-            lp.io_init(w, pipe_writable, f.as_raw_fd(), EV_WRITE, client as *mut c_void);
-            self.waiter_loop = Some(lp);
+            lp.io_init(w, drained, f.as_raw_fd(), EV_WRITE, client);
+            self.waiter_loop = Some(lp.clone());
         }
         self.waiting = Some(id);
         lp.io_start(w);
@@ -218,18 +221,6 @@ fn write_some(f: &mut File, data: &[u8]) -> io::Result<usize> {
         }
     }
     Ok(off)
-}
-
-/// The pipe drained: resume the paused response.
-unsafe extern "C" fn pipe_writable(_lp: *mut ev_loop, w: *mut ev_io, _revents: c_int) {
-    let client = (*w).data as *mut Client<Real>;
-    Client::run_callback(client, || {
-        Client::loop_of(client).io_stop(w);
-        let id = Client::state(client).app.output.as_mut().and_then(|o| o.waiting.take());
-        if let Some(id) = id {
-            resume(client, id);
-        }
-    });
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! One request on a server connection, as the host sees it
-//! (`quiche_ev_request *`): what the client asked for, the host's user
-//! data, and where the response and the request body stand.
+//! (`quiche_ev_request *`): what the client asked for, the host's data,
+//! and where the response and the request body stand.
 //!
 //! A request is a raw box owned by its connection's application state.
 //! It is handed to the host with the request event and stays valid until
@@ -13,13 +13,12 @@ use libc::c_void;
 use quiche::h3::{self, NameValue};
 
 use super::body::Body;
+use super::framing::AppPlatform;
 use super::held::Held;
-use super::server::Handlers;
-use crate::platform::Real;
-use crate::server::ServerConn;
+use super::host::ServerHost;
+use crate::hooks::ConnRef;
 
-/// A response has room again: `(request, user)`.
-pub type WritableFn = unsafe extern "C" fn(*mut crate::ffi::types::quiche_ev_request, *mut c_void);
+pub use super::host::Outcome;
 
 /// Where the response stands.
 #[derive(Debug)]
@@ -34,22 +33,9 @@ pub enum Response {
     Done,
 }
 
-/// How a request ended, as `quiche_ev_request_closed_cb` reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(i32)]
-pub enum Outcome {
-    /// The response went out whole.
-    Complete = 0,
-    /// The client reset the stream (or stopped reading it).
-    Reset = 1,
-    /// The host (or the library, after a failed body) reset it.
-    Cancelled = 2,
-    /// The connection closed first.
-    ConnClosed = 3,
-}
-
-pub struct Request {
-    pub conn: *const ServerConn<Real>,
+pub struct Request<P: AppPlatform, H: ServerHost<P>> {
+    /// The connection (`server::ServerConn`), valid while the request is.
+    pub conn: ConnRef,
     pub stream: u64,
     pub headers: Vec<h3::Header>,
     /// NUL-terminated copies of the pseudo-headers, for the C getters.
@@ -57,9 +43,13 @@ pub struct Request {
     pub path: CString,
     pub authority: CString,
     pub scheme: CString,
+    /// The request came over HTTP/3 (not hq-interop).
+    pub h3: bool,
     pub user: *mut c_void,
-    pub on_writable: Option<WritableFn>,
-    pub handlers: Rc<Handlers>,
+    /// The host's own per-request data.
+    pub host_data: H::PerRequest,
+    /// The host as it was when the request arrived.
+    pub host: Rc<H>,
     pub response: Response,
     /// A body the library drives (bytes or a file).
     pub driven: Option<Body>,
@@ -74,6 +64,11 @@ pub struct Request {
     pub held: Held,
     pub paused: bool,
     pub body_queued: bool,
+    /// A body callback for this request is running.
+    pub in_body: bool,
+    /// The host resumed the body from inside its body callback: the
+    /// short return of that callback must not pause it.
+    pub resume_wanted: bool,
     /// A request without a body whose body callback has not yet heard
     /// its end (the one call with `fin` and no bytes).
     pub fin_call: bool,
@@ -81,15 +76,16 @@ pub struct Request {
     pub closed: bool,
     /// The host got the request callback (only then the closed one).
     pub announced: bool,
+    /// P is the platform the connection runs on.
+    _platform: std::marker::PhantomData<P>,
 }
 
 fn cstring(v: &[u8]) -> CString {
     CString::new(v.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>()).expect("NULs removed")
 }
 
-impl Request {
-    pub fn new(conn: *const ServerConn<Real>, stream: u64, headers: Vec<h3::Header>, handlers: Rc<Handlers>)
-               -> Request {
+impl<P: AppPlatform, H: ServerHost<P>> Request<P, H> {
+    pub fn new(conn: ConnRef, stream: u64, headers: Vec<h3::Header>, h3: bool, host: Rc<H>) -> Self {
         let get = |name: &[u8]| headers.iter().find(|h| h.name() == name).map(|h| cstring(h.value()))
             .unwrap_or_default();
         Request {
@@ -97,10 +93,10 @@ impl Request {
             path: get(b":path"),
             authority: get(b":authority"),
             scheme: get(b":scheme"),
-            conn, stream, headers,
+            conn, stream, headers, h3,
             user: std::ptr::null_mut(),
-            on_writable: None,
-            handlers,
+            host_data: H::PerRequest::default(),
+            host,
             response: Response::NotStarted,
             driven: None,
             want_writable: false,
@@ -110,18 +106,16 @@ impl Request {
             held: Held::default(),
             paused: false,
             body_queued: false,
+            in_body: false,
+            resume_wanted: false,
             fin_call: false,
             closed: false,
             announced: false,
+            _platform: std::marker::PhantomData,
         }
     }
 
     pub fn path_bytes(&self) -> &[u8] {
         self.path.as_bytes()
-    }
-
-    /// The response is complete and the request body needs nothing more.
-    pub fn is_complete(&self) -> bool {
-        matches!(self.response, Response::Done) && self.body_done && self.driven.is_none()
     }
 }

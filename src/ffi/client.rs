@@ -2,57 +2,49 @@
 
 use std::path::Path;
 
-use libc::{c_char, c_int, c_void, sockaddr, socklen_t};
+use libc::{c_char, c_int, c_void, sockaddr, socklen_t, ssize_t};
 use libev_sys::{ev_io, ev_loop};
-use quiche::h3;
 
-use super::guard::{as_bytes, as_str, guard, headers_from_c};
-use super::types::{copy_sized, quiche_config, quiche_conn, quiche_ev_client, quiche_ev_client_cb,
-                   quiche_ev_client_closed_cb, quiche_ev_header, quiche_ev_response_body_cb, quiche_ev_response_done_cb,
-                   quiche_ev_response_headers_cb, quiche_ev_response_trailers_cb, quiche_ev_stats, quiche_h3_config};
-use super::{QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_STATE,
-            QUICHE_EV_ERR_TRANSPORT};
-use crate::app::client::{self as app, ClientRequests, NewRequest};
+use super::errors::report;
+use super::guard::{as_bytes, as_str, guard, guard_on, headers_from_c};
+use super::handles::*;
+use super::host::CClientHost;
+use super::types::*;
+use super::{QUICHE_EV_ERR_AGAIN, QUICHE_EV_ERR_CLOSED, QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID,
+            QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_STATE, QUICHE_EV_ERR_TRANSPORT};
+use crate::app::client::{self as ops, ClientRequests, NewRequest, ReqError};
 use crate::app::output::Output;
+use crate::app::proto::Protocol;
 use crate::batch_io::IoMode;
-use crate::client::{Client, Phase};
-use crate::dgram::UdpSockets;
-use crate::evloop::LibEv;
+use crate::client::{ClientCore, Phase};
+use crate::dgram::DatagramIo;
+use crate::evloop::EvLoop;
+use crate::handle::Handle;
 use crate::observe::Observe;
-use crate::platform::Real;
-use crate::socket::{local_addr, sockaddr_to_std};
+use crate::platform::Platform;
+use crate::socket::sockaddr_to_std;
 
-/// The client's states (`quiche_ev_client_state`).
-pub const QUICHE_EV_CLIENT_CONNECTING: c_int = 0;
-pub const QUICHE_EV_CLIENT_ESTABLISHED: c_int = 1;
-pub const QUICHE_EV_CLIENT_CLOSING: c_int = 2;
-pub const QUICHE_EV_CLIENT_CLOSED: c_int = 3;
-pub const QUICHE_EV_CLIENT_FAILED: c_int = 4;
+type C = ClientCore<P, ClientRequests<P, CClientHost>>;
 
-/// The response done callback's outcomes. COMPLETE: the whole response
-/// arrived (also one paused by the host whose bytes had all arrived when
-/// the connection ended: it completes once resumed).
-pub const QUICHE_EV_RESPONSE_COMPLETE: c_int = 0;
-/// The server reset the stream; the code says why.
-pub const QUICHE_EV_RESPONSE_RESET: c_int = 1;
-/// The request was never sent (refused by quiche, e.g. after the server's
-/// GOAWAY) or was cancelled (`quiche_ev_client_cancel`).
-pub const QUICHE_EV_RESPONSE_FAILED: c_int = 2;
-/// The connection ended before the response did.
-pub const QUICHE_EV_RESPONSE_CONN_CLOSED: c_int = 3;
-
-type C = Client<Real>;
-
-fn client(p: *const quiche_ev_client) -> Option<*mut C> {
-    (!p.is_null()).then_some(p as *mut C)
+/// Runs `f` on a live client (NULL gives `QUICHE_EV_ERR_NULL`), inside its
+/// panic boundary and with it as the log's origin.
+fn with(p: *const quiche_ev_client, f: impl FnOnce(*mut Cli) -> c_int) -> c_int {
+    with_or(p, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_INTERNAL, f)
 }
 
-/// Runs `f` on a live client (NULL gives `QUICHE_EV_ERR_NULL`).
-fn with(p: *const quiche_ev_client, f: impl FnOnce(*mut C) -> c_int) -> c_int {
-    guard(QUICHE_EV_ERR_INTERNAL, || match client(p) {
-        Some(c) => f(c),
-        None => QUICHE_EV_ERR_NULL,
+fn with_or<T: Copy>(p: *const quiche_ev_client, null: T, on_panic: T, f: impl FnOnce(*mut Cli) -> T) -> T {
+    guard(on_panic, || match quiche_ev_client::get(p) {
+        Some(c) => crate::log::within(|o| o.client = c.cast(), || guard_on(c, on_panic, || f(c))),
+        None => null,
     })
+}
+
+/// The client's C callbacks, to change them.
+///
+/// # Safety
+/// `c` is live; no borrow of its state is alive.
+unsafe fn host<'a>(c: *mut Cli) -> &'a mut CClientHost {
+    &mut C::state(c).app.host
 }
 
 /// Connects to `peer` over the non-blocking UDP socket `sock`; the first
@@ -81,45 +73,47 @@ pub extern "C" fn quiche_ev_client_new(loop_: *mut ev_loop, sock: c_int, host: *
                                        h3_config: *mut quiche_h3_config) -> *mut quiche_ev_client {
     guard(std::ptr::null_mut(), || {
         if loop_.is_null() || config.is_null() || sock < 0 {
-            log_error!("quiche_ev_client_new: loop, config and socket are required");
+            report("quiche_ev_client_new: loop, config and socket are required".into());
             return std::ptr::null_mut();
         }
         // SAFETY: host is NULL or a C string.
         let host = unsafe { as_str(host) };
         // SAFETY: the caller passes peer_len readable bytes at peer.
         let Some(peer) = (unsafe { sockaddr_to_std(peer, peer_len) }) else {
-            log_error!("quiche_ev_client_new: peer address is not an IPv4/IPv6 address");
+            report("quiche_ev_client_new: peer address is not an IPv4/IPv6 address".into());
             return std::ptr::null_mut();
         };
-        if let Some(why) = crate::socket::unusable_socket(sock) {
-            log_error!("quiche_ev_client_new: {why}");
+        type Io = <P as Platform>::Io;
+        if let Some(why) = Io::socket_problem(sock) {
+            report(format!("quiche_ev_client_new: {why}"));
             return std::ptr::null_mut();
         }
-        let local = match local_addr(sock) {
+        let local = match Io::local_addr(sock) {
             Ok(a) => a,
             Err(e) => {
-                log_error!("failed to get local address of socket: {e}");
+                report(format!("quiche_ev_client_new: failed to get the local address of the socket: {e}"));
                 return std::ptr::null_mut();
             }
         };
-        let app = ClientRequests::new(quiche_h3_config::as_config(h3_config), host.unwrap_or(""));
+        let protocol = if h3_config.is_null() {
+            Protocol::Hq
+        } else {
+            Protocol::H3(quiche_h3_config::as_config(h3_config))
+        };
+        let app = ClientRequests::new(protocol, host.unwrap_or(""), CClientHost::default());
+        let cfg = quiche_config::as_config(config);
+        let mut observe = Observe::default();
+        // SAFETY: the config outlives the client (contract).
+        unsafe { observe.set_config(cfg) };
         // SAFETY: the loop and the config outlive the client (contract).
         let created = unsafe {
-            C::create(LibEv::new(loop_), UdpSockets::new(sock, local), sock, local, peer, host,
-                      &mut *quiche_config::as_config(config), &Observe::default(), app)
+            C::create(<P as Platform>::Loop::from_raw(loop_), Io::open(sock, local), local, peer, host, &mut *cfg,
+                      observe, app)
         };
         match created {
-            Ok(c) => {
-                // SAFETY: just created; no borrow alive. The config
-                // outlives the client (contract).
-                unsafe {
-                    C::state(c).app.client = c;
-                    C::observe(c, |o, _| o.set_config(quiche_config::as_config(config)));
-                }
-                c.cast()
-            }
+            Ok(c) => quiche_ev_client::of(c),
             Err(e) => {
-                log_error!("{e}");
+                report(format!("quiche_ev_client_new: {e}"));
                 std::ptr::null_mut()
             }
         }
@@ -129,27 +123,41 @@ pub extern "C" fn quiche_ev_client_new(loop_: *mut ev_loop, sock: c_int, host: *
 /// The socket watcher's callback (upstream's `recv_cb`), for the first
 /// socket and for one given to `quiche_ev_client_migrate`:
 /// `ev_io_init(&w, quiche_ev_client_recv_cb, sock, EV_READ)`,
-/// `w.data = client`. After the connection is over (or an internal
-/// error) it stops the watcher that calls it.
+/// `w.data = client`. The watcher must stay at its address while it is
+/// active. Once the connection is over (its closed callback ran) or the
+/// client is freed, the client stops every such watcher, whether or not
+/// it was ever called, so `ev_run` returns by itself when the program has
+/// nothing else; a watcher whose `data` is a client already freed is
+/// stopped without anything else being touched. Or let the client watch
+/// its sockets itself: `quiche_ev_client_start`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_client_recv_cb(loop_: *mut ev_loop, w: *mut ev_io, _revents: c_int) {
     guard((), || {
-        // SAFETY: w is the watcher libev is calling us for.
-        let Some(w) = (unsafe { w.as_mut() }) else { return };
-        let Some(c) = client(w.data.cast()) else {
-            log_error!("quiche_ev_client_recv_cb: watcher data is not a client");
+        if w.is_null() || loop_.is_null() {
             return;
-        };
-        // SAFETY: data is the live client (C API contract).
-        unsafe { C::recv_cb(c, w.fd) };
-        // SAFETY: as above.
-        let over = unsafe { C::is_failed(c) || matches!(C::phase(c), Phase::ClosedOk | Phase::Failed) };
-        if over && !loop_.is_null() {
-            // Nothing more to read: stop the watcher that would otherwise
-            // keep calling for stray datagrams.
-            // SAFETY: the host's watcher, on the loop calling us.
-            unsafe { libev_sys::ev_io_stop(loop_, w) };
         }
+        // SAFETY: libev calls us with its loop and a live watcher; the
+        // handle machinery checks `data` before using it.
+        unsafe { Cli::host_recv_cb(loop_, w) };
+    })
+}
+
+/// Lets the client watch its socket (and any socket given to
+/// `quiche_ev_client_migrate` later) itself: no `ev_io` of the program's
+/// is needed (nor allowed: use one or the other). Its watchers are
+/// stopped when the connection is over or the client is freed. Returns 0,
+/// `QUICHE_EV_ERR_NULL`, or `QUICHE_EV_ERR_STATE` when it is over.
+#[no_mangle]
+pub extern "C" fn quiche_ev_client_start(client: *mut quiche_ev_client) -> c_int {
+    with(client, |c| {
+        // SAFETY: a live client, no borrow alive (C API call).
+        unsafe {
+            if matches!(C::phase(c), Phase::ClosedOk | Phase::Failed) {
+                return QUICHE_EV_ERR_STATE;
+            }
+            Handle::start(c);
+        }
+        0
     })
 }
 
@@ -159,14 +167,7 @@ pub extern "C" fn quiche_ev_client_recv_cb(loop_: *mut ev_loop, w: *mut ev_io, _
 pub extern "C" fn quiche_ev_client_set_user_data(client: *mut quiche_ev_client, user: *mut c_void) -> c_int {
     with(client, |c| {
         // SAFETY: a live client; no borrow alive during a C API call.
-        let st = unsafe { C::state(c) };
-        st.user = user;
-        if let Some((cb, _)) = st.on_closed {
-            st.on_closed = Some((cb, user));
-        }
-        if let Some((cb, _)) = st.on_established {
-            st.on_established = Some((cb, user));
-        }
+        unsafe { host(c).user = user };
         0
     })
 }
@@ -174,9 +175,9 @@ pub extern "C" fn quiche_ev_client_set_user_data(client: *mut quiche_ev_client, 
 /// The client's user data.
 #[no_mangle]
 pub extern "C" fn quiche_ev_client_user_data(client: *const quiche_ev_client) -> *mut c_void {
-    guard(std::ptr::null_mut(), || match self::client(client) {
+    guard(std::ptr::null_mut(), || match quiche_ev_client::get(client) {
         // SAFETY: as in quiche_ev_client_set_user_data.
-        Some(c) => unsafe { C::state(c).user },
+        Some(c) => unsafe { C::state(c).app.host.user },
         None => std::ptr::null_mut(),
     })
 }
@@ -187,8 +188,7 @@ pub extern "C" fn quiche_ev_client_user_data(client: *const quiche_ev_client) ->
 pub extern "C" fn quiche_ev_client_on_established(client: *mut quiche_ev_client, cb: quiche_ev_client_cb) -> c_int {
     with(client, |c| {
         // SAFETY: as in quiche_ev_client_set_user_data.
-        let st = unsafe { C::state(c) };
-        st.on_established = cb.map(|f| (f, st.user));
+        unsafe { host(c).on_established = cb };
         0
     })
 }
@@ -203,8 +203,7 @@ pub extern "C" fn quiche_ev_client_on_established(client: *mut quiche_ev_client,
 pub extern "C" fn quiche_ev_client_on_closed(client: *mut quiche_ev_client, cb: quiche_ev_client_closed_cb) -> c_int {
     with(client, |c| {
         // SAFETY: as in quiche_ev_client_set_user_data.
-        let st = unsafe { C::state(c) };
-        st.on_closed = cb.map(|f| (f, st.user));
+        unsafe { host(c).on_closed = cb };
         0
     })
 }
@@ -222,7 +221,7 @@ pub extern "C" fn quiche_ev_client_on_response(client: *mut quiche_ev_client, he
                                                body: quiche_ev_response_body_cb, done: quiche_ev_response_done_cb) -> c_int {
     with(client, |c| {
         // SAFETY: as in quiche_ev_client_set_user_data.
-        let h = &mut unsafe { C::state(c) }.app.handlers;
+        let h = unsafe { host(c) };
         h.on_headers = headers;
         h.on_body = body;
         h.on_done = done;
@@ -241,7 +240,7 @@ pub extern "C" fn quiche_ev_client_on_trailers(client: *mut quiche_ev_client,
                                                cb: quiche_ev_response_trailers_cb) -> c_int {
     with(client, |c| {
         // SAFETY: as in quiche_ev_client_set_user_data.
-        unsafe { C::state(c) }.app.handlers.on_trailers = cb;
+        unsafe { host(c).on_trailers = cb };
         0
     })
 }
@@ -257,8 +256,33 @@ pub extern "C" fn quiche_ev_client_on_trailers(client: *mut quiche_ev_client,
 pub extern "C" fn quiche_ev_client_request(client: *mut quiche_ev_client, method: *const c_char,
                                            path: *const c_char, headers: *const quiche_ev_header, n: usize,
                                            body: *const u8, body_len: usize, user: *mut c_void) -> i64 {
-    guard(QUICHE_EV_ERR_INTERNAL as i64, || {
-        let Some(c) = self::client(client) else { return QUICHE_EV_ERR_NULL as i64 };
+    issue(client, method, path, headers, n, user, || {
+        if body.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: body_len readable bytes at body.
+        unsafe { as_bytes(body, body_len) }.map(|b| Some(Some(b.to_vec()))).ok_or(QUICHE_EV_ERR_NULL)
+    })
+}
+
+/// Queues a request whose body the program writes itself, as it comes,
+/// with `quiche_ev_client_request_write` (never copied whole; flow
+/// control holds the program back through the request writable
+/// callback), ended by a write with `fin` or by
+/// `quiche_ev_client_request_trailers`. Otherwise as
+/// `quiche_ev_client_request` (HTTP/3 only: hq-interop requests have no
+/// body, `QUICHE_EV_ERR_INVALID`).
+#[no_mangle]
+pub extern "C" fn quiche_ev_client_request_start(client: *mut quiche_ev_client, method: *const c_char,
+                                                 path: *const c_char, headers: *const quiche_ev_header, n: usize,
+                                                 user: *mut c_void) -> i64 {
+    issue(client, method, path, headers, n, user, || Ok(Some(None)))
+}
+
+/// Queues a request; `body()` gives its body (see `NewRequest`).
+fn issue(client: *mut quiche_ev_client, method: *const c_char, path: *const c_char, headers: *const quiche_ev_header,
+         n: usize, user: *mut c_void, body: impl FnOnce() -> Result<Option<Option<Vec<u8>>>, c_int>) -> i64 {
+    with_or(client, QUICHE_EV_ERR_NULL as i64, QUICHE_EV_ERR_INTERNAL as i64, |c| {
         // SAFETY: method and path are NULL or C strings.
         let (Some(method), Some(path)) = (unsafe { as_str(method) }, unsafe { as_str(path) }) else {
             return QUICHE_EV_ERR_NULL as i64;
@@ -268,26 +292,117 @@ pub extern "C" fn quiche_ev_client_request(client: *mut quiche_ev_client, method
             Ok(l) => l,
             Err(code) => return code as i64,
         };
-        let body = if body.is_null() {
-            None
-        } else {
-            // SAFETY: body_len readable bytes at body.
-            unsafe { as_bytes(body, body_len) }.map(<[u8]>::to_vec)
+        let body = match body() {
+            Ok(b) => b,
+            Err(code) => return code as i64,
         };
         // SAFETY: a live client, no borrow alive.
         if matches!(unsafe { C::phase(c) }, Phase::Closing | Phase::ClosedOk | Phase::Failed) {
+            report("quiche_ev_client_request: the connection is closing or over".into());
             return QUICHE_EV_ERR_STATE as i64;
         }
-        let r = NewRequest { method: method.as_bytes().to_vec(), path: path.as_bytes().to_vec(),
-                             headers: extra.into_iter().map(|h: h3::Header| h).collect(), body, user };
+        let r = NewRequest { method: method.as_bytes().to_vec(), path: path.as_bytes().to_vec(), headers: extra,
+                             body, user };
         // SAFETY: as above.
-        match unsafe { app::request(c, r) } {
+        match unsafe { ops::request(c, r) } {
             Ok(id) => id,
             Err(why) => {
-                log_error!("quiche_ev_client_request: {why}");
+                report(format!("quiche_ev_client_request: {why}"));
                 QUICHE_EV_ERR_INVALID as i64
             }
         }
+    })
+}
+
+fn req_code(e: ReqError) -> c_int {
+    match e {
+        ReqError::Unknown => QUICHE_EV_ERR_INVALID,
+        ReqError::State => QUICHE_EV_ERR_STATE,
+        ReqError::Closed => QUICHE_EV_ERR_CLOSED,
+        ReqError::Again => QUICHE_EV_ERR_AGAIN,
+        ReqError::Transport(why) => {
+            report(format!("quiche refused: {why}"));
+            QUICHE_EV_ERR_TRANSPORT
+        }
+    }
+}
+
+/// Writes body of a request made with `quiche_ev_client_request_start`:
+/// as much of `len` bytes as flow control takes now (0 until the request
+/// is sent, which waits for the handshake and the server's stream limit),
+/// never blocking, never dropping. When it took fewer than `len`, the
+/// request writable callback (`quiche_ev_client_on_request_writable`)
+/// runs once more fits; offer the rest then. With `fin` non-zero the body
+/// ends once all of `buf` was taken (an end that does not fit at once is
+/// sent as soon as it does). Returns the bytes taken, or
+/// `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_INVALID` (no such request),
+/// `QUICHE_EV_ERR_STATE` (not a streamed request, or its body ended),
+/// `QUICHE_EV_ERR_CLOSED` (the server reset the stream, or the request is
+/// over), `QUICHE_EV_ERR_TRANSPORT`.
+#[no_mangle]
+pub extern "C" fn quiche_ev_client_request_write(client: *mut quiche_ev_client, id: i64, buf: *const u8, len: usize,
+                                                 fin: c_int) -> ssize_t {
+    with_or(client, QUICHE_EV_ERR_NULL as ssize_t, QUICHE_EV_ERR_INTERNAL as ssize_t, |c| {
+        // SAFETY: buf is NULL (with len 0) or len readable bytes.
+        let Some(data) = (unsafe { as_bytes(buf, len) }) else { return QUICHE_EV_ERR_NULL as ssize_t };
+        // SAFETY: a live client, no borrow alive.
+        match unsafe { ops::write(c, id, data, fin != 0) } {
+            Ok(n) => n as ssize_t,
+            Err(e) => req_code(e) as ssize_t,
+        }
+    })
+}
+
+/// Ends a streamed request body with HTTP/3 trailer fields (copied).
+/// Returns 0, `QUICHE_EV_ERR_AGAIN` (no room now, or the request is not
+/// sent yet: the request writable callback follows; call again from it),
+/// or as `quiche_ev_client_request_write` (`QUICHE_EV_ERR_STATE` also for
+/// hq-interop).
+#[no_mangle]
+pub extern "C" fn quiche_ev_client_request_trailers(client: *mut quiche_ev_client, id: i64,
+                                                    headers: *const quiche_ev_header, n: usize) -> c_int {
+    with(client, |c| {
+        // SAFETY: the caller passes n headers.
+        let list = match unsafe { headers_from_c(headers, n) } {
+            Ok(l) => l,
+            Err(code) => return code,
+        };
+        // SAFETY: a live client, no borrow alive.
+        match unsafe { ops::trailers(c, id, &list) } {
+            Ok(()) => 0,
+            Err(e) => req_code(e),
+        }
+    })
+}
+
+/// `cb(client, id, user)` when a streamed request body that took fewer
+/// bytes than offered (or was not sent yet) has room: write more from it.
+/// `user` is the pointer given to `quiche_ev_client_request_start`.
+/// Returns 0 or `QUICHE_EV_ERR_NULL`.
+#[no_mangle]
+pub extern "C" fn quiche_ev_client_on_request_writable(client: *mut quiche_ev_client,
+                                                       cb: quiche_ev_request_body_writable_cb) -> c_int {
+    with(client, |c| {
+        // SAFETY: a live client, no borrow alive.
+        unsafe { host(c).on_request_writable = cb };
+        0
+    })
+}
+
+/// How long the handshake may take, in milliseconds from
+/// `quiche_ev_client_new` (default 10000; 0: no limit of its own, only
+/// quiche's idle timeout, which by default is none). A server that has
+/// not completed the handshake by then fails the client (state
+/// `QUICHE_EV_CLIENT_FAILED`, `quiche_ev_client_failure` says so; its
+/// requests end with `QUICHE_EV_RESPONSE_FAILED`). Returns 0 or
+/// `QUICHE_EV_ERR_NULL`.
+#[no_mangle]
+pub extern "C" fn quiche_ev_client_set_connect_timeout(client: *mut quiche_ev_client, ms: u64) -> c_int {
+    with(client, |c| {
+        let t = (ms > 0).then(|| std::time::Duration::from_millis(ms));
+        // SAFETY: a live client, no borrow alive.
+        unsafe { C::set_connect_timeout(c, t) };
+        0
     })
 }
 
@@ -297,7 +412,7 @@ pub extern "C" fn quiche_ev_client_request(client: *mut quiche_ev_client, method
 #[no_mangle]
 pub extern "C" fn quiche_ev_client_resume(client: *mut quiche_ev_client, id: i64) -> c_int {
     // SAFETY: a live client, no borrow alive.
-    with(client, |c| if unsafe { app::resume(c, id) } { 0 } else { QUICHE_EV_ERR_INVALID })
+    with(client, |c| if unsafe { ops::resume(c, id) } { 0 } else { QUICHE_EV_ERR_INVALID })
 }
 
 /// Cancels a request (its stream is reset with H3_REQUEST_CANCELLED); its
@@ -306,7 +421,7 @@ pub extern "C" fn quiche_ev_client_resume(client: *mut quiche_ev_client, id: i64
 #[no_mangle]
 pub extern "C" fn quiche_ev_client_cancel(client: *mut quiche_ev_client, id: i64) -> c_int {
     // SAFETY: as in quiche_ev_client_resume.
-    with(client, |c| if unsafe { app::cancel(c, id) } { 0 } else { QUICHE_EV_ERR_INVALID })
+    with(client, |c| if unsafe { ops::cancel(c, id) } { 0 } else { QUICHE_EV_ERR_INVALID })
 }
 
 /// Closes the connection with the application error `code` (0 or
@@ -335,7 +450,7 @@ pub extern "C" fn quiche_ev_client_state(client: *const quiche_ev_client) -> c_i
 /// freed; NULL while it has not failed.
 #[no_mangle]
 pub extern "C" fn quiche_ev_client_failure(client: *const quiche_ev_client) -> *const c_char {
-    guard(std::ptr::null(), || match self::client(client) {
+    guard(std::ptr::null(), || match quiche_ev_client::get(client) {
         // SAFETY: a live client.
         Some(c) => unsafe { C::failure_cstr(c) },
         None => std::ptr::null(),
@@ -366,11 +481,9 @@ pub extern "C" fn quiche_ev_client_stats(client: *const quiche_ev_client, out: *
 /// `quiche_ev_client_changed` so the library flushes it; do not free it.
 #[no_mangle]
 pub extern "C" fn quiche_ev_client_quiche(client: *mut quiche_ev_client) -> *mut quiche_conn {
-    guard(std::ptr::null_mut(), || match self::client(client) {
-        // SAFETY: a live client; quiche's ffi takes a `quiche::Connection`
-        // as `quiche_conn` (pinned version).
-        Some(c) => unsafe { C::conn(c) as *mut quiche::Connection as *mut quiche_conn },
-        None => std::ptr::null_mut(),
+    with_or(client, std::ptr::null_mut(), std::ptr::null_mut(), |c| {
+        // SAFETY: a live client.
+        quiche_conn::of(unsafe { C::conn(c) })
     })
 }
 
@@ -399,14 +512,15 @@ pub extern "C" fn quiche_ev_client_changed(client: *mut quiche_ev_client) -> c_i
 #[no_mangle]
 pub extern "C" fn quiche_ev_client_migrate(client: *mut quiche_ev_client, sock: c_int) -> c_int {
     with(client, |c| {
-        if let Some(why) = crate::socket::unusable_socket(sock) {
-            log_error!("quiche_ev_client_migrate: {why}");
+        type Io = <P as Platform>::Io;
+        if let Some(why) = Io::socket_problem(sock) {
+            report(format!("quiche_ev_client_migrate: {why}"));
             return QUICHE_EV_ERR_INVALID;
         }
-        let local = match local_addr(sock) {
+        let local = match Io::local_addr(sock) {
             Ok(a) => a,
             Err(e) => {
-                log_error!("quiche_ev_client_migrate: {e}");
+                report(format!("quiche_ev_client_migrate: {e}"));
                 return QUICHE_EV_ERR_INVALID;
             }
         };
@@ -414,7 +528,7 @@ pub extern "C" fn quiche_ev_client_migrate(client: *mut quiche_ev_client, sock: 
         match unsafe { C::migrate(c, sock, local) } {
             Ok(()) => 0,
             Err(e) => {
-                log_warn!("{e}");
+                report(e);
                 QUICHE_EV_ERR_TRANSPORT
             }
         }
@@ -436,7 +550,7 @@ pub extern "C" fn quiche_ev_client_set_session_file(client: *mut quiche_ev_clien
         match unsafe { C::set_session_file(c, Path::new(path)) } {
             Ok(()) => 0,
             Err(e) => {
-                log_error!("session file {path}: {e}");
+                report(format!("session file {path}: {e}"));
                 QUICHE_EV_ERR_INVALID
             }
         }
@@ -456,7 +570,7 @@ pub extern "C" fn quiche_ev_client_set_keylog_path(client: *mut quiche_ev_client
         match unsafe { C::observe(c, |o, conn| o.set_keylog(Path::new(path)).map(|_| o.attach_keylog(conn))) } {
             Ok(()) => 0,
             Err(e) => {
-                log_error!("cannot write key log {path}: {e}");
+                report(format!("cannot write key log {path}: {e}"));
                 QUICHE_EV_ERR_INVALID
             }
         }
@@ -476,7 +590,7 @@ pub extern "C" fn quiche_ev_client_set_qlog_dir(client: *mut quiche_ev_client, d
         match unsafe { C::observe(c, |o, conn| o.set_qlog_dir(Path::new(dir)).map(|_| o.attach_qlog(conn, "client"))) } {
             Ok(()) => 0,
             Err(e) => {
-                log_error!("cannot write qlog files to {dir}: {e}");
+                report(format!("cannot write qlog files to {dir}: {e}"));
                 QUICHE_EV_ERR_INVALID
             }
         }
@@ -491,7 +605,7 @@ pub extern "C" fn quiche_ev_client_set_batched_io(client: *mut quiche_ev_client,
         let mode = if batched != 0 { IoMode::BATCHED } else { IoMode::PLAIN };
         // SAFETY: a live client, no borrow alive.
         unsafe {
-            C::io(c).set_mode(mode);
+            Handle::io(c).set_mode(mode);
             C::state(c).gso = mode.gso;
         }
         0
@@ -505,7 +619,7 @@ pub extern "C" fn quiche_ev_client_set_gso(client: *mut quiche_ev_client, on: c_
     with(client, |c| {
         // SAFETY: a live client, no borrow alive.
         unsafe {
-            let io = C::io(c);
+            let io = Handle::io(c);
             io.set_mode(IoMode { gso: on != 0, ..io.mode() });
             C::state(c).gso = on != 0;
         }
@@ -532,7 +646,7 @@ pub extern "C" fn quiche_ev_client_fetch(client: *mut quiche_ev_client, paths: *
             match unsafe { as_str(*paths.add(i)) } {
                 Some(p) if p.starts_with('/') => list.push(p.to_string()),
                 _ => {
-                    log_error!("quiche_ev_client_fetch: path {i} must be a string starting with '/'");
+                    report(format!("quiche_ev_client_fetch: path {i} must be a string starting with '/'"));
                     return QUICHE_EV_ERR_INVALID;
                 }
             }
@@ -569,7 +683,7 @@ pub extern "C" fn quiche_ev_client_set_output_dir(client: *mut quiche_ev_client,
 }
 
 fn output_to(client: *mut quiche_ev_client, path: *const c_char,
-             f: impl FnOnce(&mut Output, &str) -> std::io::Result<()>) -> c_int {
+             f: impl FnOnce(&mut Output<P>, &str) -> std::io::Result<()>) -> c_int {
     with(client, |c| {
         // SAFETY: path is NULL or a C string.
         let Some(p) = (unsafe { as_str(path) }) else { return QUICHE_EV_ERR_NULL };
@@ -579,7 +693,7 @@ fn output_to(client: *mut quiche_ev_client, path: *const c_char,
         match f(out, p) {
             Ok(()) => 0,
             Err(e) => {
-                log_error!("cannot write {p}: {e}");
+                report(format!("cannot write {p}: {e}"));
                 QUICHE_EV_ERR_INVALID
             }
         }
@@ -598,15 +712,17 @@ pub extern "C" fn quiche_ev_client_status(client: *const quiche_ev_client) -> c_
     })
 }
 
-/// Frees the client (stopping its watchers; requests still open end
-/// without callbacks). From one of its own callbacks, the free happens
-/// when that callback returns. NULL is a no-op.
+/// Frees the client: its watchers stop, and so do the program's
+/// `recv_cb` watchers that drive it; requests still open end without
+/// callbacks. From one of its own callbacks, the free happens when that
+/// callback returns, and no callback of the client runs after it. NULL is
+/// a no-op.
 #[no_mangle]
 pub extern "C" fn quiche_ev_client_free(client: *mut quiche_ev_client) {
     guard((), || {
-        if let Some(c) = self::client(client) {
+        if let Some(c) = quiche_ev_client::get(client) {
             // SAFETY: made by quiche_ev_client_new; C does not use it after.
-            unsafe { C::destroy(c) };
+            unsafe { Handle::destroy(c) };
         }
     })
 }

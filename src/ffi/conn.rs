@@ -3,41 +3,46 @@
 
 use libc::{c_char, c_int, c_void, sockaddr_storage, socklen_t};
 
-use super::guard::{as_str, guard};
-use super::types::{copy_sized, quiche_conn, quiche_ev_conn, quiche_ev_stats};
+use super::guard::{as_str, guard, guard_on};
+use super::handles::*;
+use super::types::*;
 use super::{QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL};
-use crate::platform::Real;
-use crate::server::{Server, ServerConn};
+use crate::server::{ServerConn, ServerCore};
 use crate::socket::std_to_sockaddr;
 use crate::transport::Transport;
 
-type E = ServerConn<Real>;
-
-fn conn(p: *const quiche_ev_conn) -> Option<*const E> {
-    (!p.is_null()).then_some(p as *const E)
+/// Runs `f` on a live connection, inside its server's panic boundary
+/// and with it as the log's origin (NULL gives `null`).
+fn with<T: Copy>(p: *const quiche_ev_conn, null: T, on_panic: T, f: impl FnOnce(*const SConn) -> T) -> T {
+    guard(on_panic, || {
+        let Some(e) = quiche_ev_conn::get(p) else { return null };
+        // SAFETY: a valid connection handle (C API contract).
+        let server = unsafe { ServerConn::server(e) };
+        crate::log::within(|o| {
+            o.server = server.cast();
+            o.conn = e.cast();
+        }, || guard_on(server, on_panic, || f(e)))
+    })
 }
 
 /// Attaches the host's pointer to the connection (default NULL).
 /// Returns 0 or `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_conn_set_user_data(c: *mut quiche_ev_conn, user: *mut c_void) -> c_int {
-    guard(QUICHE_EV_ERR_INTERNAL, || match conn(c) {
-        Some(e) => {
-            // SAFETY: a valid connection handle (C API contract); no other
-            // borrow of it is alive during a C API call.
-            unsafe { E::app(e).user = user };
-            0
-        }
-        None => QUICHE_EV_ERR_NULL,
+    with(c, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_INTERNAL, |e| {
+        // SAFETY: a valid connection handle (C API contract); no other
+        // borrow of it is alive during a C API call.
+        unsafe { ServerConn::app(e).user = user };
+        0
     })
 }
 
 /// The host's pointer attached to the connection.
 #[no_mangle]
 pub extern "C" fn quiche_ev_conn_user_data(c: *const quiche_ev_conn) -> *mut c_void {
-    guard(std::ptr::null_mut(), || match conn(c) {
+    guard(std::ptr::null_mut(), || match quiche_ev_conn::get(c) {
         // SAFETY: as in quiche_ev_conn_set_user_data.
-        Some(e) => unsafe { E::app(e).user },
+        Some(e) => unsafe { ServerConn::app(e).user },
         None => std::ptr::null_mut(),
     })
 }
@@ -48,11 +53,9 @@ pub extern "C" fn quiche_ev_conn_user_data(c: *const quiche_ev_conn) -> *mut c_v
 /// `quiche_ev_conn_changed` so the library flushes it; do not free it.
 #[no_mangle]
 pub extern "C" fn quiche_ev_conn_quiche(c: *mut quiche_ev_conn) -> *mut quiche_conn {
-    guard(std::ptr::null_mut(), || match conn(c) {
-        // SAFETY: as in quiche_ev_conn_set_user_data; quiche's ffi takes a
-        // `quiche::Connection` as `quiche_conn` (pinned version).
-        Some(e) => unsafe { E::conn(e) as *mut quiche::Connection as *mut quiche_conn },
-        None => std::ptr::null_mut(),
+    with(c, std::ptr::null_mut(), std::ptr::null_mut(), |e| {
+        // SAFETY: as in quiche_ev_conn_set_user_data.
+        quiche_conn::of(unsafe { ServerConn::conn(e) })
     })
 }
 
@@ -61,13 +64,10 @@ pub extern "C" fn quiche_ev_conn_quiche(c: *mut quiche_ev_conn) -> *mut quiche_c
 /// sleeps again. Returns 0 or `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_conn_changed(c: *mut quiche_ev_conn) -> c_int {
-    guard(QUICHE_EV_ERR_INTERNAL, || match conn(c) {
-        Some(e) => {
-            // SAFETY: as in quiche_ev_conn_set_user_data.
-            unsafe { Server::conn_changed(e) };
-            0
-        }
-        None => QUICHE_EV_ERR_NULL,
+    with(c, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_INTERNAL, |e| {
+        // SAFETY: as in quiche_ev_conn_set_user_data.
+        unsafe { ServerCore::conn_changed(e) };
+        0
     })
 }
 
@@ -76,12 +76,12 @@ pub extern "C" fn quiche_ev_conn_changed(c: *mut quiche_ev_conn) -> c_int {
 /// `QUICHE_EV_ERR_INVALID` for a size too small.
 #[no_mangle]
 pub extern "C" fn quiche_ev_conn_stats(c: *const quiche_ev_conn, out: *mut quiche_ev_stats) -> c_int {
-    guard(QUICHE_EV_ERR_INTERNAL, || {
-        let (Some(e), false) = (conn(c), out.is_null()) else { return QUICHE_EV_ERR_NULL };
+    with(c, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_INTERNAL, |e| {
+        if out.is_null() {
+            return QUICHE_EV_ERR_NULL;
+        }
         // SAFETY: as in quiche_ev_conn_set_user_data.
-        let q = unsafe { E::conn(e) };
-        let info = q.close_info();
-        let full = quiche_ev_stats::of_conn(q, &info);
+        let full = unsafe { quiche_ev_stats::of_conn(ServerConn::conn(e), &ServerConn::close_info(e)) };
         // SAFETY: out points to the caller's structure of out->size bytes.
         if unsafe { copy_sized(&full, out) } { 0 } else { QUICHE_EV_ERR_INVALID }
     })
@@ -93,11 +93,12 @@ pub extern "C" fn quiche_ev_conn_stats(c: *const quiche_ev_conn, out: *mut quich
 #[no_mangle]
 pub extern "C" fn quiche_ev_conn_peer_addr(c: *const quiche_ev_conn, out: *mut sockaddr_storage,
                                            len: *mut socklen_t) -> c_int {
-    guard(QUICHE_EV_ERR_INTERNAL, || {
-        let (Some(e), false, false) = (conn(c), out.is_null(), len.is_null()) else { return QUICHE_EV_ERR_NULL };
+    with(c, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_INTERNAL, |e| {
+        if out.is_null() || len.is_null() {
+            return QUICHE_EV_ERR_NULL;
+        }
         // SAFETY: as in quiche_ev_conn_set_user_data.
-        let q = unsafe { E::conn(e) };
-        let Some(peer) = q.path_stats().next().map(|p| p.peer_addr) else { return QUICHE_EV_ERR_INVALID };
+        let Some(peer) = (unsafe { ServerConn::conn(e) }).peer_addr() else { return QUICHE_EV_ERR_INVALID };
         let (ss, n) = std_to_sockaddr(&peer);
         // SAFETY: len and out are valid (contract).
         unsafe {
@@ -116,14 +117,13 @@ pub extern "C" fn quiche_ev_conn_peer_addr(c: *const quiche_ev_conn, out: *mut s
 /// and its closed callback follows. Returns 0 or `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_conn_close(c: *mut quiche_ev_conn, code: u64, reason: *const c_char) -> c_int {
-    guard(QUICHE_EV_ERR_INTERNAL, || {
-        let Some(e) = conn(c) else { return QUICHE_EV_ERR_NULL };
+    with(c, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_INTERNAL, |e| {
         // SAFETY: reason is NULL or a C string.
         let reason = unsafe { as_str(reason) }.unwrap_or("");
         // SAFETY: as in quiche_ev_conn_set_user_data.
         unsafe {
-            let _ = E::conn(e).close(true, code, reason.as_bytes());
-            Server::conn_changed(e);
+            let _ = ServerConn::conn(e).close(true, code, reason.as_bytes());
+            ServerCore::conn_changed(e);
         }
         0
     })

@@ -1,11 +1,13 @@
-//! The C API's error codes (`QUICHE_EV_ERR_*`, negative; 0 is success) and
-//! `quiche_ev_strerror`, their descriptions.
+//! The C API's error codes (`QUICHE_EV_ERR_*`, negative; 0 is success),
+//! `quiche_ev_strerror`, their descriptions, and the failures a C caller
+//! can read back (`quiche_ev_last_error`).
 
-use std::ffi::CStr;
+use std::cell::RefCell;
+use std::ffi::{CStr, CString};
 
 use libc::{c_char, c_int};
 
-use super::guard::guard;
+use crate::unwind::guard;
 
 /// A required pointer argument was NULL.
 pub const QUICHE_EV_ERR_NULL: c_int = -1;
@@ -52,4 +54,31 @@ fn describe(code: c_int) -> &'static CStr {
 #[no_mangle]
 pub extern "C" fn quiche_ev_strerror(code: c_int) -> *const c_char {
     guard(UNKNOWN.as_ptr(), || describe(code).as_ptr())
+}
+
+/// Why the last quiche-ev call that failed on this thread failed (a NULL
+/// from a `_new`, a negative error code), in one English line: the same
+/// text the log gets at error level, here also without a log callback.
+/// NULL when no call failed yet. Valid until the next failing call on
+/// this thread; do not free it. Calls that succeed leave it as it is.
+#[no_mangle]
+pub extern "C" fn quiche_ev_last_error() -> *const c_char {
+    guard(std::ptr::null(), last_error)
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+}
+
+/// A call failed for `why`: logged (error level) and kept as this
+/// thread's last error.
+pub fn report(why: String) {
+    log_error!("{why}");
+    let c = CString::new(why.replace('\0', "")).expect("NULs removed");
+    LAST_ERROR.with(|e| *e.borrow_mut() = Some(c));
+}
+
+/// This thread's last error, NUL-terminated; NULL when none.
+pub fn last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ref().map_or(std::ptr::null(), |c| c.as_ptr()))
 }

@@ -1,31 +1,33 @@
-//! The panic boundary and the pointer helpers: the only places where C's
-//! pointers become Rust references.
+//! The panic boundary of every exported body, and the pointer helpers:
+//! the only places where C's pointers become Rust references.
 
-use std::any::Any;
 use std::ffi::CStr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use libc::c_char;
 use quiche::h3;
 
+use super::errors::{report, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL};
 use super::types::quiche_ev_header;
-use super::{QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL};
+use crate::handle::{Handle, Role};
+use crate::platform::Platform;
 
-fn panic_message(p: &(dyn Any + Send)) -> &str {
-    p.downcast_ref::<&str>().copied()
-        .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
-        .unwrap_or("unknown panic")
-}
+pub use crate::unwind::guard;
 
-/// Runs `f`; a panic is logged (error level) and becomes `on_panic`.
-pub fn guard<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(p) => {
-            log_error!("quiche-ev: internal error: {}", panic_message(&*p));
-            on_panic
-        }
+/// Runs `f`, a C API call on handle `h`; a panic becomes `on_panic` and
+/// fails the handle (its host hears it from the loop, as after a panic in
+/// a callback).
+pub fn guard_on<P: Platform, R: Role<P>, T>(h: *const Handle<P, R>, on_panic: T, f: impl FnOnce() -> T) -> T {
+    let mut panicked = true;
+    let r = guard(on_panic, || {
+        let v = f();
+        panicked = false;
+        v
+    });
+    if panicked {
+        // SAFETY: h is the live handle the call was made on.
+        unsafe { Handle::fail_soon(h) };
     }
+    r
 }
 
 /// A UTF-8 string from a C string, `None` for NULL or invalid UTF-8.
@@ -83,8 +85,8 @@ pub unsafe fn headers_from_c(headers: *const quiche_ev_header, n: usize) -> Resu
             && name.iter().all(|&b| b.is_ascii_graphic() && !b.is_ascii_uppercase());
         let value_ok = value.iter().all(|&b| b != b'\r' && b != b'\n' && b != 0);
         if !name_ok || !value_ok {
-            log_warn!("header {:?} refused: names are lowercase tokens, values have no CR, LF or NUL",
-                      String::from_utf8_lossy(name));
+            report(format!("header {:?} refused: names are lowercase tokens, values have no CR, LF or NUL",
+                           String::from_utf8_lossy(name)));
             return Err(QUICHE_EV_ERR_INVALID);
         }
         out.push(h3::Header::new(name, value));
@@ -95,12 +97,6 @@ pub unsafe fn headers_from_c(headers: *const quiche_ev_header, n: usize) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_panic_becomes_the_error_value() {
-        assert_eq!(guard(-3, || -> i32 { panic!("boom") }), -3);
-        assert_eq!(guard(-3, || 7), 7);
-    }
 
     #[test]
     fn headers_are_checked() {

@@ -20,6 +20,8 @@ pub mod client;
 pub mod conn;
 pub mod errors;
 pub mod guard;
+pub mod handles;
+pub mod host;
 pub mod log;
 pub mod meta;
 pub mod request;

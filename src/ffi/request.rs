@@ -7,23 +7,15 @@
 
 use libc::{c_char, c_int, c_void, ssize_t};
 
-use super::guard::{as_bytes, guard, headers_from_c};
-use super::types::{quiche_ev_conn, quiche_ev_header, quiche_ev_request, quiche_ev_request_writable_cb};
+use super::errors::report;
+use super::guard::{as_bytes, guard, guard_on, headers_from_c};
+use super::handles::*;
+use super::types::*;
 use super::{QUICHE_EV_ERR_CLOSED, QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL,
             QUICHE_EV_ERR_AGAIN, QUICHE_EV_ERR_STATE, QUICHE_EV_ERR_TRANSPORT};
 use crate::app::body::Body;
-use crate::app::request::Request;
-use crate::app::server::{self, OpError};
-
-/// The request closed callback's outcomes.
-pub const QUICHE_EV_REQUEST_COMPLETE: c_int = 0;
-pub const QUICHE_EV_REQUEST_RESET: c_int = 1;
-pub const QUICHE_EV_REQUEST_CANCELLED: c_int = 2;
-pub const QUICHE_EV_REQUEST_CONN_CLOSED: c_int = 3;
-
-fn req(p: *const quiche_ev_request) -> Option<*mut Request> {
-    (!p.is_null()).then_some(p as *mut Request)
-}
+use crate::app::server::{self as ops, OpError};
+use crate::server::ServerConn;
 
 fn code_of(e: OpError) -> c_int {
     match e {
@@ -31,19 +23,37 @@ fn code_of(e: OpError) -> c_int {
         OpError::Closed => QUICHE_EV_ERR_CLOSED,
         OpError::Again => QUICHE_EV_ERR_AGAIN,
         OpError::Transport(why) => {
-            log_warn!("quiche refused: {why}");
+            report(format!("quiche refused: {why}"));
             QUICHE_EV_ERR_TRANSPORT
         }
     }
 }
 
 /// A field of a live request (NULL for a NULL request).
-fn field<T: Copy>(p: *const quiche_ev_request, none: T, f: impl FnOnce(&Request) -> T) -> T {
-    guard(none, || match req(p) {
+fn field<T: Copy>(p: *const quiche_ev_request, none: T, f: impl FnOnce(&Req) -> T) -> T {
+    guard(none, || match quiche_ev_request::get(p) {
         // SAFETY: a valid request handle (C API contract: until its closed
         // callback returns).
         Some(r) => f(unsafe { &*r }),
         None => none,
+    })
+}
+
+/// Runs `f` on a live request, inside the panic boundary of its server
+/// and with its server and connection as the log's origin.
+fn on_request<T: Copy>(p: *const quiche_ev_request, null: T, on_panic: T, f: impl FnOnce(*mut Req) -> T) -> T {
+    guard(on_panic, || {
+        let Some(r) = quiche_ev_request::get(p) else { return null };
+        // SAFETY: a valid request handle; its connection and server live
+        // as long as it does.
+        let (conn, server) = unsafe {
+            let conn = (*r).conn as *const SConn;
+            (conn, ServerConn::server(conn))
+        };
+        crate::log::within(|o| {
+            o.server = server.cast();
+            o.conn = conn.cast();
+        }, || guard_on(server, on_panic, || f(r)))
     })
 }
 
@@ -104,20 +114,17 @@ pub extern "C" fn quiche_ev_request_stream_id(req: *const quiche_ev_request) -> 
 /// The connection the request came on (valid as long as the request).
 #[no_mangle]
 pub extern "C" fn quiche_ev_request_conn(req: *const quiche_ev_request) -> *mut quiche_ev_conn {
-    field(req, std::ptr::null_mut(), |r| r.conn as *mut quiche_ev_conn)
+    field(req, std::ptr::null_mut(), |r| quiche_ev_conn::of(r.conn))
 }
 
 /// Attaches the host's pointer to the request (default NULL).
 #[no_mangle]
 pub extern "C" fn quiche_ev_request_set_user_data(req: *mut quiche_ev_request, user: *mut c_void) -> c_int {
-    guard(QUICHE_EV_ERR_INTERNAL, || match self::req(req) {
-        Some(r) => {
-            // SAFETY: a valid request handle; no other reference to it is
-            // alive during a C API call.
-            unsafe { (*r).user = user };
-            0
-        }
-        None => QUICHE_EV_ERR_NULL,
+    on_request(req, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_INTERNAL, |r| {
+        // SAFETY: a valid request handle; no other reference to it is
+        // alive during a C API call.
+        unsafe { (*r).user = user };
+        0
     })
 }
 
@@ -130,22 +137,16 @@ pub extern "C" fn quiche_ev_request_user_data(req: *const quiche_ev_request) -> 
 /// This request's own writable callback (instead of the server's).
 #[no_mangle]
 pub extern "C" fn quiche_ev_request_on_writable(req: *mut quiche_ev_request, cb: quiche_ev_request_writable_cb) -> c_int {
-    guard(QUICHE_EV_ERR_INTERNAL, || match self::req(req) {
-        Some(r) => {
-            // SAFETY: as in quiche_ev_request_set_user_data.
-            unsafe { (*r).on_writable = cb };
-            0
-        }
-        None => QUICHE_EV_ERR_NULL,
+    on_request(req, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_INTERNAL, |r| {
+        // SAFETY: as in quiche_ev_request_set_user_data.
+        unsafe { (*r).host_data.on_writable = cb };
+        0
     })
 }
 
 /// Runs a response operation on a live request.
-fn op(p: *mut quiche_ev_request, f: impl FnOnce(*mut Request) -> Result<c_int, OpError>) -> c_int {
-    guard(QUICHE_EV_ERR_INTERNAL, || match req(p) {
-        Some(r) => f(r).unwrap_or_else(code_of),
-        None => QUICHE_EV_ERR_NULL,
-    })
+fn op(p: *mut quiche_ev_request, f: impl FnOnce(*mut Req) -> Result<c_int, OpError>) -> c_int {
+    on_request(p, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_INTERNAL, |r| f(r).unwrap_or_else(code_of))
 }
 
 /// Starts the response: `status` (100-999) and `n` header fields (names
@@ -168,26 +169,28 @@ pub extern "C" fn quiche_ev_respond(req: *mut quiche_ev_request, status: c_int, 
         };
         let status = u16::try_from(status).map_err(|_| OpError::State)?;
         // SAFETY: a valid request handle, no borrow alive (C API call).
-        unsafe { server::respond(r, status, &list, fin != 0) }.map(|_| 0)
+        unsafe { ops::respond(r, status, &list, fin != 0) }.map(|_| 0)
     })
 }
 
 /// Writes response body: as much of `len` bytes as flow control takes
 /// now — maybe 0, never blocking, never dropping. When it took fewer than
 /// `len`, the writable callback runs once more fits; offer the rest then.
-/// With `fin` non-zero the response ends once all of `buf` was taken.
+/// With `fin` non-zero the response ends once all of `buf` was taken; the
+/// end itself is never lost: when even that does not fit (an empty final
+/// write on a full stream), the library sends it as soon as it does, and
+/// the closed callback follows then.
 /// Returns the bytes taken, or `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_STATE`
 /// (no response started, or it ended), `QUICHE_EV_ERR_CLOSED` (the client
 /// reset the stream or the connection closed).
 #[no_mangle]
 pub extern "C" fn quiche_ev_respond_write(req: *mut quiche_ev_request, buf: *const u8, len: usize, fin: c_int)
                                           -> ssize_t {
-    guard(QUICHE_EV_ERR_INTERNAL as ssize_t, || {
-        let Some(r) = self::req(req) else { return QUICHE_EV_ERR_NULL as ssize_t };
+    on_request(req, QUICHE_EV_ERR_NULL as ssize_t, QUICHE_EV_ERR_INTERNAL as ssize_t, |r| {
         // SAFETY: buf is NULL (with len 0) or len readable bytes.
         let Some(data) = (unsafe { as_bytes(buf, len) }) else { return QUICHE_EV_ERR_NULL as ssize_t };
         // SAFETY: as in quiche_ev_respond.
-        match unsafe { server::write(r, data, fin != 0) } {
+        match unsafe { ops::write(r, data, fin != 0) } {
             Ok(n) => n as ssize_t,
             Err(e) => code_of(e) as ssize_t,
         }
@@ -212,7 +215,7 @@ pub extern "C" fn quiche_ev_respond_bytes(req: *mut quiche_ev_request, status: c
         let Some(body) = (unsafe { as_bytes(body, len) }) else { return Ok(QUICHE_EV_ERR_NULL) };
         let status = u16::try_from(status).map_err(|_| OpError::State)?;
         // SAFETY: as in quiche_ev_respond.
-        unsafe { server::respond_body(r, status, &list, Body::from_bytes(body.to_vec())) }.map(|_| 0)
+        unsafe { ops::respond_body(r, status, &list, Body::from_bytes(body.to_vec())) }.map(|_| 0)
     })
 }
 
@@ -231,7 +234,7 @@ pub extern "C" fn quiche_ev_respond_trailers(req: *mut quiche_ev_request, header
             Err(code) => return Ok(code),
         };
         // SAFETY: as in quiche_ev_respond.
-        unsafe { server::trailers(r, &list) }.map(|_| 0)
+        unsafe { ops::trailers(r, &list) }.map(|_| 0)
     })
 }
 
@@ -242,14 +245,16 @@ pub extern "C" fn quiche_ev_respond_trailers(req: *mut quiche_ev_request, header
 #[no_mangle]
 pub extern "C" fn quiche_ev_request_reset(req: *mut quiche_ev_request, code: u64) -> c_int {
     // SAFETY: as in quiche_ev_respond.
-    op(req, |r| unsafe { server::reset(r, code) }.map(|_| 0))
+    op(req, |r| unsafe { ops::reset(r, code) }.map(|_| 0))
 }
 
 /// After the body callback took fewer bytes than offered: the rest (and
-/// what follows) is offered again, from the loop. Returns 0,
+/// what follows) is offered again, from the loop. Called from inside the
+/// body callback itself, it keeps the body going even if that callback
+/// returns short. Returns 0,
 /// `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_CLOSED`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_request_resume_body(req: *mut quiche_ev_request) -> c_int {
     // SAFETY: as in quiche_ev_respond.
-    op(req, |r| unsafe { server::resume_body(r) }.map(|_| 0))
+    op(req, |r| unsafe { ops::resume_body(r) }.map(|_| 0))
 }

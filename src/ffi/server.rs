@@ -7,37 +7,46 @@ use std::time::Duration;
 use libc::{c_char, c_int, c_void, sockaddr, socklen_t, ssize_t};
 use libev_sys::{ev_io, ev_loop};
 
-use super::guard::{as_bytes, as_str, guard};
-use super::types::{copy_sized, quiche_config, quiche_ev_conn_cb, quiche_ev_conn_closed_cb, quiche_ev_request_body_cb,
-                   quiche_ev_request_cb, quiche_ev_request_closed_cb, quiche_ev_request_writable_cb, quiche_ev_server,
-                   quiche_ev_counters, quiche_ev_server_stopped_cb, quiche_h3_config};
+use super::errors::report;
+use super::guard::{as_bytes, as_str, guard, guard_on};
+use super::handles::*;
+use super::host::CServerHost;
+use super::types::*;
 use super::{QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_STATE};
 use crate::app::builtin::Builtin;
 use crate::app::files::Root;
-use crate::app::server::{Protocol, Shared};
+use crate::app::proto::Protocol;
+use crate::app::server::Shared;
 use crate::batch_io::IoMode;
-use crate::dgram::UdpSockets;
-use crate::evloop::LibEv;
-use crate::platform::Real;
-use crate::server::Server;
+use crate::dgram::DatagramIo;
+use crate::evloop::EvLoop;
+use crate::handle::Handle;
+use crate::platform::Platform;
+use crate::server::{ServerCore, ServerState};
 use crate::socket::sockaddr_to_std;
 
-type S = Server<Real>;
+type State = ServerState<P, crate::app::server::ConnApp<P, CServerHost>>;
 
-/// The server behind a handle; `None` for NULL.
-fn server(p: *const quiche_ev_server) -> Option<*mut S> {
-    (!p.is_null()).then_some(p as *mut S)
-}
-
-/// Runs `f` on the server's state (with NULL giving `QUICHE_EV_ERR_NULL`).
-fn with_state(p: *const quiche_ev_server, f: impl FnOnce(&mut crate::server::ServerState<Real>) -> c_int) -> c_int {
-    guard(QUICHE_EV_ERR_INTERNAL, || match server(p) {
-        // SAFETY: a non-NULL handle came from quiche_ev_server_new and is
-        // not used after _free (C API contract); no borrow of its state is
-        // alive during a C API call (host callbacks run with none).
-        Some(s) => f(unsafe { S::state(s) }),
+/// Runs `f` on the server behind a handle (NULL gives
+/// `QUICHE_EV_ERR_NULL`).
+fn with(p: *const quiche_ev_server, f: impl FnOnce(*mut Srv) -> c_int) -> c_int {
+    guard(QUICHE_EV_ERR_INTERNAL, || match quiche_ev_server::get(p) {
+        Some(s) => crate::log::within(|o| o.server = s.cast(), || guard_on(s, QUICHE_EV_ERR_INTERNAL, || f(s))),
         None => QUICHE_EV_ERR_NULL,
     })
+}
+
+/// Runs `f` on the server's state (NULL gives `QUICHE_EV_ERR_NULL`).
+fn with_state(p: *const quiche_ev_server, f: impl FnOnce(&mut State) -> c_int) -> c_int {
+    // SAFETY: a non-NULL handle came from quiche_ev_server_new and is not
+    // used after _free (C API contract); no borrow of its state is alive
+    // during a C API call (host callbacks run with none).
+    with(p, |s| f(unsafe { ServerCore::state(s) }))
+}
+
+/// The server's C callbacks, to change them.
+fn host(st: &mut State) -> &mut CServerHost {
+    st.app.host_mut()
 }
 
 /// Creates a server on the bound, non-blocking UDP socket `sock` whose
@@ -62,16 +71,17 @@ pub extern "C" fn quiche_ev_server_new(loop_: *mut ev_loop, sock: c_int, local: 
                                        h3_config: *mut quiche_h3_config) -> *mut quiche_ev_server {
     guard(std::ptr::null_mut(), || {
         if loop_.is_null() || config.is_null() || sock < 0 {
-            log_error!("quiche_ev_server_new: loop, config and socket are required");
+            report("quiche_ev_server_new: loop, config and socket are required".into());
             return std::ptr::null_mut();
         }
         // SAFETY: the caller passes local_len readable bytes at local.
         let Some(local) = (unsafe { sockaddr_to_std(local, local_len) }) else {
-            log_error!("quiche_ev_server_new: local address is not an IPv4/IPv6 address");
+            report("quiche_ev_server_new: local address is not an IPv4/IPv6 address".into());
             return std::ptr::null_mut();
         };
-        if let Some(why) = crate::socket::unusable_socket(sock) {
-            log_error!("quiche_ev_server_new: {why}");
+        type Io = <P as Platform>::Io;
+        if let Some(why) = Io::socket_problem(sock) {
+            report(format!("quiche_ev_server_new: {why}"));
             return std::ptr::null_mut();
         }
         let protocol = if h3_config.is_null() {
@@ -79,42 +89,58 @@ pub extern "C" fn quiche_ev_server_new(loop_: *mut ev_loop, sock: c_int, local: 
         } else {
             Protocol::H3(quiche_h3_config::as_config(h3_config))
         };
+        let cfg = quiche_config::as_config(config);
         // SAFETY: the loop and the config outlive the server (contract
         // above).
         let s = unsafe {
-            S::create(LibEv::new(loop_), UdpSockets::new(sock, local), sock, local,
-                      quiche_config::as_config(config), Shared::new(protocol))
+            ServerCore::create(<P as Platform>::Loop::from_raw(loop_), Io::open(sock, local), sock, local, cfg,
+                               Shared::new(protocol, CServerHost::default()))
         };
         // SAFETY: just created, no borrow alive; the config outlives the
         // server (contract above).
-        unsafe { S::state(s).observe.set_config(quiche_config::as_config(config)) };
-        s.cast()
+        unsafe { ServerCore::state(s).observe.set_config(cfg) };
+        quiche_ev_server::of(s)
     })
 }
 
 /// The socket watcher's callback (upstream's `recv_cb`): set it with
 /// `ev_io_init(&w, quiche_ev_server_recv_cb, sock, EV_READ)` and
-/// `w.data = server`. After an internal error the server stops this
-/// watcher (see `quiche_ev_server_on_stopped`).
+/// `w.data = server`. The watcher must stay at its address while it is
+/// active (as upstream's, on `main`'s stack). The server stops it when it
+/// has stopped (after `quiche_ev_server_shutdown` or an internal error)
+/// and when it is freed, whether or not the watcher was ever called, so
+/// `ev_run` returns by itself when the program has nothing else. It also
+/// stops, without touching anything else, a watcher whose `data` is a
+/// server already freed. Or let the server watch its socket itself:
+/// `quiche_ev_server_start`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_recv_cb(loop_: *mut ev_loop, w: *mut ev_io, _revents: c_int) {
     guard((), || {
-        // SAFETY: w is the watcher libev is calling us for.
-        let Some(w) = (unsafe { w.as_mut() }) else { return };
-        let Some(s) = server(w.data.cast()) else {
-            log_error!("quiche_ev_server_recv_cb: watcher data is not a server");
+        if w.is_null() || loop_.is_null() {
             return;
-        };
-        // SAFETY: data is the live server (C API contract).
-        unsafe { S::recv_cb(s, w.fd) };
-        // SAFETY: as above; and the host's watcher, on the loop calling us.
-        unsafe {
-            if S::is_failed(s) && !loop_.is_null() {
-                // A failed server reads no more: stop the watcher that
-                // would otherwise call us forever.
-                libev_sys::ev_io_stop(loop_, w);
-            }
         }
+        // SAFETY: libev calls us with its loop and a live watcher; the
+        // handle machinery checks `data` before using it.
+        unsafe { Srv::host_recv_cb(loop_, w) };
+    })
+}
+
+/// Lets the server watch its socket itself: no `ev_io` of the program's
+/// is needed (nor allowed: use one or the other). The watcher is the
+/// server's own, stopped when the server stops or is freed. Returns 0,
+/// `QUICHE_EV_ERR_NULL`, or `QUICHE_EV_ERR_STATE` when the server has
+/// stopped.
+#[no_mangle]
+pub extern "C" fn quiche_ev_server_start(server: *mut quiche_ev_server) -> c_int {
+    with(server, |s| {
+        // SAFETY: a live server, no borrow alive (C API call).
+        unsafe {
+            if Handle::is_failed(s) || ServerCore::state(s).is_stopped() {
+                return QUICHE_EV_ERR_STATE;
+            }
+            Handle::start(s);
+        }
+        0
     })
 }
 
@@ -133,11 +159,11 @@ pub extern "C" fn quiche_ev_server_set_root(server: *mut quiche_ev_server, dir: 
         let Some(dir) = (unsafe { as_str(dir) }) else { return QUICHE_EV_ERR_NULL };
         match Root::open(Path::new(dir)) {
             Ok(root) => {
-                st.app.handlers_mut().builtin = Builtin::Files(Rc::new(root));
+                host(st).builtin = Builtin::Files(Rc::new(root));
                 0
             }
             Err(e) => {
-                log_error!("cannot serve {dir}: {e}");
+                report(format!("cannot serve {dir}: {e}"));
                 QUICHE_EV_ERR_INVALID
             }
         }
@@ -152,7 +178,7 @@ pub extern "C" fn quiche_ev_server_set_root(server: *mut quiche_ev_server, dir: 
 pub extern "C" fn quiche_ev_server_set_max_conns(server: *mut quiche_ev_server, max: usize) -> c_int {
     with_state(server, |st| {
         if max == 0 {
-            log_error!("quiche_ev_server_set_max_conns: the bound must be at least 1");
+            report("quiche_ev_server_set_max_conns: the bound must be at least 1".into());
             return QUICHE_EV_ERR_INVALID;
         }
         st.settings.max_conns = max;
@@ -166,7 +192,7 @@ pub extern "C" fn quiche_ev_server_set_max_conns(server: *mut quiche_ev_server, 
 pub extern "C" fn quiche_ev_server_set_token_lifetime(server: *mut quiche_ev_server, ms: u64) -> c_int {
     with_state(server, |st| {
         if ms == 0 {
-            log_error!("quiche_ev_server_set_token_lifetime: the lifetime must be at least 1 ms");
+            report("quiche_ev_server_set_token_lifetime: the lifetime must be at least 1 ms".into());
             return QUICHE_EV_ERR_INVALID;
         }
         st.set_token_lifetime(Duration::from_millis(ms));
@@ -197,7 +223,7 @@ pub extern "C" fn quiche_ev_server_set_reset_key(server: *mut quiche_ev_server, 
         // SAFETY: key is NULL or len readable bytes.
         let Some(key) = (unsafe { as_bytes(key, len) }) else { return QUICHE_EV_ERR_NULL };
         let Ok(key) = <[u8; 32]>::try_from(key) else {
-            log_error!("quiche_ev_server_set_reset_key: the key must be 32 bytes, not {len}");
+            report(format!("quiche_ev_server_set_reset_key: the key must be 32 bytes, not {len}"));
             return QUICHE_EV_ERR_INVALID;
         };
         st.set_reset_key(key);
@@ -211,17 +237,14 @@ pub extern "C" fn quiche_ev_server_set_reset_key(server: *mut quiche_ev_server, 
 /// `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_set_batched_io(server: *mut quiche_ev_server, batched: c_int) -> c_int {
-    guard(QUICHE_EV_ERR_INTERNAL, || match self::server(server) {
-        Some(s) => {
-            let mode = if batched != 0 { IoMode::BATCHED } else { IoMode::PLAIN };
-            // SAFETY: as in with_state.
-            unsafe {
-                S::io(s).set_mode(mode);
-                S::state(s).settings.gso = mode.gso;
-            }
-            0
+    with(server, |s| {
+        let mode = if batched != 0 { IoMode::BATCHED } else { IoMode::PLAIN };
+        // SAFETY: as in with_state.
+        unsafe {
+            Handle::io(s).set_mode(mode);
+            ServerCore::state(s).settings.gso = mode.gso;
         }
-        None => QUICHE_EV_ERR_NULL,
+        0
     })
 }
 
@@ -230,17 +253,14 @@ pub extern "C" fn quiche_ev_server_set_batched_io(server: *mut quiche_ev_server,
 /// Returns 0 or `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_set_gso(server: *mut quiche_ev_server, on: c_int) -> c_int {
-    guard(QUICHE_EV_ERR_INTERNAL, || match self::server(server) {
-        Some(s) => {
-            // SAFETY: as in with_state.
-            unsafe {
-                let io = S::io(s);
-                io.set_mode(IoMode { gso: on != 0, ..io.mode() });
-                S::state(s).settings.gso = on != 0;
-            }
-            0
+    with(server, |s| {
+        // SAFETY: as in with_state.
+        unsafe {
+            let io = Handle::io(s);
+            io.set_mode(IoMode { gso: on != 0, ..io.mode() });
+            ServerCore::state(s).settings.gso = on != 0;
         }
-        None => QUICHE_EV_ERR_NULL,
+        0
     })
 }
 
@@ -257,7 +277,7 @@ pub extern "C" fn quiche_ev_server_set_keylog_path(server: *mut quiche_ev_server
         match st.observe.set_keylog(Path::new(path)) {
             Ok(()) => 0,
             Err(e) => {
-                log_error!("cannot write key log {path}: {e}");
+                report(format!("cannot write key log {path}: {e}"));
                 QUICHE_EV_ERR_INVALID
             }
         }
@@ -276,7 +296,7 @@ pub extern "C" fn quiche_ev_server_set_qlog_dir(server: *mut quiche_ev_server, d
         match st.observe.set_qlog_dir(Path::new(dir)) {
             Ok(()) => 0,
             Err(e) => {
-                log_error!("cannot write qlog files to {dir}: {e}");
+                report(format!("cannot write qlog files to {dir}: {e}"));
                 QUICHE_EV_ERR_INVALID
             }
         }
@@ -288,10 +308,7 @@ pub extern "C" fn quiche_ev_server_set_qlog_dir(server: *mut quiche_ev_server, d
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_set_user_data(server: *mut quiche_ev_server, user: *mut c_void) -> c_int {
     with_state(server, |st| {
-        st.app.handlers_mut().user = user;
-        if let Some((cb, _)) = st.on_stopped {
-            st.on_stopped = Some((cb, user));
-        }
+        host(st).user = user;
         0
     })
 }
@@ -299,9 +316,9 @@ pub extern "C" fn quiche_ev_server_set_user_data(server: *mut quiche_ev_server, 
 /// The server's user data (NULL when unset or for a NULL server).
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_user_data(server: *const quiche_ev_server) -> *mut c_void {
-    guard(std::ptr::null_mut(), || match self::server(server) {
+    guard(std::ptr::null_mut(), || match quiche_ev_server::get(server) {
         // SAFETY: as in with_state.
-        Some(s) => unsafe { S::state(s).app.handlers.user },
+        Some(s) => unsafe { ServerCore::state(s).app.host.user },
         None => std::ptr::null_mut(),
     })
 }
@@ -315,7 +332,7 @@ pub extern "C" fn quiche_ev_server_user_data(server: *const quiche_ev_server) ->
 pub extern "C" fn quiche_ev_server_on_request(server: *mut quiche_ev_server,
                                               cb: quiche_ev_request_cb) -> c_int {
     with_state(server, |st| {
-        st.app.handlers_mut().on_request = cb;
+        host(st).on_request = cb;
         0
     })
 }
@@ -334,7 +351,7 @@ pub extern "C" fn quiche_ev_server_on_request(server: *mut quiche_ev_server,
 pub extern "C" fn quiche_ev_server_on_request_body(
     server: *mut quiche_ev_server, cb: quiche_ev_request_body_cb) -> c_int {
     with_state(server, |st| {
-        st.app.handlers_mut().on_body = cb;
+        host(st).on_body = cb;
         0
     })
 }
@@ -347,7 +364,7 @@ pub extern "C" fn quiche_ev_server_on_request_body(
 pub extern "C" fn quiche_ev_server_on_request_writable(
     server: *mut quiche_ev_server, cb: quiche_ev_request_writable_cb) -> c_int {
     with_state(server, |st| {
-        st.app.handlers_mut().on_writable = cb;
+        host(st).on_writable = cb;
         0
     })
 }
@@ -362,21 +379,22 @@ pub extern "C" fn quiche_ev_server_on_request_writable(
 pub extern "C" fn quiche_ev_server_on_request_closed(
     server: *mut quiche_ev_server, cb: quiche_ev_request_closed_cb) -> c_int {
     with_state(server, |st| {
-        st.app.handlers_mut().on_request_closed = cb;
+        host(st).on_request_closed = cb;
         0
     })
 }
 
 /// Sets the connection callbacks (either may be NULL): `established(conn,
 /// user)` when a handshake completes; `closed(conn, stats, user)` when the
-/// connection is gone, with its numbers and how it ended. A connection
-/// handle is valid from its established callback until its closed callback
-/// returns. Returns 0 or `QUICHE_EV_ERR_NULL`.
+/// connection is gone, with its numbers and how it ended, for every
+/// connection whose established callback ran (one that never came up is
+/// never heard of). A connection handle is valid from its established
+/// callback until its closed callback returns. Returns 0 or `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_on_conn(
     server: *mut quiche_ev_server, established: quiche_ev_conn_cb, closed: quiche_ev_conn_closed_cb) -> c_int {
     with_state(server, |st| {
-        let h = st.app.handlers_mut();
+        let h = host(st);
         h.on_conn_established = established;
         h.on_conn_closed = closed;
         0
@@ -393,8 +411,7 @@ pub extern "C" fn quiche_ev_server_on_conn(
 pub extern "C" fn quiche_ev_server_on_stopped(server: *mut quiche_ev_server,
                                               cb: quiche_ev_server_stopped_cb) -> c_int {
     with_state(server, |st| {
-        let user = st.app.handlers.user;
-        st.on_stopped = cb.map(|f| (f, user));
+        host(st).on_stopped = cb;
         0
     })
 }
@@ -409,15 +426,15 @@ pub extern "C" fn quiche_ev_server_on_stopped(server: *mut quiche_ev_server,
 /// `QUICHE_EV_ERR_STATE` after an internal error.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_shutdown(server: *mut quiche_ev_server, drain_ms: u64) -> c_int {
-    guard(QUICHE_EV_ERR_INTERNAL, || match self::server(server) {
+    with(server, |s| {
         // SAFETY: as in with_state.
-        Some(s) if unsafe { S::is_failed(s) } => QUICHE_EV_ERR_STATE,
-        Some(s) => {
-            // SAFETY: as in with_state.
-            unsafe { S::shutdown(s, Duration::from_millis(drain_ms)) };
-            0
+        unsafe {
+            if Handle::is_failed(s) {
+                return QUICHE_EV_ERR_STATE;
+            }
+            ServerCore::shutdown(s, Duration::from_millis(drain_ms));
         }
-        None => QUICHE_EV_ERR_NULL,
+        0
     })
 }
 
@@ -425,21 +442,23 @@ pub extern "C" fn quiche_ev_server_shutdown(server: *mut quiche_ev_server, drain
 /// `QUICHE_EV_ERR_INTERNAL` after an internal error, `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_is_stopped(server: *const quiche_ev_server) -> c_int {
-    guard(QUICHE_EV_ERR_INTERNAL, || match self::server(server) {
+    with(server, |s| {
         // SAFETY: as in with_state.
-        Some(s) if unsafe { S::is_failed(s) } => QUICHE_EV_ERR_INTERNAL,
-        // SAFETY: as in with_state.
-        Some(s) => (unsafe { S::is_stopped(s) }) as c_int,
-        None => QUICHE_EV_ERR_NULL,
+        unsafe {
+            if Handle::is_failed(s) {
+                return QUICHE_EV_ERR_INTERNAL;
+            }
+            ServerCore::state(s).is_stopped() as c_int
+        }
     })
 }
 
 /// The number of live connections, or `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_conn_count(server: *const quiche_ev_server) -> ssize_t {
-    guard(QUICHE_EV_ERR_INTERNAL as ssize_t, || match self::server(server) {
+    guard(QUICHE_EV_ERR_INTERNAL as ssize_t, || match quiche_ev_server::get(server) {
         // SAFETY: as in with_state.
-        Some(s) => unsafe { S::state(s).conn_count() as ssize_t },
+        Some(s) => unsafe { ServerCore::state(s).conn_count() as ssize_t },
         None => QUICHE_EV_ERR_NULL as ssize_t,
     })
 }
@@ -451,27 +470,42 @@ pub extern "C" fn quiche_ev_server_conn_count(server: *const quiche_ev_server) -
 pub extern "C" fn quiche_ev_server_counters(server: *const quiche_ev_server, out: *mut quiche_ev_counters)
                                             -> c_int {
     guard(QUICHE_EV_ERR_INTERNAL, || {
-        let Some(s) = self::server(server) else { return QUICHE_EV_ERR_NULL };
+        let Some(s) = quiche_ev_server::get(server) else { return QUICHE_EV_ERR_NULL };
         if out.is_null() {
             return QUICHE_EV_ERR_NULL;
         }
         // SAFETY: as in with_state.
-        let full = unsafe { S::state(s).counters };
+        let full = quiche_ev_counters::of(unsafe { &ServerCore::state(s).counters });
         // SAFETY: out points to the caller's structure of out->size bytes.
         if unsafe { copy_sized(&full, out) } { 0 } else { QUICHE_EV_ERR_INVALID }
     })
 }
 
 /// Frees the server and every connection it still has (stopping their
-/// timers; their requests are dropped without callbacks). Called from one
-/// of the server's own callbacks, the free happens when that callback
-/// returns. NULL is a no-op.
+/// timers; their requests are dropped without callbacks), and stops every
+/// watcher that drives it (its own, and the program's `recv_cb`
+/// watchers). Called from one of the server's own callbacks, the free
+/// happens when that callback returns, and no callback of the server runs
+/// after it. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_free(server: *mut quiche_ev_server) {
     guard((), || {
-        if let Some(s) = self::server(server) {
+        if let Some(s) = quiche_ev_server::get(server) {
             // SAFETY: made by quiche_ev_server_new; C does not use it after.
-            unsafe { S::destroy(s) };
+            unsafe { Handle::destroy(s) };
         }
     })
+}
+
+/// One datagram as if read from the server's socket, from `from`, then
+/// the step that follows (Rust only: the fuzz harness and in-process
+/// tests). False when the server is gone.
+///
+/// # Safety
+/// `server` is a live server handle, outside its callbacks.
+pub unsafe fn inject_datagram(server: *mut quiche_ev_server, pkt: &mut [u8], from: std::net::SocketAddr) -> bool {
+    match quiche_ev_server::get(server) {
+        Some(s) => ServerCore::inject(s, pkt, from),
+        None => false,
+    }
 }

@@ -1,9 +1,24 @@
-//! The C API's plain data types, and opaque stand-ins for C types that
-//! other headers define (`quiche.h`; cbindgen is told not to emit those).
+//! The C API's plain data types, opaque stand-ins for C types that other
+//! headers define (`quiche.h`; cbindgen is told not to emit those), and
+//! every cast between a C handle and what it is in Rust: one place, one
+//! kind of object per handle type (the handle machinery's raw root).
+//!
+//! The platform the C API runs on is chosen here too: libev, UDP sockets
+//! and quiche; in the crate's own tests, the in-memory platform of
+//! `testing`, so the model test drives these very functions under Miri.
 
 use libc::{c_char, c_int, c_void};
 
-use crate::transport::{CloseInfo, ConnStats};
+use crate::server::Counters;
+use crate::transport::{CloseInfo, ConnStats, Transport};
+
+/// The platform behind the C API.
+/// cbindgen:ignore
+#[cfg(not(test))]
+pub(crate) type P = crate::platform::Real;
+/// cbindgen:ignore
+#[cfg(test)]
+pub(crate) type P = crate::testing::FakePlatform;
 
 /// `quiche_config` from quiche.h: quiche's ffi boxes a `quiche::Config`.
 #[repr(C)]
@@ -47,21 +62,31 @@ pub struct quiche_conn {
     _private: [u8; 0],
 }
 
-impl quiche_config {
-    /// The `quiche::Config` behind a C `quiche_config *`. This holds for
-    /// the pinned quiche version, whose `quiche_config_new` returns
-    /// `Box::into_raw(Box<Config>)`; `tests/config_identity.rs` proves it.
-    pub fn as_config(p: *mut quiche_config) -> *mut quiche::Config {
-        p.cast()
-    }
-}
+/// The client's states (`quiche_ev_client_state`).
+pub const QUICHE_EV_CLIENT_CONNECTING: c_int = 0;
+pub const QUICHE_EV_CLIENT_ESTABLISHED: c_int = 1;
+pub const QUICHE_EV_CLIENT_CLOSING: c_int = 2;
+pub const QUICHE_EV_CLIENT_CLOSED: c_int = 3;
+pub const QUICHE_EV_CLIENT_FAILED: c_int = 4;
 
-impl quiche_h3_config {
-    /// The `quiche::h3::Config` behind a C `quiche_h3_config *`.
-    pub fn as_config(p: *mut quiche_h3_config) -> *mut quiche::h3::Config {
-        p.cast()
-    }
-}
+/// The response done callback's outcomes. COMPLETE: the whole response
+/// arrived (also one paused by the host whose bytes had all arrived when
+/// the connection ended: it completes once resumed).
+pub const QUICHE_EV_RESPONSE_COMPLETE: c_int = 0;
+/// The server reset the stream; the code says why.
+pub const QUICHE_EV_RESPONSE_RESET: c_int = 1;
+/// The request was never sent (refused by quiche, e.g. after the server's
+/// GOAWAY; or the connection ended, or never came up, before it could be)
+/// or was cancelled (`quiche_ev_client_cancel`).
+pub const QUICHE_EV_RESPONSE_FAILED: c_int = 2;
+/// The connection ended before the response did.
+pub const QUICHE_EV_RESPONSE_CONN_CLOSED: c_int = 3;
+
+/// The request closed callback's outcomes.
+pub const QUICHE_EV_REQUEST_COMPLETE: c_int = 0;
+pub const QUICHE_EV_REQUEST_RESET: c_int = 1;
+pub const QUICHE_EV_REQUEST_CANCELLED: c_int = 2;
+pub const QUICHE_EV_REQUEST_CONN_CLOSED: c_int = 3;
 
 /// One header field: `name_len` bytes at `name`, `value_len` at `value`
 /// (not NUL-terminated). Given to the library, the bytes are copied; given
@@ -114,6 +139,15 @@ pub struct quiche_ev_stats {
     pub reason_len: usize,
 }
 
+impl quiche_ev_header {
+    /// A view of `h` (valid while `h` is).
+    pub fn of(h: &quiche::h3::Header) -> quiche_ev_header {
+        use quiche::h3::NameValue;
+        quiche_ev_header { name: h.name().as_ptr(), name_len: h.name().len(), value: h.value().as_ptr(),
+                           value_len: h.value().len() }
+    }
+}
+
 impl quiche_ev_stats {
     /// The stats and close information, with `reason` pointing into `info`.
     pub fn new(s: &ConnStats, info: &CloseInfo) -> quiche_ev_stats {
@@ -136,16 +170,11 @@ impl quiche_ev_stats {
     /// The stats of a live connection handle (`quiche_ev_conn_stats`,
     /// `quiche_ev_client_stats`), with `reason` pointing into quiche's own
     /// record of the close, which lasts as long as the connection.
-    pub fn of_conn(conn: &quiche::Connection, info: &CloseInfo) -> quiche_ev_stats {
-        use crate::transport::Transport;
+    pub fn of_conn(conn: &impl Transport, info: &CloseInfo) -> quiche_ev_stats {
         let mut s = quiche_ev_stats::new(&conn.conn_stats(), info);
-        let kept = match info.error.as_ref() {
-            Some(e) if e.by_peer => conn.peer_error(),
-            Some(_) => conn.local_error(),
-            None => None,
-        };
-        s.reason = kept.map_or(std::ptr::null(), |e| e.reason.as_ptr());
-        s.reason_len = kept.map_or(0, |e| e.reason.len());
+        let kept = info.error.as_ref().and_then(|e| conn.close_reason(e.by_peer));
+        s.reason = kept.map_or(std::ptr::null(), |r| r.as_ptr());
+        s.reason_len = kept.map_or(0, |r| r.len());
         s
     }
 }
@@ -178,6 +207,37 @@ pub struct quiche_ev_counters {
     pub dropped_rate_limited: u64,
 }
 
+impl quiche_ev_counters {
+    pub(crate) fn of(c: &Counters) -> quiche_ev_counters {
+        quiche_ev_counters {
+            size: std::mem::size_of::<quiche_ev_counters>(),
+            accepted: c.accepted, closed: c.closed, refused: c.refused, retries: c.retries,
+            invalid_tokens: c.invalid_tokens, version_negotiations: c.version_negotiations,
+            stateless_resets: c.stateless_resets, dropped_malformed: c.dropped_malformed,
+            dropped_unknown: c.dropped_unknown, dropped_short: c.dropped_short, dropped_late: c.dropped_late,
+            dropped_rate_limited: c.dropped_rate_limited,
+        }
+    }
+}
+
+/// One message of the library's log, as `quiche_ev_set_logger`'s callback
+/// receives it (valid during the call). `size` as for `quiche_ev_stats`.
+/// `server`, `client`, `conn` say who the message is about: the handle
+/// whose work logged it and, for a server, the connection; NULL where
+/// none applies.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct quiche_ev_log_record {
+    pub size: usize,
+    /// `QUICHE_EV_LOG_ERROR` .. `QUICHE_EV_LOG_DEBUG`.
+    pub level: c_int,
+    /// One line, NUL-terminated, no newline.
+    pub message: *const c_char,
+    pub server: *mut quiche_ev_server,
+    pub client: *mut quiche_ev_client,
+    pub conn: *mut quiche_ev_conn,
+}
+
 /// Copies `full` (a `#[repr(C)]` structure whose first field is its
 /// `size_t size`) into the caller's structure, whose `size` field says how
 /// large the caller's version is: only what both know is written, and
@@ -206,6 +266,9 @@ pub unsafe fn copy_sized<T: Copy>(full: &T, out: *mut T) -> bool {
 ///
 /// The log callback: `(level, message, user)`; see `quiche_ev_set_log`.
 pub type quiche_ev_log_cb = Option<unsafe extern "C" fn(c_int, *const c_char, *mut c_void)>;
+/// The log callback with the message's origin: `(record, user)`; see
+/// `quiche_ev_set_logger`.
+pub type quiche_ev_logger_cb = Option<unsafe extern "C" fn(*const quiche_ev_log_record, *mut c_void)>;
 /// A request arrived: `(request, user)`.
 pub type quiche_ev_request_cb = Option<unsafe extern "C" fn(*mut quiche_ev_request, *mut c_void)>;
 /// Request body: `(request, data, len, fin, user)`; returns the bytes taken.
@@ -233,6 +296,8 @@ pub type quiche_ev_response_body_cb =
     Option<unsafe extern "C" fn(*mut quiche_ev_client, i64, *const u8, usize, *mut c_void) -> usize>;
 /// A response is over: `(client, id, outcome, code, request user)`.
 pub type quiche_ev_response_done_cb = Option<unsafe extern "C" fn(*mut quiche_ev_client, i64, c_int, u64, *mut c_void)>;
+/// A streamed request body has room again: `(client, id, request user)`.
+pub type quiche_ev_request_body_writable_cb = Option<unsafe extern "C" fn(*mut quiche_ev_client, i64, *mut c_void)>;
 /// Response trailers: `(client, id, headers, n, request user)`.
 pub type quiche_ev_response_trailers_cb =
     Option<unsafe extern "C" fn(*mut quiche_ev_client, i64, *const quiche_ev_header, usize, *mut c_void)>;

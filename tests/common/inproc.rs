@@ -1,16 +1,15 @@
-//! A server driven in-process through `Server::inject`, with a quiche
-//! client in the test: for the fuzz harness and token tests.
+//! A server made through the C API and driven in-process (each datagram
+//! through `inject_datagram`), with a quiche client in the test: for the
+//! fuzz harness and token tests.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use libev_sys::*;
-use quiche_ev::app::server::{Protocol, Shared};
-use quiche_ev::dgram::UdpSockets;
-use quiche_ev::evloop::LibEv;
-use quiche_ev::platform::Real;
-use quiche_ev::server::Server;
+use quiche_ev::ffi::server::*;
+use quiche_ev::ffi::types::{quiche_config, quiche_ev_server};
+use quiche_ev::socket::std_to_sockaddr;
 
 pub fn config(server: bool) -> quiche::Config {
     let mut c = quiche::Config::new(quiche::PROTOCOL_VERSION).unwrap();
@@ -29,7 +28,7 @@ pub fn config(server: bool) -> quiche::Config {
 }
 
 pub struct InProc {
-    pub server: *mut Server<Real>,
+    pub server: *mut quiche_ev_server,
     pub lp: *mut ev_loop,
     pub local: SocketAddr,
     /// Where the server's answers to `peer` land.
@@ -50,28 +49,29 @@ impl InProc {
         let lp = unsafe { ev_loop_new(EVFLAG_AUTO) };
         let mut config = Box::new(config(true));
         let fd = sock.as_raw_fd();
-        let server = unsafe {
-            Server::create(LibEv::new(lp), UdpSockets::new(fd, local), fd, local, &mut *config,
-                           Shared::new(Protocol::Hq))
-        };
+        let (addr, len) = std_to_sockaddr(&local);
+        let server = quiche_ev_server_new(lp, fd, &addr as *const _ as *const libc::sockaddr, len,
+                                          &mut *config as *mut quiche::Config as *mut quiche_config,
+                                          std::ptr::null_mut());
+        assert!(!server.is_null());
         InProc { server, lp, local, sink, peer, _sock: sock, _config: config }
     }
 
     pub fn conn_count(&self) -> usize {
-        unsafe { Server::state(self.server).conn_count() }
+        quiche_ev_server_conn_count(self.server) as usize
     }
 
     pub fn set_max_conns(&self, n: usize) {
-        unsafe { Server::state(self.server).settings.max_conns = n };
+        assert_eq!(quiche_ev_server_set_max_conns(self.server, n), 0);
     }
 
     pub fn set_token_lifetime(&self, d: Duration) {
-        unsafe { Server::state(self.server).set_token_lifetime(d) };
+        assert_eq!(quiche_ev_server_set_token_lifetime(self.server, d.as_millis() as u64), 0);
     }
 
     /// One datagram from `from`, then egress.
     pub fn feed(&mut self, pkt: &[u8], from: SocketAddr) {
-        unsafe { Server::inject(self.server, &mut pkt.to_vec(), from) };
+        assert!(unsafe { inject_datagram(self.server, &mut pkt.to_vec(), from) });
     }
 
     /// Datagrams the server sent to `peer` so far.
@@ -104,9 +104,7 @@ impl InProc {
 
 impl Drop for InProc {
     fn drop(&mut self) {
-        unsafe {
-            Server::destroy(self.server);
-            ev_loop_destroy(self.lp);
-        }
+        quiche_ev_server_free(self.server);
+        unsafe { ev_loop_destroy(self.lp) };
     }
 }

@@ -1,8 +1,6 @@
-//! Test support inside the crate: in-memory quiche pairs, and a fake
-//! platform (loop, network, connection, applications) on which the server
-//! and client lifecycles run under Miri.
-
-#![cfg(test)]
+//! A scripted QUIC connection for the transport's lifecycle tests, and
+//! applications that only name their events: no streams, no TLS, every
+//! datagram accepted.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -10,67 +8,16 @@ use std::time::Duration;
 
 use quiche::{ConnectionId, PathEvent, RecvInfo, SendInfo};
 
-use crate::dgram::fake::FakeNet;
-use crate::evloop::fake::FakeLoop;
-use crate::hooks::{ClientApp, ConnRef, ServerApp};
+use super::{FakeIo, FakeLoop};
+use crate::hooks::{ClientApp, ConnRef, HandleRef, ServerApp};
 use crate::platform::{NewConn, Platform};
 use crate::transport::{CloseError, CloseInfo, ConnStats, Transport};
-
-/// A quiche config for in-memory pairs (hq-interop, generous limits).
-pub fn config(server: bool) -> quiche::Config {
-    let mut c = quiche::Config::new(quiche::PROTOCOL_VERSION).unwrap();
-    c.set_application_protos(&[b"hq-interop"]).unwrap();
-    c.set_initial_max_data(10_000_000);
-    c.set_initial_max_stream_data_bidi_local(10_000_000);
-    c.set_initial_max_stream_data_bidi_remote(10_000_000);
-    c.set_initial_max_streams_bidi(10);
-    c.set_max_idle_timeout(5000);
-    if server {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/c-examples");
-        c.load_cert_chain_from_pem_file(&format!("{dir}/cert.crt")).expect("run `make` first");
-        c.load_priv_key_from_pem_file(&format!("{dir}/cert.key")).unwrap();
-    }
-    c
-}
-
-/// A connected-to-be client and server, with their addresses.
-pub fn pair() -> (quiche::Connection, quiche::Connection, SocketAddr, SocketAddr) {
-    // Pacing would hold packets for real time; most tests are not about it.
-    pair_with(|c, _| c.enable_pacing(false))
-}
-
-/// As [`pair`], with `tune(config, is_server)` applied to both configs.
-pub fn pair_with(tune: impl Fn(&mut quiche::Config, bool)) -> (quiche::Connection, quiche::Connection, SocketAddr,
-                                                               SocketAddr) {
-    let (a, b): (SocketAddr, SocketAddr) = ("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
-    let mut cc = config(false);
-    let mut sc = config(true);
-    tune(&mut cc, false);
-    tune(&mut sc, true);
-    let client = quiche::connect(None, &ConnectionId::from_ref(&[1; 16]), a, b, &mut cc).unwrap();
-    let server = quiche::accept(&ConnectionId::from_ref(&[2; 16]), None, b, a, &mut sc).unwrap();
-    (client, server, a, b)
-}
-
-/// Moves packets both ways until the handshake is done.
-pub fn handshake(c: &mut quiche::Connection, s: &mut quiche::Connection, a: SocketAddr, b: SocketAddr) {
-    let mut buf = [0u8; 1500];
-    for _ in 0..10 {
-        while let Ok((n, _)) = c.send(&mut buf) {
-            s.recv(&mut buf[..n], RecvInfo { from: a, to: b }).unwrap();
-        }
-        while let Ok((n, _)) = s.send(&mut buf) {
-            c.recv(&mut buf[..n], RecvInfo { from: b, to: a }).unwrap();
-        }
-    }
-    assert!(c.is_established() && s.is_established());
-}
 
 /// A scripted QUIC connection: established after its second datagram,
 /// answers every datagram with one packet, closes after `idle_ticks`
 /// timeouts (idle timeout) or when closed (after one more timeout: its
 /// closing period), offers CIDs like quiche.
-pub struct FakeConn {
+pub struct ScriptedConn {
     pub local: SocketAddr,
     pub peer: SocketAddr,
     pub received: usize,
@@ -85,15 +32,15 @@ pub struct FakeConn {
     pub limit: usize,
 }
 
-impl FakeConn {
-    fn new(new: &NewConn) -> FakeConn {
-        FakeConn { local: new.local, peer: new.peer, received: 0, replies: 0, idle_ticks: 3, closing: false,
+impl ScriptedConn {
+    fn new(new: &NewConn) -> ScriptedConn {
+        ScriptedConn { local: new.local, peer: new.peer, received: 0, replies: 0, idle_ticks: 3, closing: false,
                    closed: false, timed_out: false, local_error: None, scids: vec![new.scid.to_vec()],
                    retired: VecDeque::new(), limit: 2 }
     }
 }
 
-impl Transport for FakeConn {
+impl Transport for ScriptedConn {
     fn recv(&mut self, buf: &mut [u8], info: RecvInfo) -> quiche::Result<usize> {
         if self.closed {
             return Err(quiche::Error::Done);
@@ -181,17 +128,28 @@ impl Transport for FakeConn {
     fn set_session(&mut self, _session: &[u8]) -> quiche::Result<()> {
         Ok(())
     }
-    fn source_id(&self) -> Vec<u8> {
-        self.scids[0].clone()
-    }
     fn conn_stats(&self) -> ConnStats {
         ConnStats { recv: self.received as u64, ..Default::default() }
     }
     fn close_info(&self) -> CloseInfo {
         CloseInfo { timed_out: self.timed_out, stateless_reset: false, error: self.local_error.clone() }
     }
+    fn close_reason(&self, by_peer: bool) -> Option<&[u8]> {
+        self.local_error.as_ref().filter(|e| e.by_peer == by_peer).map(|e| e.reason.as_slice())
+    }
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        Some(self.peer)
+    }
     fn application_proto(&self) -> &[u8] {
         b"fake"
+    }
+}
+
+impl crate::observe::Observed for ScriptedConn {
+    fn set_keylog(&mut self, _w: Box<dyn std::io::Write + Send + Sync>) {}
+    fn set_qlog(&mut self, _w: Box<dyn std::io::Write + Send + Sync>, _title: String, _description: String) {}
+    fn source_id(&self) -> Vec<u8> {
+        self.scids[0].clone()
     }
 }
 
@@ -227,39 +185,42 @@ pub struct NullServerApp {
     pub busy: bool,
 }
 
-impl ServerApp<FakePlatform> for NullServerApp {
+impl ServerApp<ScriptedPlatform> for NullServerApp {
     type Shared = NullShared;
     type Event = (&'static str, OnDeliver);
 
     fn new_conn(shared: &mut NullShared) -> Self {
         NullServerApp { busy: shared.busy }
     }
-    fn on_established(&mut self, _conn: &mut FakeConn, shared: &mut NullShared, _me: ConnRef) {
+    fn on_established(&mut self, _conn: &mut ScriptedConn, shared: &mut NullShared, _me: ConnRef) {
         shared.events.push_back("established");
     }
-    fn on_input(&mut self, _conn: &mut FakeConn, shared: &mut NullShared, _me: ConnRef) {
+    fn on_input(&mut self, _conn: &mut ScriptedConn, shared: &mut NullShared, _me: ConnRef) {
         if std::mem::take(&mut shared.panic_on_input) {
             panic!("injected");
         }
     }
-    fn is_busy(&mut self, _conn: &mut FakeConn) -> bool {
+    fn is_busy(&mut self, _conn: &mut ScriptedConn) -> bool {
         self.busy
     }
     fn wants_retry(&self) -> bool {
         false
     }
-    fn on_shutdown(&mut self, _conn: &mut FakeConn, _last: bool) {}
+    fn on_shutdown(&mut self, _conn: &mut ScriptedConn, _last: bool) {}
     fn close_code(&self) -> (bool, u64) {
         (true, 0)
     }
     fn on_closed(&mut self, shared: &mut NullShared, _stats: &ConnStats, _info: &CloseInfo, _me: ConnRef) {
         shared.events.push_back("closed");
     }
+    fn on_stopped(shared: &mut NullShared, failed: bool) {
+        shared.events.push_back(if failed { "stopped: failed" } else { "stopped" });
+    }
     fn next_event(shared: &mut NullShared) -> Option<Self::Event> {
         let e = shared.events.pop_front()?;
         Some((e, shared.on_deliver.clone()))
     }
-    unsafe fn deliver(ev: Self::Event) {
+    unsafe fn deliver(ev: Self::Event, _server: HandleRef) {
         (ev.1.borrow_mut())(ev.0);
     }
 }
@@ -276,47 +237,47 @@ impl NullClientApp {
     }
 }
 
-impl ClientApp<FakePlatform> for NullClientApp {
+impl ClientApp<ScriptedPlatform> for NullClientApp {
     type Event = (&'static str, OnDeliver);
 
-    fn on_established(&mut self, _conn: &mut FakeConn) {
+    fn on_established(&mut self, _conn: &mut ScriptedConn) {
         self.events.push_back("established");
     }
-    fn on_input(&mut self, _conn: &mut FakeConn) {}
+    fn on_input(&mut self, _conn: &mut ScriptedConn) {}
     fn is_done(&self) -> bool {
         self.done
     }
-    fn on_closed(&mut self, _conn: &mut FakeConn, _stats: &ConnStats, _info: &CloseInfo) {
-        self.events.push_back("closed");
-    }
+    fn on_closed(&mut self, _conn: &mut ScriptedConn, _stats: &ConnStats, _info: &CloseInfo) {}
     fn delivering(&self) -> bool {
         false
+    }
+    fn on_over(&mut self, failed: bool) {
+        self.events.push_back(if failed { "closed: failed" } else { "closed" });
     }
     fn next_event(&mut self) -> Option<Self::Event> {
         let e = self.events.pop_front()?;
         Some((e, self.on_deliver.clone()))
     }
-    unsafe fn deliver(ev: Self::Event) {
+    unsafe fn deliver(ev: Self::Event, _client: HandleRef) {
         (ev.1.borrow_mut())(ev.0);
     }
 }
 
-/// The fake platform: [`FakeLoop`], [`FakeNet`], [`FakeConn`].
-pub struct FakePlatform;
+/// The lifecycle tests' platform: [`FakeLoop`], [`FakeIo`],
+/// [`ScriptedConn`].
+pub struct ScriptedPlatform;
 
-impl Platform for FakePlatform {
+impl Platform for ScriptedPlatform {
     type Loop = FakeLoop;
-    type Io = FakeNet;
-    type Conn = FakeConn;
+    type Io = FakeIo;
+    type Conn = ScriptedConn;
     type Config = ();
-    type ServerApp = NullServerApp;
-    type ClientApp = NullClientApp;
 
-    fn accept(_config: &mut (), new: &NewConn) -> quiche::Result<FakeConn> {
-        Ok(FakeConn::new(new))
+    fn accept(_config: &mut (), new: &NewConn) -> quiche::Result<ScriptedConn> {
+        Ok(ScriptedConn::new(new))
     }
-    fn connect(_config: &mut (), new: &NewConn) -> quiche::Result<FakeConn> {
-        let mut c = FakeConn::new(new);
+    fn connect(_config: &mut (), new: &NewConn) -> quiche::Result<ScriptedConn> {
+        let mut c = ScriptedConn::new(new);
         c.replies = 1; // the client speaks first
         Ok(c)
     }

@@ -1,0 +1,152 @@
+//! What a host does with the client's requests: issue them (a body
+//! copied whole, or streamed with backpressure), write and end a streamed
+//! body, resume a paused response, cancel. Each borrows the client for
+//! its own duration, queues what the host must hear, and lets the client
+//! flush.
+
+use quiche::h3;
+
+use super::{Cli, NewRequest, Outcome, ReqId, Upload, H3_REQUEST_CANCELLED};
+use crate::app::framing::{reject, AppPlatform, Framing, SendError};
+use crate::app::host::ClientHost;
+use crate::client::ClientCore;
+
+/// Why a request operation was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReqError {
+    /// No such request (never issued, or over).
+    Unknown,
+    /// Not now: not a streamed body, already ended, not HTTP/3.
+    State,
+    /// The server reset the stream, or the connection is over.
+    Closed,
+    /// No room now; the writable callback says when to try again.
+    Again,
+    /// quiche refused.
+    Transport(String),
+}
+
+/// `quiche_ev_client_request` (and `_request_start`): queues a request;
+/// its id, or why not.
+///
+/// # Safety
+/// `client` is live; no borrow of it is alive.
+pub unsafe fn request<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, r: NewRequest)
+                                                      -> Result<ReqId, &'static str> {
+    let id = ClientCore::state(client).app.add(r)?;
+    ClientCore::changed(client);
+    Ok(id)
+}
+
+/// `quiche_ev_client_request_write`: as much of `data` as flow control
+/// takes now (0 before the request's stream is open); when less than
+/// all, the request writable callback follows. `fin` ends the body once
+/// all of `data` was taken; an owed FIN goes out on its own.
+///
+/// # Safety
+/// As for [`request`].
+pub unsafe fn write<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, id: ReqId, data: &[u8], fin: bool)
+                                                    -> Result<usize, ReqError> {
+    let a = &mut ClientCore::state(client).app;
+    let r = a.reqs.get_mut(&id).ok_or(ReqError::Unknown)?;
+    if r.done {
+        return Err(ReqError::Closed);
+    }
+    let Upload::Streamed(s) = &mut r.upload else { return Err(ReqError::State) };
+    if s.fin_owed {
+        return Err(ReqError::State);
+    }
+    let Some(stream) = r.stream else {
+        s.want_writable = true;
+        return Ok(0);
+    };
+    let sent = a.framing.send_body(ClientCore::conn(client), stream, data, fin);
+    let took = match sent {
+        Ok(Some(n)) => n,
+        Ok(None) => 0,
+        Err(SendError::Stopped(_)) => return Err(ReqError::Closed),
+        Err(SendError::Other(why)) => return Err(ReqError::Transport(why)),
+    };
+    if took == data.len() && fin {
+        if sent == Ok(None) {
+            s.fin_owed = true;
+        } else {
+            r.upload = Upload::Sent;
+        }
+    } else if took < data.len() {
+        s.want_writable = true;
+    }
+    ClientCore::changed(client);
+    Ok(took)
+}
+
+/// `quiche_ev_client_request_trailers`: HTTP/3 trailer fields ending a
+/// streamed request body.
+///
+/// # Safety
+/// As for [`request`].
+pub unsafe fn trailers<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, id: ReqId, headers: &[h3::Header])
+                                                       -> Result<(), ReqError> {
+    let a = &mut ClientCore::state(client).app;
+    if !a.is_h3() {
+        return Err(ReqError::State);
+    }
+    let r = a.reqs.get_mut(&id).ok_or(ReqError::Unknown)?;
+    if r.done {
+        return Err(ReqError::Closed);
+    }
+    let Upload::Streamed(s) = &mut r.upload else { return Err(ReqError::State) };
+    if s.fin_owed {
+        return Err(ReqError::State);
+    }
+    let Some(stream) = r.stream else {
+        s.want_writable = true;
+        return Err(ReqError::Again);
+    };
+    match a.framing.send_headers(ClientCore::conn(client), stream, headers, true, true) {
+        Ok(true) => r.upload = Upload::Sent,
+        Ok(false) => {
+            s.want_writable = true;
+            return Err(ReqError::Again);
+        }
+        Err(SendError::Stopped(_)) => return Err(ReqError::Closed),
+        Err(SendError::Other(why)) => return Err(ReqError::Transport(why)),
+    }
+    ClientCore::changed(client);
+    Ok(())
+}
+
+/// `quiche_ev_client_resume`: the host takes response body again (from
+/// inside the body callback: the short return of that callback does not
+/// pause it).
+///
+/// # Safety
+/// As for [`request`].
+pub unsafe fn resume<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, id: ReqId) -> bool {
+    let a = &mut ClientCore::state(client).app;
+    let Some(r) = a.reqs.get_mut(&id) else { return false };
+    if r.in_body {
+        r.resume_wanted = true;
+    } else if r.paused {
+        r.paused = false;
+        a.body_ready(id);
+        ClientCore::changed(client);
+    }
+    true
+}
+
+/// `quiche_ev_client_cancel`: resets a request; its done callback follows
+/// (outcome Failed).
+///
+/// # Safety
+/// As for [`request`].
+pub unsafe fn cancel<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, id: ReqId) -> bool {
+    let a = &mut ClientCore::state(client).app;
+    let Some(r) = a.reqs.get(&id) else { return false };
+    if let Some(s) = r.stream {
+        reject(ClientCore::conn(client), s, H3_REQUEST_CANCELLED);
+    }
+    a.done(id, Outcome::Failed, H3_REQUEST_CANCELLED);
+    ClientCore::changed(client);
+    true
+}

@@ -1,0 +1,287 @@
+//! Where each datagram goes: a short-header packet to its connection by
+//! its DCID bytes (one lookup, no header parse), anything else through
+//! upstream's decisions (version negotiation, stateless retry, token
+//! validation, `create_conn`) and the refusals a peer can see (RFC 9000:
+//! INVALID_TOKEN, CONNECTION_REFUSED, Stateless Reset).
+
+use std::cell::{Cell, UnsafeCell};
+use std::net::SocketAddr;
+use std::ptr::{addr_of, NonNull};
+use std::time::Instant;
+
+use libc::c_void;
+use quiche::{ConnectionId, Type};
+
+use super::{timeout_cb, ConnFlags, Server, ServerConn, ServerCore, ServerState, Stopping};
+use crate::cid::gen_cid;
+use crate::dgram::DatagramIo;
+use crate::driver::Driver;
+use crate::handle::Handle;
+use crate::hooks::ServerApp;
+use crate::platform::{NewConn, Platform};
+use crate::stateless;
+use crate::table::{Cid, ConnId};
+use crate::LOCAL_CONN_ID_LEN;
+
+/// Smallest UDP payload that may carry a client's first Initial (RFC 9000
+/// §14.1); we answer nothing shorter, so we cannot be used to amplify.
+const MIN_INITIAL_DATAGRAM: usize = 1200;
+
+/// Smallest destination CID a client may put in its first Initial
+/// (RFC 9000 §7.2).
+const MIN_INITIAL_DCID_LEN: usize = 8;
+
+impl<P: Platform, A: ServerApp<P>> ServerCore<P, A> {
+    /// One datagram from `from` to our address `to`: routed to its
+    /// connection by DCID, or answered (version negotiation, retry,
+    /// refusals, stateless reset), or the start of a new connection.
+    /// Public as the entry point of the fuzz harness.
+    ///
+    /// # Safety
+    /// `h` is the live root and no borrow of its state is alive.
+    pub unsafe fn handle_datagram(h: *const Server<P, A>, pkt: &mut [u8], from: SocketAddr, to: SocketAddr) {
+        let st = Self::state(h);
+        let Some(&first) = pkt.first() else { return };
+        if first & 0x80 == 0 {
+            // Short header: the DCID is our own 16 bytes right after the
+            // first byte; no allocation, one lookup.
+            let dcid = pkt.get(1..1 + LOCAL_CONN_ID_LEN);
+            match dcid.and_then(|d| st.table.by_cid(d)) {
+                Some(id) => Self::feed(st, id, pkt, from, to),
+                None => Self::unknown_short(st, pkt, from, to),
+            }
+            return;
+        }
+        let hdr = match quiche::Header::from_slice(pkt, LOCAL_CONN_ID_LEN) {
+            Ok(h) => h,
+            Err(e) => {
+                st.counters.dropped_malformed += 1;
+                log_debug!("failed to parse header: {e:?}");
+                return;
+            }
+        };
+        let known = st.table.by_cid(&hdr.dcid).or_else(|| st.table.by_odcid(&hdr.dcid));
+        match known {
+            Some(id) => Self::feed(st, id, pkt, from, to),
+            None => {
+                if let Some(id) = Self::accept(h, st, &hdr, pkt.len(), from, to) {
+                    Self::feed(st, id, pkt, from, to);
+                }
+            }
+        }
+    }
+
+    /// One datagram as if read from the socket, then the step that
+    /// follows (the fuzz harness and in-process tests). False when the
+    /// host freed the server meanwhile.
+    ///
+    /// # Safety
+    /// `h` is the live root, outside its callbacks.
+    pub unsafe fn inject(h: *mut Server<P, A>, pkt: &mut [u8], from: SocketAddr) -> bool {
+        let to = Self::state(h).local;
+        Handle::callback(h, || {
+            Self::handle_datagram(h, pkt, from, to);
+            Self::send_stateless_out(h);
+            Handle::step(h);
+        })
+    }
+
+    unsafe fn feed(st: &mut ServerState<P, A>, id: ConnId, pkt: &mut [u8], from: SocketAddr, to: SocketAddr) {
+        let Some(e) = st.table.get(id) else { return };
+        let drv = Driver::state(addr_of!((*e.as_ptr()).drv));
+        drv.recv(pkt, from, to);
+        if !drv.touched {
+            drv.touched = true;
+            st.touched.push(id);
+        }
+    }
+
+    /// A short-header packet for no connection we have: a Stateless Reset
+    /// (RFC 9000 §10.3) if it is long enough to answer with a shorter one,
+    /// is not our own reset coming back, and the rate allows.
+    fn unknown_short(st: &mut ServerState<P, A>, pkt: &[u8], from: SocketAddr, to: SocketAddr) {
+        let Some(dcid) = pkt.get(1..1 + LOCAL_CONN_ID_LEN) else {
+            st.counters.dropped_unknown += 1;
+            log_debug!("packet for unknown connection dropped ({} bytes)", pkt.len());
+            return;
+        };
+        let token = stateless::reset_token(&st.reset_key, dcid);
+        if stateless::is_reset_of(pkt, token) {
+            st.counters.dropped_unknown += 1;
+            return;
+        }
+        if !st.stateless_limit.allow(Instant::now()) {
+            st.counters.dropped_rate_limited += 1;
+            return;
+        }
+        match stateless::stateless_reset(pkt.len(), token, &mut st.out) {
+            Some(n) => {
+                st.counters.stateless_resets += 1;
+                log_debug!("stateless reset for an unknown connection");
+                Self::send_stateless(st, n, to, from);
+            }
+            None => {
+                st.counters.dropped_unknown += 1;
+                log_debug!("packet for unknown connection dropped ({} bytes)", pkt.len());
+            }
+        }
+    }
+
+    /// Queues a stateless answer (in `out[..len]`) for after the batch.
+    fn send_stateless(st: &mut ServerState<P, A>, len: usize, from: SocketAddr, to: SocketAddr) {
+        st.stateless_out.push((st.out[..len].to_vec(), from, to));
+    }
+
+    pub(super) unsafe fn send_stateless_out(h: *const Server<P, A>) {
+        let out = std::mem::take(&mut Self::state(h).stateless_out);
+        let io = Handle::io(h);
+        for (d, from, to) in out {
+            if let Err(e) = io.send(&d, d.len(), from, to) {
+                log_debug!("failed to send: {e}");
+            }
+        }
+    }
+
+    /// Refuses a client's Initial with a CONNECTION_CLOSE carrying `code`,
+    /// creating no state (RFC 9000 §8.1.2, §5.2.2).
+    fn refuse(st: &mut ServerState<P, A>, hdr: &quiche::Header, code: u64, reason: &[u8], from: SocketAddr,
+              to: SocketAddr) {
+        if !st.stateless_limit.allow(Instant::now()) {
+            st.counters.dropped_rate_limited += 1;
+            return;
+        }
+        match stateless::initial_close(hdr.version, &hdr.dcid, &hdr.scid, code, reason, &mut st.out) {
+            Ok(n) => Self::send_stateless(st, n, to, from),
+            Err(e) => log_debug!("cannot build a refusal: {e:?}"),
+        }
+    }
+
+    /// A long-header packet for no connection: version negotiation,
+    /// stateless retry, token validation, refusals, and `create_conn`.
+    unsafe fn accept(h: *const Server<P, A>, st: &mut ServerState<P, A>, hdr: &quiche::Header, len: usize,
+                     from: SocketAddr, to: SocketAddr) -> Option<ConnId> {
+        if matches!(hdr.ty, Type::Short | Type::VersionNegotiation) {
+            st.counters.dropped_unknown += 1;
+            return None;
+        }
+        // A client's first datagram is padded to 1200 bytes; answering a
+        // shorter one would make us an amplifier for spoofed sources.
+        if len < MIN_INITIAL_DATAGRAM {
+            st.counters.dropped_short += 1;
+            log_debug!("datagram of {len} bytes for unknown connection dropped");
+            return None;
+        }
+        if !quiche::version_is_supported(hdr.version) {
+            log_info!("version negotiation");
+            match quiche::negotiate_version(&hdr.scid, &hdr.dcid, &mut st.out) {
+                Ok(n) => {
+                    st.counters.version_negotiations += 1;
+                    Self::send_stateless(st, n, to, from);
+                }
+                Err(e) => log_debug!("failed to create vneg packet: {e:?}"),
+            }
+            return None;
+        }
+        if hdr.ty != Type::Initial {
+            st.counters.dropped_unknown += 1;
+            log_debug!("packet for unknown connection dropped");
+            return None;
+        }
+        if hdr.dcid.len() < MIN_INITIAL_DCID_LEN {
+            st.counters.dropped_malformed += 1;
+            log_debug!("initial with a destination connection ID of {} bytes dropped", hdr.dcid.len());
+            return None;
+        }
+        if st.table.is_buried(&hdr.dcid) {
+            st.counters.dropped_late += 1;
+            log_debug!("late initial for a closed connection dropped");
+            return None;
+        }
+        if st.stopping != Stopping::No {
+            st.counters.refused += 1;
+            log_info!("server shutting down, new connection refused");
+            Self::refuse(st, hdr, stateless::CONNECTION_REFUSED, b"server shutting down", from, to);
+            return None;
+        }
+        if st.table.len() >= st.settings.max_conns {
+            st.counters.refused += 1;
+            log_info!("connection limit ({}) reached, new connection refused", st.settings.max_conns);
+            Self::refuse(st, hdr, stateless::CONNECTION_REFUSED, b"server busy", from, to);
+            return None;
+        }
+        let token = hdr.token.as_deref().unwrap_or(&[]);
+        let odcid = if token.is_empty() {
+            None
+        } else {
+            match st.tokens.validate_token(token, &from, &hdr.dcid) {
+                Ok(odcid) => Some(odcid),
+                // We only ever hand out Retry tokens, so this is one that
+                // is forged, altered, expired, for another address, or from
+                // before a restart: the client cannot take another Retry,
+                // so tell it (RFC 9000 §8.1.2) instead of letting it time
+                // out.
+                Err(e) => {
+                    st.counters.invalid_tokens += 1;
+                    log_info!("invalid address validation token ({e:?})");
+                    Self::refuse(st, hdr, stateless::INVALID_TOKEN, b"invalid token", from, to);
+                    return None;
+                }
+            }
+        };
+        match odcid {
+            Some(odcid) => {
+                // A valid token binds the DCID we chose in the Retry.
+                let cid = Cid::try_from(hdr.dcid.as_ref()).ok()?;
+                Self::create_conn(h, st, cid, Some(&odcid), None, from, to)
+            }
+            None if st.settings.retry => {
+                log_info!("stateless retry");
+                let new_cid = gen_cid();
+                let token = st.tokens.mint_token(&hdr.dcid, &from, &new_cid);
+                match quiche::retry(&hdr.scid, &hdr.dcid, &ConnectionId::from_ref(&new_cid), &token,
+                                    hdr.version, &mut st.out) {
+                    Ok(n) => {
+                        st.counters.retries += 1;
+                        Self::send_stateless(st, n, to, from);
+                    }
+                    Err(e) => log_debug!("failed to create retry packet: {e:?}"),
+                }
+                None
+            }
+            None => Self::create_conn(h, st, gen_cid(), None, Some(&hdr.dcid), from, to),
+        }
+    }
+
+    /// `create_conn`: a new connection under our own 16-byte `scid`; with
+    /// no Retry, the client's own DCID also leads to it until the
+    /// handshake is done.
+    unsafe fn create_conn(h: *const Server<P, A>, st: &mut ServerState<P, A>, scid: Cid, odcid: Option<&[u8]>,
+                          client_dcid: Option<&[u8]>, from: SocketAddr, to: SocketAddr) -> Option<ConnId> {
+        let new = NewConn {
+            scid: &scid, odcid, local: to, peer: from, host: None,
+            reset_token: Some(stateless::reset_token(&st.reset_key, &scid)),
+            observe: &st.observe,
+        };
+        let conn = match P::accept(&mut *st.config, &new) {
+            Ok(c) => c,
+            Err(e) => {
+                log_warn!("failed to create connection: {e:?}");
+                return None;
+            }
+        };
+        let id = st.table.next_id();
+        let entry = Box::into_raw(Box::new(ServerConn {
+            drv: Driver::new(conn),
+            server: h,
+            id,
+            app: UnsafeCell::new(A::new_conn(&mut st.app)),
+            flags: Cell::new(ConnFlags::default()),
+        }));
+        Driver::init_timer(addr_of!((*entry).drv), Handle::lp(h), timeout_cb::<P, A>, entry as *mut c_void);
+        let inserted = st.table.insert(NonNull::new_unchecked(entry), scid, client_dcid);
+        debug_assert_eq!(inserted, id);
+        st.counters.accepted += 1;
+        crate::log::within(|o| o.conn = entry.cast(), || log_info!("new connection"));
+        Some(id)
+    }
+}
