@@ -23,7 +23,7 @@ INCS = -Iinclude -I$(QUICHE_DIR)/include
 EXAMPLES := c-examples/server c-examples/client c-examples/http3-server c-examples/http3-client c-examples/app-server c-examples/fetch
 UPSTREAM := server client http3-server http3-client
 
-.PHONY: all lib examples cert upstream peers demo test deps clean FORCE
+.PHONY: all lib examples cert upstream peers demo test deps clean layers FORCE
 
 all: examples cert
 
@@ -101,8 +101,14 @@ $(VENV)/.installed:
 # Sanitizer runs first (mk/sanitizers.mk), so cargo's summary closes the
 # output.
 test: deps all upstream peers
+	python3 scripts/check-layers.py
 	$(MAKE) --no-print-directory asan valgrind miri
 	$(CARGO) test --release --workspace
+
+# No import cycle in src/, and every reference points down the layers
+# (socket -> transport -> application -> C API).
+layers:
+	python3 scripts/check-layers.py
 
 clean:
 	$(CARGO) clean
