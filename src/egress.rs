@@ -115,6 +115,19 @@ impl Egress {
         self.pending.is_empty()
     }
 
+    /// What is held for `old` goes to `new` instead (the peer moved).
+    pub fn redirect(&mut self, old: SocketAddr, new: SocketAddr) {
+        for p in self.pending.iter_mut().filter(|p| p.to == old) {
+            p.to = new;
+        }
+    }
+
+    /// The packets held, in order (for tests).
+    #[cfg(test)]
+    pub fn pending_packets(&self) -> Vec<Vec<u8>> {
+        self.pending.iter().flat_map(|p| p.data.chunks(p.segment.max(1)).map(<[u8]>::to_vec)).collect()
+    }
+
     fn hold(&mut self, data: &[u8], segment: usize, from: SocketAddr, to: SocketAddr, at: Option<Instant>) {
         self.pending.push_back(Pending { data: data.to_vec(), segment, from, to, at });
     }
@@ -471,6 +484,28 @@ pub(crate) mod tests {
         assert!(waits > 10, "the pacer held batches back ({waits} times)");
         let st = server.stats();
         assert_eq!(st.lost, 0, "no packet declared lost ({} sent, {} of the lost spurious)", st.sent, st.spurious_lost);
+    }
+
+    /// What is held for an address the peer left goes to its new one, in
+    /// its place in the queue; what is held for other addresses stays.
+    #[test]
+    fn redirect_moves_only_what_was_held_for_the_old_address() {
+        let (mut client, mut server, a, b) = pair();
+        handshake(&mut client, &mut server, a, b);
+        let (new, other): (SocketAddr, SocketAddr) = ("127.0.0.1:3".parse().unwrap(), "127.0.0.1:4".parse().unwrap());
+        let mut q = Egress::default();
+        q.hold(b"one", 3, b, a, None);
+        q.hold(b"two", 3, b, other, None);
+        q.hold(b"three", 5, b, a, None);
+        q.redirect(a, new);
+        let mut sent = Vec::new();
+        let mut send = |d: &[u8], _: usize, _: SocketAddr, to: SocketAddr| -> io::Result<usize> {
+            sent.push((d.to_vec(), to));
+            Ok(d.len())
+        };
+        let mut scratch = vec![0u8; SCRATCH_LEN];
+        assert_eq!(q.flush(&mut send, &mut server, &mut scratch, true, false, Instant::now()), Flushed::Done);
+        assert_eq!(sent, vec![(b"one".to_vec(), new), (b"two".to_vec(), other), (b"three".to_vec(), new)]);
     }
 
     /// Every packet of a paced batch leaves at or after its release time.
