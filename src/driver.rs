@@ -15,6 +15,7 @@
 //! never outlives one callback and never covers the timer.
 
 use std::cell::UnsafeCell;
+use std::io;
 use std::net::SocketAddr;
 use std::ptr::addr_of;
 use std::time::Instant;
@@ -22,6 +23,7 @@ use std::time::Instant;
 use libc::c_void;
 use libev_sys::{ev_timer, ev_timer_cb};
 
+use crate::batch_io::is_full;
 use crate::dgram::DatagramIo;
 use crate::egress::{Egress, Flushed};
 use crate::evloop::EvLoop;
@@ -49,14 +51,104 @@ pub struct DriverState<P: Platform> {
     /// A datagram closed the connection with no CONNECTION_CLOSE: quiche
     /// recognised the peer's Stateless Reset.
     stateless_reset: bool,
-    /// The peer's current address, and the ones it left (NAT rebinding,
-    /// migration): what is still addressed to those goes to it instead.
-    peer: Option<SocketAddr>,
+    /// Where the peer is, and where it was.
+    peer: PeerAddrs,
+}
+
+/// The peer's current address, and the ones it left (NAT rebinding,
+/// migration).
+#[derive(Default)]
+struct PeerAddrs {
+    now: Option<SocketAddr>,
     left: Vec<SocketAddr>,
 }
 
 /// Old peer addresses remembered per connection.
 const MAX_LEFT_ADDRESSES: usize = 4;
+
+impl PeerAddrs {
+    /// A datagram came from `from` (the first tells where the peer is).
+    fn saw(&mut self, from: SocketAddr) {
+        self.now.get_or_insert(from);
+    }
+
+    /// The peer moved to `peer`: the address it left, if it had one.
+    fn moved(&mut self, peer: SocketAddr) -> Option<SocketAddr> {
+        let old = self.now.replace(peer).filter(|o| *o != peer)?;
+        self.left.retain(|a| *a != peer && *a != old);
+        if self.left.len() == MAX_LEFT_ADDRESSES {
+            self.left.remove(0);
+        }
+        self.left.push(old);
+        Some(old)
+    }
+
+    /// `path_events` over any connection: reports what happened to its
+    /// paths and follows the peer.
+    ///
+    /// When the peer moved (its NAT rebound, or it migrated), the
+    /// previously active path is validated with a PATH_CHALLENGE sent to
+    /// the old address (RFC 9000 §9.3.3: a peer that is in fact still
+    /// there answers from there and the connection moves back). What we
+    /// still held for the old address (paced, or waiting for the socket)
+    /// was built for the peer before quiche noticed: it goes to the new
+    /// address.
+    ///
+    /// What quiche sent to the old address before noticing is lost after
+    /// a NAT rebinding and stays in flight on the old path: quiche (0.30)
+    /// keeps a loss recovery per path, declares a packet lost only once a
+    /// later packet of the same path is acknowledged, and on a PTO only
+    /// ever retransmits the oldest of it, so the transfer stalls. And the
+    /// probe at the old address never arrives there. So what quiche builds
+    /// for an address the peer left (the probe, and its retransmissions)
+    /// also goes, as a copy, to where the peer is now ([`PeerAddrs::send`]):
+    /// the same datagram, so a peer that gets both drops one as a
+    /// duplicate, and its acknowledgement of the copy lets quiche declare
+    /// the rest lost and resend it.
+    fn follow<C: Transport>(&mut self, conn: &mut C, egress: &mut Egress) {
+        while let Some(ev) = conn.path_event_next() {
+            match ev {
+                quiche::PathEvent::PeerMigrated(local, peer) => {
+                    log_info!("connection migrated to {peer}");
+                    if let Some(old) = self.moved(peer) {
+                        egress.redirect(old, peer);
+                        if let Err(e) = conn.probe_path(local, old) {
+                            log_debug!("cannot probe the old path: {e:?}");
+                        }
+                    }
+                }
+                quiche::PathEvent::New(_, peer) => log_debug!("new path from {peer}"),
+                quiche::PathEvent::Validated(_, peer) => log_debug!("path to {peer} validated"),
+                quiche::PathEvent::FailedValidation(_, peer) => log_debug!("path to {peer} failed validation"),
+                quiche::PathEvent::Closed(_, peer) => log_debug!("path to {peer} closed"),
+                quiche::PathEvent::ReusedSourceConnectionId(..) => log_debug!("peer reused a connection ID"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends what quiche built, to `to` as quiche addressed it; built for
+    /// an address the peer left (a probe of the old path), a copy of what
+    /// went out also goes to the peer's current address (see
+    /// [`PeerAddrs::follow`]).
+    fn send<I: DatagramIo>(&self, io: &mut I, d: &[u8], seg: usize, from: SocketAddr, to: SocketAddr)
+                           -> io::Result<usize> {
+        let sent = io.send(d, seg, from, to);
+        if let Some(now) = self.now.filter(|now| *now != to && self.left.contains(&to)) {
+            // What the old address did not take stays held (and is copied
+            // when it goes); what it refused for good is copied now.
+            let went = match &sent {
+                Ok(n) => *n,
+                Err(e) if is_full(e) => 0,
+                Err(_) => d.len(),
+            };
+            if went > 0 {
+                let _ = io.send(&d[..went], seg, from, now);
+            }
+        }
+        sent
+    }
+}
 
 impl<P: Platform> Driver<P> {
     pub fn new(conn: P::Conn) -> Driver<P> {
@@ -64,7 +156,7 @@ impl<P: Platform> Driver<P> {
             timer: UnsafeCell::new(ev_timer::zeroed()),
             state: UnsafeCell::new(DriverState { conn, egress: Egress::default(), blocked: false,
                                                  touched: false, acks_due: false, stateless_reset: false,
-                                                 peer: None, left: Vec::new() }),
+                                                 peer: PeerAddrs::default() }),
         }
     }
 
@@ -116,16 +208,8 @@ impl<P: Platform> Driver<P> {
         let result = if st.blocked {
             Flushed::Blocked
         } else {
-            let (peer, left) = (st.peer, &st.left);
-            let mut send = |d: &[u8], seg: usize, from: SocketAddr, to: SocketAddr| {
-                // Packets quiche built for an address the peer has left
-                // (sent before it noticed) go where the peer is now.
-                let to = match peer {
-                    Some(p) if left.contains(&to) => p,
-                    _ => to,
-                };
-                io.send(d, seg, from, to)
-            };
+            let peer = &st.peer;
+            let mut send = |d: &[u8], seg: usize, from: SocketAddr, to: SocketAddr| peer.send(io, d, seg, from, to);
             let ack_now = std::mem::take(&mut st.acks_due);
             st.egress.flush(&mut send, &mut st.conn, scratch, gso, ack_now, Instant::now())
         };
@@ -147,7 +231,7 @@ impl<P: Platform> DriverState<P> {
     /// Feeds one datagram to the connection; false when quiche refused it.
     pub fn recv(&mut self, pkt: &mut [u8], from: SocketAddr, to: SocketAddr) -> bool {
         self.acks_due = true;
-        self.peer.get_or_insert(from);
+        self.peer.saw(from);
         let was_closed = self.conn.is_closed();
         let ok = match self.conn.recv(pkt, quiche::RecvInfo { from, to }) {
             Ok(_) => true,
@@ -183,39 +267,10 @@ impl<P: Platform> DriverState<P> {
     }
 
     /// Reports what happened to the connection's paths (migration, NAT
-    /// rebinding): quiche validates and switches paths on its own.
-    ///
-    /// When the peer moved (its NAT rebound, or it migrated), what quiche
-    /// sent to its old address before noticing is lost and stays in flight
-    /// on the old path, where quiche (0.30) only ever retransmits the
-    /// oldest of it: the transfer stalls. So one more packet is sent on the
-    /// old path (a PATH_CHALLENGE) and, like everything else still
-    /// addressed there, delivered to the peer's new address: its
-    /// acknowledgement lets quiche declare the rest lost and resend it.
+    /// rebinding) and follows the peer ([`PeerAddrs::follow`]): quiche
+    /// validates and switches paths on its own.
     pub fn path_events(&mut self) {
-        while let Some(ev) = self.conn.path_event_next() {
-            match ev {
-                quiche::PathEvent::PeerMigrated(local, peer) => {
-                    log_info!("connection migrated to {peer}");
-                    if let Some(old) = self.peer.replace(peer).filter(|o| *o != peer) {
-                        self.left.retain(|a| *a != peer && *a != old);
-                        if self.left.len() == MAX_LEFT_ADDRESSES {
-                            self.left.remove(0);
-                        }
-                        self.left.push(old);
-                        if let Err(e) = self.conn.probe_path(local, old) {
-                            log_debug!("cannot probe the old path: {e:?}");
-                        }
-                    }
-                }
-                quiche::PathEvent::New(_, peer) => log_debug!("new path from {peer}"),
-                quiche::PathEvent::Validated(_, peer) => log_debug!("path to {peer} validated"),
-                quiche::PathEvent::FailedValidation(_, peer) => log_debug!("path to {peer} failed validation"),
-                quiche::PathEvent::Closed(_, peer) => log_debug!("path to {peer} closed"),
-                quiche::PathEvent::ReusedSourceConnectionId(..) => log_debug!("peer reused a connection ID"),
-                _ => {}
-            }
-        }
+        self.peer.follow(&mut self.conn, &mut self.egress);
     }
 
     /// Offers the peer spare connection IDs (up to what it accepts and
@@ -244,5 +299,150 @@ impl<P: Platform> DriverState<P> {
                 }
             }
         }
+    }
+}
+
+#[cfg(all(test, not(miri)))]
+mod tests {
+    use super::*;
+    use crate::egress::SCRATCH_LEN;
+    use crate::testing::{handshake, pair};
+    use std::os::fd::RawFd;
+    use std::time::Duration;
+
+    /// A socket that records what it sends and takes `budget` packets
+    /// before it is full (`None`: no limit).
+    #[derive(Default)]
+    struct Net {
+        sent: Vec<(Vec<u8>, SocketAddr)>,
+        budget: Option<usize>,
+    }
+
+    impl DatagramIo for Net {
+        fn read_batch(&mut self, _fd: RawFd, _f: crate::dgram::OnDatagram) -> io::Result<bool> {
+            Ok(false)
+        }
+        fn send(&mut self, data: &[u8], segment: usize, _from: SocketAddr, to: SocketAddr) -> io::Result<usize> {
+            let mut n = 0;
+            for p in data.chunks(segment) {
+                match &mut self.budget {
+                    Some(0) => break,
+                    Some(b) => *b -= 1,
+                    None => {}
+                }
+                self.sent.push((p.to_vec(), to));
+                n += p.len();
+            }
+            if n == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        }
+        fn fd_of(&self, _from: SocketAddr) -> RawFd {
+            3
+        }
+        fn add_socket(&mut self, _fd: RawFd, _local: SocketAddr) {}
+    }
+
+    fn path_sent(server: &quiche::Connection, peer: SocketAddr) -> usize {
+        server.path_stats().find(|p| p.peer_addr == peer).map_or(0, |p| p.sent)
+    }
+
+    /// The client's NAT rebinds mid-download, dropping its old mapping:
+    /// some packets the server sent before it noticed reach the client,
+    /// the others are lost. Once quiche reports the move (after validating
+    /// the new path), the PATH_CHALLENGE validating the old path goes to
+    /// the old address (RFC 9000 §9.3.3), with a copy to the new one; and
+    /// the download completes (the copy's acknowledgement lets quiche
+    /// declare lost what went to the old mapping).
+    #[test]
+    fn after_a_rebinding_the_old_path_is_probed_at_the_old_address() {
+        let (mut client, mut server, a, b) = pair();
+        handshake(&mut client, &mut server, a, b);
+        let moved: SocketAddr = "127.0.0.1:3".parse().unwrap();
+        let (mut peer, mut egress, mut net) = (PeerAddrs::default(), Egress::default(), Net::default());
+        peer.saw(a);
+        let mut scratch = vec![0u8; SCRATCH_LEN];
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let (mut off, mut got) = (0, Vec::new());
+        let (mut rbuf, mut buf) = (vec![0u8; 1 << 20], [0u8; 1500]);
+        // Where the client appears to be (its NAT's mapping).
+        let mut nat = a;
+        let (mut ack_now, mut lost_to_old) = (false, 0);
+        // Set when the server followed the client: the old path's packet
+        // count then; and whether the flush after it was checked.
+        let (mut probe_from, mut checked) = (None, false);
+        let start = Instant::now();
+        while got.len() < body.len() {
+            assert!(start.elapsed() < Duration::from_secs(20), "the download stalled at {} bytes", got.len());
+            let now = Instant::now();
+            if server.timeout_instant().is_some_and(|t| t <= now) {
+                server.on_timeout();
+            }
+            if client.timeout_instant().is_some_and(|t| t <= now) {
+                client.on_timeout();
+            }
+            while off < body.len() {
+                match server.stream_send(1, &body[off..], true) {
+                    Ok(n) if n > 0 => off += n,
+                    _ => break,
+                }
+            }
+            egress.flush(&mut |d, seg, from, to| peer.send(&mut net, d, seg, from, to), &mut server, &mut scratch,
+                         true, std::mem::take(&mut ack_now), Instant::now());
+            let mut sent = std::mem::take(&mut net.sent);
+            if let Some(before) = probe_from.take() {
+                // The flush right after the server followed the client.
+                let probes = path_sent(&server, a) - before;
+                assert!(probes >= 1, "quiche probed the old path");
+                let to_old: Vec<&Vec<u8>> = sent.iter().filter(|(_, to)| *to == a).map(|(p, _)| p).collect();
+                assert_eq!(to_old.len(), probes, "the old path's probe goes to the old address: {:?}",
+                           sent.iter().map(|(p, to)| (p.len(), *to)).collect::<Vec<_>>());
+                for p in &to_old {
+                    assert!(sent.iter().any(|(q, to)| q == *p && *to == moved), "with a copy to the new one");
+                }
+                checked = true;
+            }
+            if nat == a && got.len() > 1_000_000 {
+                // The NAT rebinds: the first few reach the client, the rest
+                // go to the old mapping.
+                assert!(sent.len() > 4 && sent.iter().all(|(_, to)| *to == a));
+                for (mut p, _) in sent.drain(..4) {
+                    client.recv(&mut p, quiche::RecvInfo { from: b, to: a }).unwrap();
+                }
+                nat = moved;
+            }
+            for (mut p, to) in sent {
+                if to == nat {
+                    client.recv(&mut p, quiche::RecvInfo { from: b, to: a }).unwrap();
+                } else {
+                    lost_to_old += 1;
+                }
+            }
+            while let Ok((n, _)) = client.stream_recv(1, &mut rbuf) {
+                got.extend_from_slice(&rbuf[..n]);
+            }
+            while let Ok((n, _)) = client.send(&mut buf) {
+                peer.saw(nat);
+                let _ = server.recv(&mut buf[..n], quiche::RecvInfo { from: nat, to: b });
+                ack_now = true;
+                let before = path_sent(&server, a);
+                let was = peer.now;
+                peer.follow(&mut server, &mut egress);
+                if was != peer.now {
+                    assert_eq!(peer.now, Some(moved));
+                    probe_from = Some(before);
+                }
+            }
+            if !ack_now {
+                let wake = [server.timeout_instant(), client.timeout_instant()].into_iter().flatten().min();
+                if let Some(t) = wake {
+                    std::thread::sleep(t.saturating_duration_since(Instant::now()));
+                }
+            }
+        }
+        assert!(checked, "the server followed the client");
+        assert!(lost_to_old > 0, "packets went to the old mapping");
+        assert!(got == body, "the download completed, intact");
     }
 }

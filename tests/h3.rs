@@ -3,7 +3,11 @@
 
 mod common;
 use common::*;
+use std::fs::OpenOptions;
+use std::io::Read;
 use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 
 #[test]
 fn ours_to_ours_byez_with_headers_logged() {
@@ -87,4 +91,41 @@ fn closed_connections_are_freed_with_their_http3_state() {
     }
     assert!(s.stderr.wait_for_n("connection freed", 3, DEADLINE), "{}", s.stderr.dump());
     assert_eq!(s.stderr.last("connection freed").unwrap(), "connection freed, 0 left");
+}
+
+#[test]
+fn a_fifo_under_the_root_gets_404_and_does_not_block_the_server() {
+    // A FIFO nobody writes: a blocking open() would wait for a writer and
+    // stop the whole loop (every connection). It is answered 404 at once,
+    // while another client's download is under way: that client writes
+    // to a pipe the test drains only after the 404, so its response is
+    // still being sent when /fifo is asked for.
+    let dir = tempdir("h3-fifo");
+    let data = pattern(8 << 20);
+    std::fs::write(dir.join("big"), &data).unwrap();
+    let mkfifo = |p: &std::path::Path| {
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    };
+    mkfifo(&dir.join("fifo"));
+    let pipe = dir.join("pipe");
+    mkfifo(&pipe);
+    let mut drain = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&pipe).unwrap();
+    let s = Server::ours("http3-server", &["--root", dir.to_str().unwrap()]);
+    let mut cmd = our_command("http3-client");
+    cmd.arg("--output").arg(&pipe).args(["127.0.0.1", &s.port.to_string(), "/big"]);
+    let download = std::thread::spawn(move || run(cmd, DEADLINE));
+    assert!(s.stderr.wait_for("got HTTP header: :path=/big", DEADLINE), "{}", s.stderr.dump());
+
+    let r = our_client("http3-client", s.port, &["/fifo"]);
+    assert_eq!(r.code(), Some(1), "{}\nserver:\n{}", r.stderr, s.stderr.dump());
+    assert!(r.stderr.contains("request for /fifo failed: server answered status 404"), "{}", r.stderr);
+
+    let fd = drain.as_raw_fd();
+    assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) & !libc::O_NONBLOCK) }, 0);
+    let mut got = Vec::new();
+    drain.read_to_end(&mut got).unwrap();
+    let d = download.join().unwrap();
+    assert_eq!(d.code(), Some(0), "{}\nserver:\n{}", d.stderr, s.stderr.dump());
+    assert!(got == data, "the concurrent download arrived intact ({} of {} bytes)", got.len(), data.len());
 }

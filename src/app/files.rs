@@ -6,11 +6,18 @@
 //! Where openat2 does not exist (kernels before 5.6, valgrind), the path
 //! is resolved and checked first, then opened: the same answers, with that
 //! race back.
+//!
+//! Either way the open itself never blocks the loop: it is non-blocking
+//! (a FIFO nobody writes would otherwise wait in `open` for a writer, and
+//! stop every connection) and takes no terminal as the controlling one;
+//! only a regular file is kept, its descriptor made blocking again (a
+//! plain one, as it was before) for the reads that follow.
 
 use std::ffi::CString;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The root folder, held open.
@@ -46,7 +53,7 @@ impl Root {
         }
         let c = CString::new(rel.as_str()).ok()?;
         let how = OpenHow {
-            flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+            flags: (libc::O_RDONLY | libc::O_CLOEXEC | OPEN_FLAGS) as u64,
             mode: 0,
             resolve: RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
         };
@@ -64,7 +71,7 @@ impl Root {
         } else {
             return None;
         };
-        file.metadata().ok()?.is_file().then_some(file)
+        regular(file)
     }
 
     /// Without openat2: resolve, check it is below the root, open.
@@ -73,8 +80,29 @@ impl Root {
         if !real.starts_with(&self.path) {
             return None;
         }
-        File::open(real).ok()
+        OpenOptions::new().read(true).custom_flags(OPEN_FLAGS).open(real).ok()
     }
+}
+
+/// Flags for opening a file under the root, besides read-only and
+/// close-on-exec: never wait in `open` (a FIFO waits for a writer), never
+/// take a terminal as the controlling one.
+const OPEN_FLAGS: i32 = libc::O_NONBLOCK | libc::O_NOCTTY;
+
+/// `file` if it is a regular file, made blocking again (it was opened
+/// non-blocking); `None` for anything else (FIFO, device, folder, socket).
+fn regular(file: File) -> Option<File> {
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor `file` owns; no pointers involved.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return None;
+    }
+    Some(file)
 }
 
 /// The path below the root: leading slashes dropped, query and fragment
@@ -114,10 +142,10 @@ mod tests {
     #[test]
     fn the_fallback_without_openat2_gives_the_same_answers() {
         check_root(|r, p| relative(p).filter(|rel| !rel.contains("..")).and_then(|rel| r.open_checked(&rel))
-            .filter(|f| f.metadata().is_ok_and(|m| m.is_file())));
+            .and_then(regular));
     }
 
-    fn check_root(open: impl Fn(&Root, &[u8]) -> Option<File>) {
+    fn check_root(open: impl Fn(&Root, &[u8]) -> Option<File> + Sync) {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("qev-files-{}-{n}", std::process::id()));
@@ -129,14 +157,35 @@ mod tests {
         std::fs::write(dir.join("secret"), b"no").unwrap();
         let _ = std::os::unix::fs::symlink(dir.join("secret"), root.join("link"));
         let _ = std::os::unix::fs::symlink("a.txt", root.join("inside"));
+        let fifo = root.join("fifo");
+        let c_fifo = CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
         let r = Root::open(&root).unwrap();
         let read = |p: &[u8]| {
             open(&r, p).map(|mut f| {
+                // SAFETY: fcntl on a descriptor `f` owns.
+                let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
+                assert_eq!(flags & libc::O_NONBLOCK, 0, "a file comes back blocking");
                 let mut s = String::new();
                 f.read_to_string(&mut s).unwrap();
                 s
             })
         };
+        // A FIFO nobody writes is refused at once (a blocking open would
+        // wait for a writer: after a while this test becomes one, and fails).
+        std::thread::scope(|t| {
+            let (done, finished) = std::sync::mpsc::channel();
+            let read = &read;
+            t.spawn(move || done.send(read(b"/fifo").is_none()).unwrap());
+            match finished.recv_timeout(std::time::Duration::from_secs(10)) {
+                Ok(refused) => assert!(refused, "a FIFO is not a regular file"),
+                Err(_) => {
+                    let _writer = OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo);
+                    panic!("opening a FIFO under the root blocked");
+                }
+            }
+        });
         assert_eq!(read(b"/a.txt").as_deref(), Some("hello"));
         assert_eq!(read(b"/sub/b.txt?x=1").as_deref(), Some("world"));
         assert_eq!(read(b"/").as_deref(), Some("home"));
