@@ -30,6 +30,7 @@ pub mod ffi;
 pub mod hooks;
 pub mod observe;
 pub mod platform;
+pub mod quic_lb;
 pub mod reentry;
 pub mod server;
 pub mod socket;
