@@ -35,6 +35,7 @@ pub mod reentry;
 pub mod server;
 pub mod socket;
 pub mod stateless;
+pub mod steer;
 pub mod table;
 pub mod token;
 pub mod transport;
