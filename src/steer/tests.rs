@@ -3,7 +3,7 @@
 //! reuseport groups on loopback receiving crafted QUIC datagrams.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -255,9 +255,20 @@ fn the_program_computes_the_rule_for_every_group() {
 // In the kernel
 // ---------------------------------------------------------------------------
 
-/// `n` reuseport sockets on one loopback port, bound in worker order.
+/// A random address in 127/8. Each test's group gets its own: a reuseport
+/// socket bound to port 0 may be given a port that another reuseport
+/// socket of the same user already holds on the same address, and join its
+/// group; with distinct addresses two tests' groups can never merge.
+fn loopback() -> IpAddr {
+    let mut r = [0u8; 3];
+    random_bytes(&mut r);
+    IpAddr::from([127, r[0], r[1], r[2].clamp(1, 254)])
+}
+
+/// `n` reuseport sockets on one loopback address and port, bound in worker
+/// order.
 fn bind_group(n: usize) -> (Vec<UdpSocket>, SocketAddr) {
-    let first = UdpSocket::from(bind_reuseport(&"127.0.0.1:0".parse().unwrap()).unwrap());
+    let first = UdpSocket::from(bind_reuseport(&SocketAddr::new(loopback(), 0)).unwrap());
     let addr = first.local_addr().unwrap();
     let mut socks = vec![first];
     for _ in 1..n {
@@ -476,4 +487,47 @@ fn attach_needs_a_reuseport_socket() {
     let plain = UdpSocket::bind("127.0.0.1:0").unwrap();
     let err = Group::new(2).unwrap().attach(plain.as_raw_fd()).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err}");
+}
+
+/// The same steering for UDP over IPv6 (the kernel's reuseport selection is
+/// shared by both families).
+#[test]
+fn ipv6_groups_are_steered_too() {
+    let first = match bind_reuseport(&"[::1]:0".parse().unwrap()) {
+        Ok(fd) => UdpSocket::from(fd),
+        // A host without IPv6 loopback cannot run this; say so rather than pass.
+        Err(e) => panic!("cannot bind [::1]: {e} (no IPv6 loopback on this host?)"),
+    };
+    let addr = first.local_addr().unwrap();
+    let socks = vec![first, UdpSocket::from(bind_reuseport(&addr).unwrap())];
+    let clients: Vec<UdpSocket> = (0..16).map(|_| UdpSocket::bind("[::1]:0").unwrap()).collect();
+    let cid = cid_of(&mut generator(1, true));
+    assert_eq!(spread(&refs(&socks), &clients, addr, |t| short(&cid, t)).len(), 2, "no program: hash");
+    Group::new(2).unwrap().attach(socks[0].as_raw_fd()).unwrap();
+    assert_eq!(spread(&refs(&socks), &clients, addr, |t| short(&cid, t)), HashMap::from([(1, 16)]));
+    let ours = cid_of(&mut generator(0, false));
+    assert_eq!(spread(&refs(&socks), &clients, addr, |t| long(2, &ours, t)), HashMap::from([(0, 16)]));
+}
+
+/// A group is per bound address: sockets on 0.0.0.0:P and on 127.x.y.z:P
+/// are two groups. A datagram to 127.x.y.z:P goes to the more specific
+/// group, where the program attached to the wildcard group does nothing;
+/// each bound address needs its own program.
+#[test]
+fn each_bound_address_is_its_own_group() {
+    let wild0 = UdpSocket::from(bind_reuseport(&"0.0.0.0:0".parse().unwrap()).unwrap());
+    let port = wild0.local_addr().unwrap().port();
+    let wild1 = UdpSocket::from(bind_reuseport(&SocketAddr::from(([0, 0, 0, 0], port))).unwrap());
+    let lo_addr = SocketAddr::new(loopback(), port);
+    let lo0 = UdpSocket::from(bind_reuseport(&lo_addr).unwrap());
+    let lo1 = UdpSocket::from(bind_reuseport(&lo_addr).unwrap());
+    Group::new(2).unwrap().attach(wild0.as_raw_fd()).unwrap();
+    let all = [&wild0, &wild1, &lo0, &lo1];
+    let clients = clients(32);
+    let cid = cid_of(&mut generator(1, true));
+    let counts = spread(&all, &clients, lo_addr, |t| short(&cid, t));
+    assert!(!counts.contains_key(&0) && !counts.contains_key(&1), "the wildcard group got some: {counts:?}");
+    assert_eq!(counts.len(), 2, "the loopback group has no program, so the hash: {counts:?}");
+    Group::new(2).unwrap().attach(lo0.as_raw_fd()).unwrap();
+    assert_eq!(spread(&all, &clients, lo_addr, |t| short(&cid, t)), HashMap::from([(3, 32)]));
 }
