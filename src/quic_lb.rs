@@ -42,6 +42,12 @@
 //! relationship" advice, the price of steering without a key in the kernel
 //! (hiding it needs a keyed mask, which classic BPF cannot compute).
 //!
+//! Two levels of routing, then: the load balancer picks the host by the
+//! server ID, the host's kernel picks the worker by the first octet. How
+//! the kernel does it, why that allows at most 32 workers, and how the
+//! Initial answering a Retry finds the worker that minted the Retry's CID:
+//! [`crate::steer`].
+//!
 //! # Nonces
 //!
 //! The draft forbids reusing a nonce under one key. [`Config::generate`]

@@ -64,9 +64,11 @@ impl NonceCounter {
 
 /// One worker's source of connection IDs for one configuration. Without a
 /// key, every nonce is random (the draft requires plaintext nonces to be
-/// unlinkable). With a key, nonces come from a counter ([`NonceCounter`]
-/// above), never repeating until the key is replaced. Keep exactly one
-/// generator per worker and configuration.
+/// unlinkable). With a key, nonces come from a counter started at a random
+/// value, with the worker index in the nonce's top five bits when there is
+/// one; it never repeats a nonce, and reports [`NonceSpaceExhausted`] when
+/// the key must be replaced. Keep exactly one generator per worker and
+/// configuration.
 #[derive(Debug, Clone)]
 pub struct Generator {
     config: Config,
