@@ -7,24 +7,38 @@
 #[cfg(not(miri))]
 pub fn random_bytes(buf: &mut [u8]) {
     // BoringSSL's RAND_bytes aborts rather than fail, so this cannot error
-    // in practice; fall back to getrandom(2) to stay total anyway.
+    // in practice; fall back to the system's generator to stay total anyway.
     if boring::rand::rand_bytes(buf).is_err() {
-        getrandom(buf);
+        os_random(buf);
     }
 }
 
 #[cfg(miri)]
 pub fn random_bytes(buf: &mut [u8]) {
-    getrandom(buf);
+    os_random(buf);
 }
 
-fn getrandom(buf: &mut [u8]) {
+/// The system's random bytes: `getrandom(2)` on Linux.
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
+fn os_random(buf: &mut [u8]) {
     let mut filled = 0;
     while filled < buf.len() {
         // SAFETY: the pointer and length describe the unfilled tail of buf.
         let n = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
         assert!(n > 0, "no randomness available");
         filled += n as usize;
+    }
+}
+
+/// The system's random bytes: `getentropy(3)` (macOS 10.12+, FreeBSD 12+,
+/// the other BSDs; glibc has it too, for the `portable` feature), at most
+/// 256 bytes per call.
+#[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+fn os_random(buf: &mut [u8]) {
+    for chunk in buf.chunks_mut(256) {
+        // SAFETY: the pointer and length describe `chunk`, at most 256 bytes.
+        let r = unsafe { libc::getentropy(chunk.as_mut_ptr().cast(), chunk.len()) };
+        assert_eq!(r, 0, "no randomness available");
     }
 }
 
@@ -93,4 +107,20 @@ pub fn aes_128_block(key: &[u8; 16], block: &[u8]) -> Result<[u8; 16], CryptoErr
         r[i] = key[i] ^ block[i];
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_generator_fills_large_buffers() {
+        // More than one getentropy call's 256 bytes.
+        let (mut a, mut b) = ([0u8; 1000], [0u8; 1000]);
+        os_random(&mut a);
+        os_random(&mut b);
+        assert_ne!(a, b);
+        // No 64-byte stretch left unwritten (all zero: 2^-512 by chance).
+        assert!(a.chunks(64).all(|c| c.iter().any(|&x| x != 0)), "{a:?}");
+    }
 }

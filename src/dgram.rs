@@ -62,8 +62,11 @@ impl UdpSockets {
         self.mode
     }
 
-    /// Batched (recvmmsg/GRO, GSO) or plain (recvfrom/sendto) I/O.
+    /// Batched (recvmmsg/GRO, GSO) or plain (recvfrom/sendto) I/O, as far
+    /// as this build has it ([`IoMode::supported`]: plain only, but on
+    /// Linux); [`UdpSockets::mode`] tells what was taken.
     pub fn set_mode(&mut self, mode: IoMode) {
+        let mode = mode.supported();
         self.mode = mode;
         for s in &self.socks {
             self.batch = prepare_socket(s.fd, mode);
