@@ -12,9 +12,14 @@
 #   $(LIBDIR)/libquiche_ev.so.X.Y.Z        the shared library, X.Y.Z = Cargo.toml's version
 #   $(LIBDIR)/$(SONAME) -> libquiche_ev.so.X.Y.Z
 #   $(LIBDIR)/libquiche_ev.so -> $(SONAME)  for -lquiche_ev
-#   $(INCLUDEDIR)/quiche_ev/quiche_ev.h, quiche.h   (quiche.h of the pinned quiche, which
-#                                          the library exports: a folder of its own, so a
-#                                          system quiche.h is neither used nor overwritten)
+#   $(INCLUDEDIR)/quiche_ev/quiche_ev.h
+#   $(INCLUDEDIR)/quiche_ev/quiche.h       mk/quiche.h: includes <sched.h> (struct
+#                                          timespec), then upstream/quiche.h, so the
+#                                          headers compile in any include order
+#   $(INCLUDEDIR)/quiche_ev/upstream/quiche.h   quiche.h of the pinned quiche, which
+#                                          the library exports, unchanged (a folder of
+#                                          our own: a system quiche.h is neither used
+#                                          nor overwritten)
 #   $(PKGCONFIGDIR)/quiche_ev.pc           shared linking (static with --static, see README)
 #   $(PKGCONFIGDIR)/quiche_ev-static.pc    static linking of libquiche_ev.a
 #   $(BINDIR)/quiche-ev-NAME               every program in $(EXAMPLES) (Makefile)
@@ -29,7 +34,7 @@
 # tree keeps it for make valgrind, make asan and gdb. KEEP_DEBUG=1 installs
 # them as built, for packagers who split debug info themselves.
 
-.PHONY: install uninstall
+.PHONY: install uninstall headers
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
@@ -41,8 +46,10 @@ STRIP ?= strip
 
 # Built by cargo beside $(LIB) (crate-type cdylib).
 SHLIB := target/release/libquiche_ev.so
-# quiche.h copied at build time, so install needs no cargo to find it.
-QUICHE_H := target/include/quiche.h
+# The installed headers, staged by `make` (tests/header.rs compiles them
+# from here): the wrapper and quiche's own header, copied at build time so
+# install needs no cargo to find it. quiche_ev.h itself is include/'s.
+HEADERS := target/include/quiche.h target/include/upstream/quiche.h
 
 # Cargo.toml's version (its [workspace.package]), read without cargo.
 VERSION := $(shell sed -n '/^\[workspace\.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
@@ -53,15 +60,21 @@ INSTALLED_EXAMPLES := $(patsubst c-examples/%,$(BINDIR)/quiche-ev-%,$(EXAMPLES))
 INSTALLED := $(LIBDIR)/libquiche_ev.a $(LIBDIR)/libquiche_ev.so.$(VERSION) \
   $(LIBDIR)/$(SONAME) $(LIBDIR)/libquiche_ev.so \
   $(INCLUDEDIR)/quiche_ev/quiche_ev.h $(INCLUDEDIR)/quiche_ev/quiche.h \
+  $(INCLUDEDIR)/quiche_ev/upstream/quiche.h \
   $(PKGCONFIGDIR)/quiche_ev.pc $(PKGCONFIGDIR)/quiche_ev-static.pc \
   $(INSTALLED_EXAMPLES)
 
-# `make` copies quiche.h too; Cargo.lock pins its version.
-all: $(QUICHE_H)
+# `make` stages the headers too; Cargo.lock pins quiche's version.
+all: headers
+headers: $(HEADERS)
 
-$(QUICHE_H): Cargo.lock
+target/include/upstream/quiche.h: Cargo.lock
 	@mkdir -p $(@D)
 	cp $(QUICHE_DIR)/include/quiche.h $@
+
+target/include/quiche.h: mk/quiche.h
+	@mkdir -p $(@D)
+	cp mk/quiche.h $@
 
 # A path under PREFIX as ${prefix}/..., so that pkg-config --define-prefix
 # can relocate the file.
@@ -77,17 +90,18 @@ write_pc = sed -e 's|@prefix@|$(PREFIX)|' -e 's|@libdir@|$(call pc_path,$(LIBDIR
 strip_debug = $(if $(filter 1,$(KEEP_DEBUG)),:,$(STRIP) --strip-debug)
 
 install:
-	@for f in $(LIB) $(SHLIB) include/quiche_ev.h $(QUICHE_H) $(EXAMPLES); do \
+	@for f in $(LIB) $(SHLIB) include/quiche_ev.h $(HEADERS) $(EXAMPLES); do \
 	  test -e $$f || { echo "$$f is missing: run make first (make install only copies)" >&2; exit 1; }; \
 	done
 	@readelf -d $(SHLIB) | grep -q 'Library soname: \[$(SONAME)\]' || { \
 	  echo "$(SHLIB) does not have the soname $(SONAME) (see soname/build.rs)" >&2; exit 1; }
-	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(INCLUDEDIR)/quiche_ev $(DESTDIR)$(BINDIR)
+	$(INSTALL) -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(INCLUDEDIR)/quiche_ev/upstream $(DESTDIR)$(BINDIR)
 	$(INSTALL) -m 644 $(LIB) $(DESTDIR)$(LIBDIR)/libquiche_ev.a
 	$(INSTALL) -m 644 $(SHLIB) $(DESTDIR)$(LIBDIR)/libquiche_ev.so.$(VERSION)
 	ln -sfn libquiche_ev.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sfn $(SONAME) $(DESTDIR)$(LIBDIR)/libquiche_ev.so
-	$(INSTALL) -m 644 include/quiche_ev.h $(QUICHE_H) $(DESTDIR)$(INCLUDEDIR)/quiche_ev/
+	$(INSTALL) -m 644 include/quiche_ev.h target/include/quiche.h $(DESTDIR)$(INCLUDEDIR)/quiche_ev/
+	$(INSTALL) -m 644 target/include/upstream/quiche.h $(DESTDIR)$(INCLUDEDIR)/quiche_ev/upstream/
 	$(call write_pc,$(DESTDIR)$(PKGCONFIGDIR)/quiche_ev.pc,quiche_ev,\
 	  Event logic of the quiche C examples in Rust driven by libev; exports the quiche C API too,\
 	  -L$${libdir} -lquiche_ev -lev,$(filter-out -lev,$(NATIVE_LIBS)))
@@ -101,4 +115,4 @@ install:
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
-	rmdir $(DESTDIR)$(INCLUDEDIR)/quiche_ev 2>/dev/null || true
+	rmdir $(DESTDIR)$(INCLUDEDIR)/quiche_ev/upstream $(DESTDIR)$(INCLUDEDIR)/quiche_ev 2>/dev/null || true

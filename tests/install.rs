@@ -1,6 +1,7 @@
 //! `make install` / `make uninstall` (mk/install.mk): the installed library,
 //! headers and pkg-config files are enough to build a C program, linked
-//! statically and shared, that talks to our server; the shared library has
+//! statically and shared, that talks to our server; the installed headers
+//! compile with quiche.h first in strict C; the shared library has
 //! its soname, exports the whole C API (ours and quiche's) and links libev
 //! dynamically; installed files carry no debug info; DESTDIR stages under
 //! PREFIX; uninstall leaves no file of ours.
@@ -195,6 +196,7 @@ fn expected_files() -> BTreeSet<String> {
         "lib/pkgconfig/quiche_ev-static.pc".to_string(),
         "include/quiche_ev/quiche_ev.h".to_string(),
         "include/quiche_ev/quiche.h".to_string(),
+        "include/quiche_ev/upstream/quiche.h".to_string(),
     ].into();
     for name in examples() {
         files.insert(format!("bin/quiche-ev-{name}"));
@@ -331,6 +333,13 @@ fn installed_library_builds_programs_static_and_shared() {
             assert!(!dynamic_section(app).contains(&needs_so), "{} needs the .so", app.display());
         }
     }
+
+    // The installed headers in upstream's order (quiche.h first), strict C.
+    let order = dir.join("order.c");
+    std::fs::write(&order, "#include <quiche.h>\n#include <quiche_ev.h>\nint main(void) { return quiche_ev_version() == 0; }\n").unwrap();
+    let mut flags = vec!["-std=c11".to_string(), "-pedantic".to_string(), "-fsyntax-only".to_string()];
+    flags.extend(pkg_config(&pcdir, &["--cflags", "quiche_ev"]));
+    output(Command::new("cc").args(["-Wall", "-Wextra", "-Werror"]).args(&flags).arg(&order));
 
     // Upstream's samples build against the installed shared library too.
     let samples = quiche_package().join("examples");
