@@ -68,7 +68,7 @@ target/upstream/quiche target/upstream/quiche-ev:
 	mkdir -p $@
 
 # System packages, installed when missing and run as root (Debian).
-PACKAGES := g++ cmake clang libclang-dev libev-dev uthash-dev openssl pkg-config python3-venv ngtcp2-server ngtcp2-client valgrind tshark
+PACKAGES := g++ cmake clang libclang-dev libev-dev uthash-dev openssl pkg-config python3-venv ngtcp2-server ngtcp2-client valgrind tshark strace
 deps:
 	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -99,9 +99,11 @@ $(VENV)/.installed:
 	touch $@
 
 # Sanitizer runs first (mk/sanitizers.mk), so cargo's summary closes the
-# output.
-test: deps all upstream peers
-	$(MAKE) --no-print-directory asan valgrind miri
+# output. The portable build (mk/portable.mk) is tested by its unit tests
+# here and by tests/portable.rs in cargo's run: together what `make
+# portable-check` runs.
+test: deps all upstream peers portable
+	$(MAKE) --no-print-directory asan valgrind miri portable-unit
 	$(CARGO) test --release --workspace
 
 clean:
