@@ -1,18 +1,20 @@
-# The other platforms' code paths, tested on Linux (issue "Reach",
-# section 2; README "Platforms").
+# The other platforms' code paths, tested on Linux, and the other
+# platforms type-checked (issue "Reach", section 2; README "Platforms").
 #
 #   make portable        libquiche_ev_portable.a (portable/: the same sources with
 #                        the `portable` feature) and the examples linked against
 #                        it, in target/portable/c-examples/
 #   make portable-unit   the library's unit tests with the `portable` feature
+#   make cross-check     cargo check of the library and its tests for macOS,
+#                        FreeBSD and Linux/musl (scripts/cross-check.py)
 #   make portable-check  all of the above, then tests/portable.rs: the parity
 #                        matrix against the portable examples, and proof that
 #                        they make none of the Linux-only calls
 #
-# `make test` runs portable and portable-unit, and tests/portable.rs with
-# the other integration tests.
+# `make test` runs portable, portable-unit and cross-check, and
+# tests/portable.rs with the other integration tests.
 
-.PHONY: portable portable-unit portable-check
+.PHONY: portable portable-unit cross-check portable-check print-native-libs
 
 PORTABLE_LIB := target/release/libquiche_ev_portable.a
 PORTABLE_EXAMPLES := $(patsubst c-examples/%,target/portable/c-examples/%,$(EXAMPLES))
@@ -36,5 +38,13 @@ target/portable/c-examples/%: c-examples/%.c c-examples/common.c c-examples/comm
 portable-unit:
 	$(CARGO) test --release -p quiche-ev --lib --features portable
 
-portable-check: all upstream peers portable portable-unit
+cross-check:
+	python3 scripts/cross-check.py
+
+portable-check: all upstream peers portable portable-unit cross-check
 	$(CARGO) test --release --test portable
+
+# For scripts/cross-check.py: NATIVE_LIBS as this Makefile has it for a
+# system (make print-native-libs UNAME_S=Darwin).
+print-native-libs:
+	@echo $(NATIVE_LIBS)
