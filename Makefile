@@ -119,11 +119,12 @@ $(VENV)/.installed:
 	touch $@
 
 # Sanitizer runs first (mk/sanitizers.mk), so cargo's summary closes the
-# output. The portable build (mk/portable.mk) is tested by its unit tests
-# and cross-check here and by tests/portable.rs in cargo's run: together
-# what `make portable-check` runs.
+# output. The portable build and the other platforms (mk/portable.mk):
+# cross-check here, tests/portable.rs in cargo's run (`make
+# portable-check` also runs the unit tests with the feature; the main
+# unit tests already run both random-byte sources and both read paths).
 test: deps all upstream peers portable
-	$(MAKE) --no-print-directory asan valgrind miri portable-unit cross-check
+	$(MAKE) --no-print-directory asan valgrind miri cross-check
 	$(CARGO) test --release --workspace
 
 clean:

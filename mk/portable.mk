@@ -11,8 +11,11 @@
 #                        matrix against the portable examples, and proof that
 #                        they make none of the Linux-only calls
 #
-# `make test` runs portable, portable-unit and cross-check, and
-# tests/portable.rs with the other integration tests.
+# `make test` runs portable and cross-check, and tests/portable.rs with
+# the other integration tests. portable-unit (about a minute of compiling
+# after each source change) is left to portable-check: what it adds to
+# the main build's unit tests is the code behind the feature's cfgs, whose
+# two halves (getentropy, the plain read path) the main unit tests run.
 
 .PHONY: portable portable-unit cross-check portable-check print-native-libs
 
