@@ -13,12 +13,32 @@ QUICHE_LIB := target/release/libquiche.a
 QUICHE_DIR = $(shell $(CARGO) metadata --format-version 1 2>/dev/null | \
   python3 -c 'import json,sys,os; print([os.path.dirname(p["manifest_path"]) for p in json.load(sys.stdin)["packages"] if p["name"]=="quiche"][0])')
 
-# What `cargo rustc -- --print native-static-libs` reports for the staticlib.
+# The system the build runs on (Linux, Darwin, FreeBSD): see README
+# "Platforms".
+UNAME_S := $(shell uname -s)
+
+# What `cargo rustc -- --print native-static-libs` reports for the
+# staticlib: libev, BoringSSL's C++ runtime (boring-sys's choice), then
+# Rust's standard library's system libraries for the platform (`rustc
+# --print native-static-libs` of an empty staticlib). `make cross-check`
+# checks the Darwin and FreeBSD rows against rustc for those targets.
+ifeq ($(UNAME_S),Darwin)
+NATIVE_LIBS := -lev -lc++ -lSystem -lc -lm
+else ifeq ($(UNAME_S),FreeBSD)
+NATIVE_LIBS := -lev -lc++ -lexecinfo -lpthread -lgcc_s -lc -lm -lrt -lpthread -lrt -lutil -lexecinfo -lkvm -lmemstat -lkvm -lutil -lprocstat -lrt -ldevstat
+else
 NATIVE_LIBS := -lev -lstdc++ -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+endif
 
 CFLAGS ?= -O2 -g
 WARNINGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -pedantic
 INCS = -Iinclude -I$(QUICHE_DIR)/include
+# libev outside the compiler's search paths (Homebrew, FreeBSD's
+# /usr/local): LIBEV_DIR=/prefix, as for libev-sys.
+ifdef LIBEV_DIR
+INCS += -I$(LIBEV_DIR)/include
+NATIVE_LIBS := -L$(LIBEV_DIR)/lib $(NATIVE_LIBS)
+endif
 
 EXAMPLES := c-examples/server c-examples/client c-examples/http3-server c-examples/http3-client c-examples/app-server c-examples/fetch
 UPSTREAM := server client http3-server http3-client
@@ -68,7 +88,7 @@ target/upstream/quiche target/upstream/quiche-ev:
 	mkdir -p $@
 
 # System packages, installed when missing and run as root (Debian).
-PACKAGES := g++ cmake clang libclang-dev libev-dev uthash-dev openssl pkg-config python3-venv ngtcp2-server ngtcp2-client valgrind tshark
+PACKAGES := g++ cmake clang libclang-dev libev-dev uthash-dev openssl pkg-config python3-venv ngtcp2-server ngtcp2-client valgrind tshark strace
 deps:
 	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -99,10 +119,13 @@ $(VENV)/.installed:
 	touch $@
 
 # Sanitizer runs first (mk/sanitizers.mk), so cargo's summary closes the
-# output.
-test: deps all upstream peers
+# output. The portable build and the other platforms (mk/portable.mk):
+# cross-check here, tests/portable.rs in cargo's run (`make
+# portable-check` also runs the unit tests with the feature; the main
+# unit tests already run both random-byte sources and both read paths).
+test: deps all upstream peers portable
 	python3 scripts/check-layers.py
-	$(MAKE) --no-print-directory asan valgrind miri
+	$(MAKE) --no-print-directory asan valgrind miri cross-check
 	$(CARGO) test --release --workspace
 
 # No import cycle in src/, and every reference points down the layers

@@ -40,8 +40,8 @@
 #include <sys/socket.h>
 
 /* <sched.h> defines struct timespec, which quiche.h needs, in every
- * language mode (strict -std=c99 included); include quiche_ev.h before
- * quiche.h, or instead of it. */
+ * language mode (strict -std=c99 included). The quiche.h installed beside
+ * this header does the same, so the two go in either order. */
 #include <sched.h>
 #include <ev.h>
 #include <quiche.h>

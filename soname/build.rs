@@ -16,12 +16,26 @@
 //! `libquiche_ev.so.MAJOR.MINOR.PATCH` (mk/install.mk, which checks that
 //! it computes the same name). The version is quiche-ev's: both packages
 //! inherit the workspace's.
+//!
+//! On macOS (Mach-O) the same name is the install name,
+//! `@rpath/libquiche_ev.ABI.dylib` with its current and compatibility
+//! versions (`make install` gives the installed copy its absolute path);
+//! quiche's build script passes its own `-install_name`, and ld64 keeps
+//! the last one too. Everywhere else (Linux, the BSDs: ELF) `-soname`.
+//! `make cross-check` checks which one the build script picks per target.
 
 use std::env;
 
 fn main() {
     let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
     let minor = env::var("CARGO_PKG_VERSION_MINOR").unwrap();
+    let version = env::var("CARGO_PKG_VERSION").unwrap();
     let abi = if major == "0" { format!("0.{minor}") } else { major };
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libquiche_ev.so.{abi}");
+    match env::var("CARGO_CFG_TARGET_OS").unwrap().as_str() {
+        "macos" | "ios" => println!(
+            "cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libquiche_ev.{abi}.dylib,\
+             -current_version,{version},-compatibility_version,{abi}"
+        ),
+        _ => println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libquiche_ev.so.{abi}"),
+    }
 }

@@ -7,24 +7,48 @@
 #[cfg(not(miri))]
 pub fn random_bytes(buf: &mut [u8]) {
     // BoringSSL's RAND_bytes aborts rather than fail, so this cannot error
-    // in practice; fall back to getrandom(2) to stay total anyway.
+    // in practice; fall back to the system's generator to stay total anyway.
     if boring::rand::rand_bytes(buf).is_err() {
-        getrandom(buf);
+        os_random(buf);
     }
 }
 
 #[cfg(miri)]
 pub fn random_bytes(buf: &mut [u8]) {
-    getrandom(buf);
+    os_random(buf);
 }
 
-fn getrandom(buf: &mut [u8]) {
+/// The system's random bytes: `getrandom(2)` on Linux, `getentropy(3)`
+/// elsewhere (macOS 10.12+, FreeBSD 12+, the other BSDs) and with the
+/// `portable` feature.
+fn os_random(buf: &mut [u8]) {
+    #[cfg(all(target_os = "linux", not(feature = "portable")))]
+    getrandom_fill(buf);
+    #[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+    getentropy_fill(buf);
+}
+
+#[cfg(target_os = "linux")]
+#[cfg_attr(feature = "portable", allow(dead_code))]
+fn getrandom_fill(buf: &mut [u8]) {
     let mut filled = 0;
     while filled < buf.len() {
         // SAFETY: the pointer and length describe the unfilled tail of buf.
         let n = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
         assert!(n > 0, "no randomness available");
         filled += n as usize;
+    }
+}
+
+/// At most 256 bytes per call. Compiled on glibc too, where the unit tests
+/// run it (musl's bindings in the libc crate lack it).
+#[cfg(not(all(target_os = "linux", target_env = "musl")))]
+#[cfg_attr(all(target_os = "linux", not(feature = "portable")), allow(dead_code))]
+fn getentropy_fill(buf: &mut [u8]) {
+    for chunk in buf.chunks_mut(256) {
+        // SAFETY: the pointer and length describe `chunk`, at most 256 bytes.
+        let r = unsafe { libc::getentropy(chunk.as_mut_ptr().cast(), chunk.len()) };
+        assert_eq!(r, 0, "no randomness available");
     }
 }
 
@@ -93,4 +117,37 @@ pub fn aes_128_block(key: &[u8; 16], block: &[u8]) -> Result<[u8; 16], CryptoErr
         r[i] = key[i] ^ block[i];
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 1000 bytes (more than one getentropy call's 256), twice: different,
+    /// and no 64-byte stretch left unwritten (all zero: 2^-512 by chance).
+    fn fills_large_buffers(fill: fn(&mut [u8])) {
+        let (mut a, mut b) = ([0u8; 1000], [0u8; 1000]);
+        fill(&mut a);
+        fill(&mut b);
+        assert_ne!(a, b);
+        assert!(a.chunks(64).all(|c| c.iter().any(|&x| x != 0)), "{a:?}");
+    }
+
+    #[test]
+    fn the_system_generator_fills_large_buffers() {
+        fills_large_buffers(os_random);
+    }
+
+    /// Both system generators run here, whichever this build uses.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn getrandom_fills_large_buffers() {
+        fills_large_buffers(getrandom_fill);
+    }
+
+    #[cfg(not(all(target_os = "linux", target_env = "musl")))]
+    #[test]
+    fn getentropy_fills_large_buffers() {
+        fills_large_buffers(getentropy_fill);
+    }
 }

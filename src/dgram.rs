@@ -125,8 +125,11 @@ impl DatagramIo for UdpSockets {
         self.socks.iter().map(|s| s.fd).collect()
     }
 
-    /// Batched (recvmmsg/GRO, GSO) or plain (recvfrom/sendto) I/O.
+    /// Batched (recvmmsg/GRO, GSO) or plain (recvfrom/sendto) I/O, as far
+    /// as this build has it ([`IoMode::supported`]: plain only, but on
+    /// Linux); [`DatagramIo::mode`] tells what was taken.
     fn set_mode(&mut self, mode: IoMode) {
+        let mode = mode.supported();
         self.mode = mode;
         for s in &self.socks {
             self.batch = prepare_socket(s.fd, mode);

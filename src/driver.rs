@@ -319,6 +319,22 @@ mod tests {
     }
 
     impl DatagramIo for Net {
+        fn open(_fd: RawFd, _local: SocketAddr) -> Net {
+            Net::default()
+        }
+        fn socket_problem(_fd: RawFd) -> Option<String> {
+            None
+        }
+        fn local_addr(_fd: RawFd) -> io::Result<SocketAddr> {
+            Err(io::ErrorKind::Unsupported.into())
+        }
+        fn fds(&self) -> Vec<RawFd> {
+            vec![3]
+        }
+        fn set_mode(&mut self, _mode: crate::batch_io::IoMode) {}
+        fn mode(&self) -> crate::batch_io::IoMode {
+            crate::batch_io::IoMode::PLAIN
+        }
         fn read_batch(&mut self, _fd: RawFd, _f: crate::dgram::OnDatagram) -> io::Result<bool> {
             Ok(false)
         }

@@ -12,7 +12,8 @@ use std::os::fd::RawFd;
 /// # Safety
 /// `addr` must be NULL or point to `len` readable bytes.
 pub unsafe fn sockaddr_to_std(addr: *const libc::sockaddr, len: libc::socklen_t) -> Option<SocketAddr> {
-    if addr.is_null() || (len as usize) < mem::size_of::<libc::sa_family_t>() {
+    // The family is not the first byte everywhere (BSD: after sa_len).
+    if addr.is_null() || (len as usize) < mem::offset_of!(libc::sockaddr, sa_family) + mem::size_of::<libc::sa_family_t>() {
         return None;
     }
     // SAFETY: the caller guarantees `len` bytes; each branch checks the
@@ -37,30 +38,41 @@ pub unsafe fn sockaddr_to_std(addr: *const libc::sockaddr, len: libc::socklen_t)
     }
 }
 
-/// A C socket address for `addr`.
+/// A C socket address for `addr`. On the BSD-derived systems (macOS, the
+/// BSDs) the address carries its own length (`sin_len`, `sin6_len`); Linux
+/// has no such field.
 pub fn std_to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: sockaddr_storage is plain old data; all-zero is valid.
     let mut ss: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let len = match addr {
         SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from(*a.ip()).to_be() },
-                sin_zero: [0; 8],
-            };
+            // SAFETY: plain old data; all-zero is valid (sin_zero stays zero).
+            let mut sin: libc::sockaddr_in = unsafe { mem::zeroed() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr = libc::in_addr { s_addr: u32::from(*a.ip()).to_be() };
+            #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "dragonfly",
+                      target_os = "openbsd", target_os = "netbsd"))]
+            {
+                sin.sin_len = mem::size_of::<libc::sockaddr_in>() as u8;
+            }
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
             unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
             mem::size_of::<libc::sockaddr_in>()
         }
         SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo().to_be(),
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
-                sin6_scope_id: a.scope_id(),
-            };
+            // SAFETY: plain old data; all-zero is valid.
+            let mut sin6: libc::sockaddr_in6 = unsafe { mem::zeroed() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_flowinfo = a.flowinfo().to_be();
+            sin6.sin6_addr = libc::in6_addr { s6_addr: a.ip().octets() };
+            sin6.sin6_scope_id = a.scope_id();
+            #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "dragonfly",
+                      target_os = "openbsd", target_os = "netbsd"))]
+            {
+                sin6.sin6_len = mem::size_of::<libc::sockaddr_in6>() as u8;
+            }
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
             unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
             mem::size_of::<libc::sockaddr_in6>()
@@ -173,5 +185,15 @@ mod tests {
         assert_eq!(unsafe { sockaddr_to_std(p, len - 1) }, None);
         assert_eq!(unsafe { sockaddr_to_std(std::ptr::null(), 16) }, None);
         assert_eq!(unsafe { sockaddr_to_std(p, 1) }, None);
+    }
+
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd", target_os = "dragonfly",
+              target_os = "openbsd", target_os = "netbsd"))]
+    #[test]
+    fn bsd_addresses_carry_their_length() {
+        for s in ["127.0.0.1:4433", "[::1]:443"] {
+            let (ss, len) = std_to_sockaddr(&s.parse().unwrap());
+            assert_eq!(ss.ss_len as libc::socklen_t, len);
+        }
     }
 }

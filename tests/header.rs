@@ -1,9 +1,12 @@
 //! include/quiche_ev.h is generated, in sync, carries Cargo.toml's version,
-//! and compiles cleanly as the only include in strict C99/C11/C17 (gcc and
-//! clang) and as C++ (g++ and clang++) with strict warnings.
+//! and the headers as installed (quiche_ev.h, the quiche.h wrapper and
+//! quiche's own header) compile cleanly alone and with quiche.h before or
+//! after quiche_ev.h, in strict C99/C11/C17 (gcc and clang) and as C++
+//! (g++ and clang++) with strict warnings.
 
 mod common;
 use common::*;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 // The generator build.rs uses, so the check regenerates exactly as a build
@@ -36,10 +39,11 @@ fn header_carries_the_cargo_version() {
 
 /// A translation unit that uses the header's macros and new functions; the
 /// version macros must be integer literals equal to Cargo.toml's (`#if`).
-fn program(first: &str) -> String {
+/// `before` and `after` are lines around `#include <quiche_ev.h>`.
+fn program(before: &str, after: &str) -> String {
     let [major, minor, patch] = VERSION_PARTS;
-    format!("{first}#include <quiche_ev.h>
-#if QUICHE_EV_VERSION_MAJOR != {major} || QUICHE_EV_VERSION_MINOR != {minor} || QUICHE_EV_VERSION_PATCH != {patch}
+    format!("{before}#include <quiche_ev.h>
+{after}#if QUICHE_EV_VERSION_MAJOR != {major} || QUICHE_EV_VERSION_MINOR != {minor} || QUICHE_EV_VERSION_PATCH != {patch}
 #error the version macros differ from Cargo.toml
 #endif
 int main(void) {{
@@ -47,7 +51,8 @@ int main(void) {{
     const char *(*version)(void) = quiche_ev_version;
     const char *(*quiche)(void) = quiche_ev_quiche_version;
     const char *(*describe)(int) = quiche_ev_strerror;
-    (void) v; (void) version; (void) quiche; (void) describe;
+    const char *(*upstream)(void) = quiche_version;
+    (void) v; (void) version; (void) quiche; (void) describe; (void) upstream;
     quiche_ev_server_free(NULL);
     return QUICHE_EV_ERR_UNSUPPORTED < 0 ? 0 : 1;
 }}
@@ -55,52 +60,97 @@ int main(void) {{
 }
 
 /// Compiles `src` (syntax only) with `cc` in language `lang`, standard
-/// `std`, strict warnings and no feature macro: quiche_ev.h must work as
-/// the only include in strict ISO modes.
-fn compiles(cc: &str, lang: &str, std: &str, src: &std::path::Path, quiche_h: &std::path::Path) -> Result<(), String> {
+/// `std`, strict warnings and no feature macro, with `includes` as -I
+/// folders: the headers must work in strict ISO modes.
+fn compiles(cc: &str, lang: &str, std: &str, src: &Path, includes: &[PathBuf]) -> Result<(), String> {
     let out = Command::new(cc)
         .args(["-x", lang, &format!("-std={std}"), "-Wall", "-Wextra", "-Werror", "-pedantic", "-fsyntax-only"])
-        .arg(format!("-I{}", root().join("include").display()))
-        .arg(format!("-I{}", quiche_h.display()))
+        .args(includes.iter().map(|d| format!("-I{}", d.display())))
         .arg(src).output()
         .unwrap_or_else(|e| panic!("{cc} is missing ({e}): apt-get install gcc g++ clang"));
     if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
 }
 
+/// The headers as `make install` lays them out (one folder there):
+/// include/quiche_ev.h, and what `make` staged in target/include/ (the
+/// quiche.h wrapper, mk/quiche.h, and quiche's own header in upstream/).
+fn installed_layout() -> Vec<PathBuf> {
+    let staged = root().join("target/include");
+    for f in ["quiche.h", "upstream/quiche.h"] {
+        assert!(staged.join(f).exists(), "{} is missing: run `make` first", staged.join(f).display());
+    }
+    vec![root().join("include"), staged]
+}
+
 #[test]
-fn header_compiles_cleanly_in_strict_c_and_cpp() {
+fn the_staged_headers_are_the_wrapper_and_quiches_own() {
+    let staged = root().join("target/include");
+    assert!(std::fs::read(staged.join("upstream/quiche.h")).unwrap()
+            == std::fs::read(quiche_package().join("include/quiche.h")).unwrap(),
+            "target/include/upstream/quiche.h differs from the pinned quiche's: run `make`");
+    assert!(std::fs::read(staged.join("quiche.h")).unwrap() == std::fs::read(root().join("mk/quiche.h")).unwrap(),
+            "target/include/quiche.h differs from mk/quiche.h: run `make`");
+}
+
+#[test]
+fn header_compiles_cleanly_in_strict_c_and_cpp_in_any_order() {
     let dir = tempdir("header");
-    // Alone, and after a system header that already settled the feature
-    // macros (so no trick that needs quiche_ev.h to come first).
-    let alone = dir.join("alone.c");
-    std::fs::write(&alone, program("")).unwrap();
-    let after = dir.join("after_stdio.c");
-    std::fs::write(&after, program("#include <stdio.h>\n#include <time.h>\n")).unwrap();
-    let quiche_h = quiche_package().join("include");
-    let mut failures = Vec::new();
-    for cc in ["gcc", "clang"] {
-        for std in ["c99", "c11", "c17"] {
-            for src in [&alone, &after] {
-                if let Err(e) = compiles(cc, "c", std, src, &quiche_h) {
-                    failures.push(format!("{cc} -std={std} {}:\n{e}", src.display()));
-                }
-            }
-        }
-    }
-    for cxx in ["g++", "clang++"] {
-        for std in ["c++11", "c++17", "c++20"] {
-            if let Err(e) = compiles(cxx, "c++", std, &alone, &quiche_h) {
-                failures.push(format!("{cxx} -std={std}:\n{e}"));
-            }
-        }
-    }
-    assert!(failures.is_empty(), "the header does not compile cleanly:\n{}", failures.join("\n"));
+    // Alone; after a system header that already settled the feature
+    // macros (so no trick that needs quiche_ev.h to come first); after
+    // quiche.h, as most programs write it; and before it.
+    let sources: Vec<(&str, PathBuf)> = [
+        ("alone", program("", "")),
+        ("after_stdio", program("#include <stdio.h>\n#include <time.h>\n", "")),
+        ("after_quiche", program("#include <quiche.h>\n", "")),
+        ("before_quiche", program("", "#include <quiche.h>\n")),
+    ].into_iter().map(|(name, text)| {
+        let p = dir.join(format!("{name}.c"));
+        std::fs::write(&p, text).unwrap();
+        (name, p)
+    }).collect();
+    let includes = installed_layout();
+    // 48 compilations, one thread per compiler.
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let jobs: Vec<_> = [("gcc", "c", ["c99", "c11", "c17"]), ("clang", "c", ["c99", "c11", "c17"]),
+                            ("g++", "c++", ["c++11", "c++17", "c++20"]), ("clang++", "c++", ["c++11", "c++17", "c++20"])]
+            .into_iter().map(|(cc, lang, stds)| {
+                let (sources, includes) = (&sources, &includes);
+                scope.spawn(move || {
+                    let mut failures = Vec::new();
+                    for std in stds {
+                        for (name, src) in sources {
+                            if let Err(e) = compiles(cc, lang, std, src, includes) {
+                                failures.push(format!("{cc} -std={std} {name}:\n{e}"));
+                            }
+                        }
+                    }
+                    failures
+                })
+            }).collect();
+        jobs.into_iter().flat_map(|j| j.join().unwrap()).collect()
+    });
+    assert!(failures.is_empty(), "the headers do not compile cleanly:\n{}", failures.join("\n"));
     let header = std::fs::read_to_string(root().join("include/quiche_ev.h")).unwrap();
     assert!(header.contains("#ifndef QUICHE_EV_H"));
     assert!(header.contains("extern \"C\""));
     assert!(header.contains("do not edit"));
     assert!(header.contains("#include <ev.h>") && header.contains("#include <quiche.h>"));
     assert!(header.contains("upstream's `recv_cb`"), "doc comments carried into the header");
+}
+
+#[test]
+fn quiches_own_header_first_fails_in_strict_c_which_the_wrapper_fixes() {
+    // The problem the installed quiche.h solves, so the test above is not
+    // vacuous: with quiche's header itself first, strict C11 has no struct
+    // timespec. When a quiche release fixes its header this fails: the
+    // wrapper (mk/quiche.h) may then go.
+    let dir = tempdir("header-raw");
+    let src = dir.join("raw_quiche_first.c");
+    std::fs::write(&src, program("#include <quiche.h>\n", "")).unwrap();
+    let raw = vec![root().join("include"), quiche_package().join("include")];
+    let e = compiles("gcc", "c", "c11", &src, &raw).expect_err("quiche.h first compiled without the wrapper");
+    assert!(e.contains("timespec"), "{e}");
+    compiles("gcc", "c", "c11", &src, &installed_layout()).expect("the wrapper fixes it");
 }
 
 #[test]

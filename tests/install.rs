@@ -1,9 +1,13 @@
 //! `make install` / `make uninstall` (mk/install.mk): the installed library,
 //! headers and pkg-config files are enough to build a C program, linked
-//! statically and shared, that talks to our server; the shared library has
-//! its soname, exports the whole C API (ours and quiche's) and links libev
-//! dynamically; installed files carry no debug info; DESTDIR stages under
-//! PREFIX; uninstall leaves no file of ours.
+//! statically and shared, that talks to our server; so is the CMake
+//! package (find_package(quiche_ev), both imported targets), whose version
+//! file accepts only the same ABI; the installed headers compile with
+//! quiche.h first in strict C; the shared library has its soname, exports
+//! the whole C API (ours and quiche's) and links libev dynamically;
+//! installed files carry no debug info; DESTDIR stages under PREFIX (the
+//! CMake package relocates with the tree); uninstall leaves no file of
+//! ours.
 //!
 //! `make` must have run (as `make test` does): install only copies.
 
@@ -195,6 +199,9 @@ fn expected_files() -> BTreeSet<String> {
         "lib/pkgconfig/quiche_ev-static.pc".to_string(),
         "include/quiche_ev/quiche_ev.h".to_string(),
         "include/quiche_ev/quiche.h".to_string(),
+        "include/quiche_ev/upstream/quiche.h".to_string(),
+        "lib/cmake/quiche_ev/quiche_evConfig.cmake".to_string(),
+        "lib/cmake/quiche_ev/quiche_evConfigVersion.cmake".to_string(),
     ].into();
     for name in examples() {
         files.insert(format!("bin/quiche-ev-{name}"));
@@ -332,6 +339,13 @@ fn installed_library_builds_programs_static_and_shared() {
         }
     }
 
+    // The installed headers in upstream's order (quiche.h first), strict C.
+    let order = dir.join("order.c");
+    std::fs::write(&order, "#include <quiche.h>\n#include <quiche_ev.h>\nint main(void) { return quiche_ev_version() == 0; }\n").unwrap();
+    let mut flags = vec!["-std=c11".to_string(), "-pedantic".to_string(), "-fsyntax-only".to_string()];
+    flags.extend(pkg_config(&pcdir, &["--cflags", "quiche_ev"]));
+    output(Command::new("cc").args(["-Wall", "-Wextra", "-Werror"]).args(&flags).arg(&order));
+
     // Upstream's samples build against the installed shared library too.
     let samples = quiche_package().join("examples");
     for name in ["client", "server", "http3-client", "http3-server"] {
@@ -369,7 +383,105 @@ fn destdir_stages_under_prefix_and_uninstall_empties_it() {
     assert_eq!(flags[..2], [format!("-I{}/include/quiche_ev", staged.display()),
                             format!("{}/lib/libquiche_ev.a", staged.display())]);
 
+    // The CMake package finds the staged tree where it is, not under PREFIX.
+    let cmake = dir.join("cmake-staged");
+    std::fs::create_dir_all(&cmake).unwrap();
+    std::fs::write(cmake.join("CMakeLists.txt"), format!("cmake_minimum_required(VERSION 3.13)
+project(staged C)
+find_package(quiche_ev {abi} REQUIRED)
+get_target_property(shared quiche_ev::quiche_ev IMPORTED_LOCATION)
+get_target_property(static quiche_ev::quiche_ev_static IMPORTED_LOCATION)
+get_target_property(includes quiche_ev::quiche_ev INTERFACE_INCLUDE_DIRECTORIES)
+message(STATUS \"found: ${{shared}} ${{static}} ${{includes}}\")
+", abi = abi())).unwrap();
+    let out = output(Command::new("cmake").arg("-S").arg(&cmake).arg("-B").arg(cmake.join("build"))
+        .arg(format!("-DCMAKE_PREFIX_PATH={}", staged.display())));
+    let found = out.lines().find_map(|l| l.strip_prefix("-- found: ")).unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(found, format!("{s}/lib/libquiche_ev.so.{VERSION} {s}/lib/libquiche_ev.a {s}/include/quiche_ev", s = staged.display()));
+
     make("uninstall", &[("DESTDIR", &stage), ("PREFIX", prefix)], &[]);
     assert_eq!(files_below(&stage), BTreeSet::new(), "uninstall left files behind");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The ABI version find_package asks for: MAJOR.MINOR (0.MINOR is its own
+/// ABI while the major is 0).
+fn abi() -> String {
+    format!("{}.{}", env!("CARGO_PKG_VERSION_MAJOR"), env!("CARGO_PKG_VERSION_MINOR"))
+}
+
+/// A version of another ABI: the next minor while the major is 0, else the
+/// next major.
+fn other_abi() -> String {
+    let major: u32 = env!("CARGO_PKG_VERSION_MAJOR").parse().unwrap();
+    let minor: u32 = env!("CARGO_PKG_VERSION_MINOR").parse().unwrap();
+    if major == 0 { format!("0.{}", minor + 1) } else { format!("{}.0", major + 1) }
+}
+
+/// A CMake project with nothing but find_package(quiche_ev) and the
+/// imported targets: APP linked shared and static, the version file's
+/// answers checked at configure time.
+fn cmake_project(abi: &str, other: &str) -> String {
+    format!("cmake_minimum_required(VERSION 3.13)
+project(quiche_ev_app C)
+
+find_package(quiche_ev {abi} REQUIRED)
+
+add_executable(app-shared app.c)
+target_compile_options(app-shared PRIVATE -Wall -Wextra -Werror)
+target_link_libraries(app-shared PRIVATE quiche_ev::quiche_ev)
+
+add_executable(app-static app.c)
+target_compile_options(app-static PRIVATE -Wall -Wextra -Werror)
+target_link_libraries(app-static PRIVATE quiche_ev::quiche_ev_static)
+
+# The version file: this version exactly, a range from this ABI, not
+# another ABI.
+find_package(quiche_ev {version} EXACT QUIET)
+if(NOT quiche_ev_FOUND)
+  message(FATAL_ERROR \"find_package(quiche_ev {version} EXACT) failed\")
+endif()
+find_package(quiche_ev {abi}...<{other} QUIET)
+if(NOT quiche_ev_FOUND)
+  message(FATAL_ERROR \"find_package(quiche_ev {abi}...<{other}) failed\")
+endif()
+find_package(quiche_ev {other} QUIET)
+if(quiche_ev_FOUND)
+  message(FATAL_ERROR \"find_package(quiche_ev {other}) accepted {version}: another ABI\")
+endif()
+", version = VERSION)
+}
+
+#[test]
+fn cmake_package_builds_programs_static_and_shared() {
+    let dir = scratch("cmake");
+    let prefix = dir.join("usr");
+    make("install", &[("PREFIX", &prefix)], &[]);
+    let project = dir.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(project.join("CMakeLists.txt"), cmake_project(&abi(), &other_abi())).unwrap();
+    std::fs::write(project.join("app.c"), APP).unwrap();
+    let build = dir.join("build");
+    output(Command::new("cmake").arg("-S").arg(&project).arg("-B").arg(&build)
+        .arg(format!("-DCMAKE_PREFIX_PATH={}", prefix.display())));
+    output(Command::new("cmake").arg("--build").arg(&build));
+
+    let real = prefix.join(format!("lib/libquiche_ev.so.{VERSION}"));
+    let (shared, static_) = (build.join("app-shared"), build.join("app-static"));
+    let needs_so = format!("Shared library: [{}]", soname());
+    assert!(dynamic_section(&shared).contains(&needs_so));
+    assert!(dynamic_section(&shared).contains("Shared library: [libev.so.4]"));
+    assert!(!dynamic_section(&static_).contains(&needs_so), "the static app needs the .so");
+    let server = Server::ours("server", &[]);
+    for app in [&shared, &static_] {
+        let (versions, loaded, body) = run_app(app, server.port);
+        assert_eq!(versions, [VERSION, VERSION, "0.30.0", "0.30.0"], "{}: versions", app.display());
+        assert_eq!(body, "byez\n", "{}: body", app.display());
+        let want: Vec<String> = if app == &shared { vec![real.display().to_string()] } else { vec![] };
+        assert_eq!(loaded, want, "{}: mapped libquiche_ev files", app.display());
+    }
+
+    make("uninstall", &[("PREFIX", &prefix)], &[]);
+    assert_eq!(files_below(&prefix), BTreeSet::new(), "uninstall left files behind");
     std::fs::remove_dir_all(&dir).unwrap();
 }

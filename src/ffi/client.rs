@@ -605,8 +605,9 @@ pub extern "C" fn quiche_ev_client_set_batched_io(client: *mut quiche_ev_client,
         let mode = if batched != 0 { IoMode::BATCHED } else { IoMode::PLAIN };
         // SAFETY: a live client, no borrow alive.
         unsafe {
-            Handle::io(c).set_mode(mode);
-            C::state(c).gso = mode.gso;
+            let io = Handle::io(c);
+            io.set_mode(mode);
+            C::state(c).gso = io.mode().gso; // what this build took
         }
         0
     })
@@ -621,7 +622,7 @@ pub extern "C" fn quiche_ev_client_set_gso(client: *mut quiche_ev_client, on: c_
         unsafe {
             let io = Handle::io(c);
             io.set_mode(IoMode { gso: on != 0, ..io.mode() });
-            C::state(c).gso = on != 0;
+            C::state(c).gso = io.mode().gso;
         }
         0
     })

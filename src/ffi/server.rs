@@ -241,8 +241,9 @@ pub extern "C" fn quiche_ev_server_set_batched_io(server: *mut quiche_ev_server,
         let mode = if batched != 0 { IoMode::BATCHED } else { IoMode::PLAIN };
         // SAFETY: as in with_state.
         unsafe {
-            Handle::io(s).set_mode(mode);
-            ServerCore::state(s).settings.gso = mode.gso;
+            let io = Handle::io(s);
+            io.set_mode(mode);
+            ServerCore::state(s).settings.gso = io.mode().gso; // what this build took
         }
         0
     })
@@ -258,7 +259,7 @@ pub extern "C" fn quiche_ev_server_set_gso(server: *mut quiche_ev_server, on: c_
         unsafe {
             let io = Handle::io(s);
             io.set_mode(IoMode { gso: on != 0, ..io.mode() });
-            ServerCore::state(s).settings.gso = on != 0;
+            ServerCore::state(s).settings.gso = io.mode().gso;
         }
         0
     })

@@ -85,6 +85,12 @@ or peer, with the command that installs it).
 
 Options
 -------
+  --ours-dir DIR             where our example programs are (default
+                             c-examples/; tests/portable.rs passes
+                             target/portable/c-examples/, the examples
+                             linked against the `portable` build). They
+                             still run in c-examples/, beside the
+                             certificate.
   --ours-server-args "ARGS"  extra arguments for our servers, before HOST
                              PORT (the harness's own test passes
                              "--root DIR" with a wrong index.html to prove
@@ -448,6 +454,7 @@ class Setup:
     def __init__(self, args, tmp):
         self.args, self.tmp = args, tmp
         self.ours_server_args = shlex.split(args.ours_server_args or "")
+        self.ours_dir = args.ours_dir
         self.htdocs = os.path.join(tmp, "htdocs")
         os.makedirs(self.htdocs, exist_ok=True)
         with open(os.path.join(self.htdocs, "index.html"), "wb") as f:
@@ -461,7 +468,7 @@ def start_server(setup, proto, impl):
     cert, key = os.path.join(EXAMPLES, "cert.crt"), os.path.join(EXAMPLES, "cert.key")
     if impl == "ours" or impl == "aioquic":
         if impl == "ours":
-            argv = [os.path.join(EXAMPLES, sbin)] + setup.ours_server_args + ["127.0.0.1", "0"]
+            argv = [os.path.join(setup.ours_dir, sbin)] + setup.ours_server_args + ["127.0.0.1", "0"]
         else:
             argv = [VENV_PY, PEER, "server", "--alpn", alpn, "--cert", cert, "--key", key,
                     "127.0.0.1", "0"]
@@ -504,7 +511,7 @@ def run_client(setup, proto, impl, port, tag):
     env = clean_env()
     dl = None
     if impl == "ours":
-        argv = [os.path.join(EXAMPLES, cbin), "127.0.0.1", str(port)]
+        argv = [os.path.join(setup.ours_dir, cbin), "127.0.0.1", str(port)]
     elif impl in UPSTREAM_DIR:
         argv = ["stdbuf", "-o0",
                 os.path.join(ROOT, "target", "upstream", UPSTREAM_DIR[impl], cbin),
@@ -710,8 +717,9 @@ def preflight(args):
     problems = []
     for proto, (s, c, _) in PROTOS.items():
         for b in (s, c):
-            if not os.access(os.path.join(EXAMPLES, b), os.X_OK):
-                problems.append(f"c-examples/{b} is missing: run `make`")
+            if not os.access(os.path.join(args.ours_dir, b), os.X_OK):
+                problems.append(f"{os.path.relpath(os.path.join(args.ours_dir, b), ROOT)} is missing: run `make`"
+                                + (" portable" if args.ours_dir != EXAMPLES else ""))
             for fl in UPSTREAM_DIR.values():
                 if not os.access(os.path.join(ROOT, "target", "upstream", fl, b), os.X_OK):
                     problems.append(f"target/upstream/{fl}/{b} is missing: run `make upstream`")
@@ -740,6 +748,8 @@ def main(argv):
     ap = argparse.ArgumentParser(description="Behaviour parity harness: quiche-ev's examples "
                                  "against upstream quiche's C samples, aioquic and ngtcp2.",
                                  epilog="See the top of this file for what is compared.")
+    ap.add_argument("--ours-dir", default=EXAMPLES, metavar="DIR",
+                    help="where our example programs are (default c-examples/)")
     ap.add_argument("--ours-server-args", default="", metavar="ARGS",
                     help="extra arguments for our servers, before HOST PORT")
     ap.add_argument("--only", default=None, metavar="SUBSTR",
@@ -753,6 +763,7 @@ def main(argv):
                     help="seconds an upstream client may linger after the full body "
                          "before it counts as hung (default 3)")
     args = ap.parse_args(argv)
+    args.ours_dir = os.path.abspath(args.ours_dir)
 
     problems = preflight(args)
     if problems:

@@ -1,0 +1,3 @@
+/* Stand-in for cargo check's bindgen run: see README. */
+#pragma once
+#include <stddef.h>
