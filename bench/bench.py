@@ -13,11 +13,11 @@ unknown-CID load, bench/unknown_cid_load.py, is standard library too).
 See bench/README.md for how to read the table. Settings (environment, or the
 command-line flags shown by --help):
 
-  BENCH_QUICK=1         short run: 200 handshakes, 100 idle, 32 MiB bulk, no
+  BENCH_QUICK=1         short run: 100 handshakes, 100 idle, 32 MiB bulk, no
                         `shipped` baseline, 20000 requests, a 100000-request soak
   BENCH_RUNS            runs per figure (default 3; the median is reported)
   BENCH_BULK_RUNS       runs per bulk figure (default 5, quick 3)
-  BENCH_HANDSHAKES      client connections per handshake run (default 1000)
+  BENCH_HANDSHAKES      client connections per handshake run (default 1000, quick 100)
   BENCH_CONCURRENCY     client processes at a time (default 16)
   BENCH_IDLE            idle connections held during the loaded runs (500, quick 100)
   BENCH_MEM_IDLE        idle connections for the memory rows (1000, quick 100)
@@ -1268,7 +1268,7 @@ def settings(argv):
     q = cfg.quick
     cfg.runs = cfg.runs or int(env("BENCH_RUNS", "3"))
     cfg.bulk_runs = cfg.bulk_runs or int(env("BENCH_BULK_RUNS", "3" if q else "5"))
-    cfg.handshakes = cfg.handshakes or int(env("BENCH_HANDSHAKES", "200" if q else "1000"))
+    cfg.handshakes = cfg.handshakes or int(env("BENCH_HANDSHAKES", "100" if q else "1000"))
     cfg.idle = cfg.idle if cfg.idle is not None else int(env("BENCH_IDLE", "100" if q else "500"))
     cfg.mem_idle = cfg.mem_idle or int(env("BENCH_MEM_IDLE", "100" if q else "1000"))
     cfg.bulk_mib = cfg.bulk_mib or int(env("BENCH_BULK_MIB", "32" if q else "256"))

@@ -3,14 +3,16 @@
 # every row is a median of several runs and a ratio against a baseline
 # measured in the same run. bench/README.md explains how to read it.
 #
-#   make bench                  full run (about 7 minutes on 2 cores)
-#   make bench BENCH_QUICK=1    short run (about 2.5 minutes)
+#   make bench                  full run (about 9 minutes on 2 cores)
+#   make bench BENCH_QUICK=1    short run (about 2 minutes)
 #
 # Knobs (environment): BENCH_RUNS, BENCH_HANDSHAKES, BENCH_CONCURRENCY,
 # BENCH_IDLE, BENCH_MEM_IDLE, BENCH_BULK_MIB, BENCH_IO_MODES, BENCH_SECTIONS,
 # BENCH_SHIPPED, BENCH_PING_INTERVAL, BENCH_DEADLINE, BENCH_UNKNOWN_PPS,
 # BENCH_UNKNOWN_SECS, BENCH_SLOW_CONNS, BENCH_SLOW_RATE, BENCH_SLOW_WINDOW,
-# BENCH_SLOW_SECS, BENCH_SLOW_RUNS (see bench/bench.py).
+# BENCH_SLOW_SECS, BENCH_SLOW_RUNS, BENCH_REQUESTS, BENCH_REQ_CONNS,
+# BENCH_REQ_STREAMS, BENCH_REQ_BODY, BENCH_FLOOR_BATCH, BENCH_AES_MIB,
+# BENCH_SOAK_REQUESTS, BENCH_SOAK_CONNS, BENCH_SOAK_RUNS (see bench/bench.py).
 
 BENCH_UPSTREAM := target/bench/upstream/server
 
