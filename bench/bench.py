@@ -13,26 +13,38 @@ unknown-CID load, bench/unknown_cid_load.py, is standard library too).
 See bench/README.md for how to read the table. Settings (environment, or the
 command-line flags shown by --help):
 
-  BENCH_QUICK=1         short run: 200 handshakes, 200 idle, 32 MiB bulk
+  BENCH_QUICK=1         short run: 100 handshakes, 100 idle, 32 MiB bulk, no
+                        `shipped` baseline, 20000 requests, a 100000-request soak
   BENCH_RUNS            runs per figure (default 3; the median is reported)
   BENCH_BULK_RUNS       runs per bulk figure (default 5, quick 3)
-  BENCH_HANDSHAKES      client connections per handshake run (default 1000)
+  BENCH_HANDSHAKES      client connections per handshake run (default 1000, quick 100)
   BENCH_CONCURRENCY     client processes at a time (default 16)
-  BENCH_IDLE            idle connections held during the loaded runs (500)
-  BENCH_MEM_IDLE        idle connections for the memory rows (1000)
+  BENCH_IDLE            idle connections held during the loaded runs (500, quick 100)
+  BENCH_MEM_IDLE        idle connections for the memory rows (1000, quick 100)
   BENCH_BULK_MIB        bulk file size in MiB (256)
   BENCH_IO_MODES        our I/O modes for the bulk rows (batched,nogso,plain)
-  BENCH_SECTIONS        handshake,bulk,memory,unknown_cid,slow (any subset)
+  BENCH_SECTIONS        handshake,bulk,memory,unknown_cid,slow,floor,soak (any subset)
   BENCH_UNKNOWN_PPS     unknown-CID datagrams a second (default 10000)
-  BENCH_UNKNOWN_SECS    seconds of unknown-CID load per run (3, quick 2)
-  BENCH_SLOW_CONNS      concurrent slow transfers (1000, quick 200)
+  BENCH_UNKNOWN_SECS    seconds of unknown-CID load per run (3, quick 1)
+  BENCH_SLOW_CONNS      concurrent slow transfers (1000, quick 100)
   BENCH_SLOW_RATE       bytes a second each slow reader takes (4096)
   BENCH_SLOW_WINDOW     each slow reader's receive window in bytes (16384)
   BENCH_SLOW_SECS       measured seconds per slow-transfer run (10, quick 3)
   BENCH_SLOW_RUNS       runs per slow-transfer figure (1)
   BENCH_SHIPPED=0       skip upstream's server as built by `make upstream`
+                        (the default in the quick run)
+  BENCH_REQUESTS        measured requests in the request rows (100000, quick 20000)
+  BENCH_REQ_CONNS       connections of the request rows (10)
+  BENCH_REQ_STREAMS     requests in flight per connection (100)
+  BENCH_REQ_BODY        response body bytes in the request rows and the soak (1024)
+  BENCH_FLOOR_BATCH     the floor client's receive batch, in datagrams (32)
+  BENCH_AES_MIB         MiB encrypted for the AES-128-GCM row (256, quick 64)
+  BENCH_SOAK_REQUESTS   requests of the soak (1000000, quick 100000)
+  BENCH_SOAK_CONNS      the soak's long-lived connections (10)
+  BENCH_SOAK_RUNS       soak runs (1)
   BENCH_PING_INTERVAL   seconds between PINGs on each idle connection (1.0)
-  BENCH_DEADLINE        seconds for the whole run (default 1200); what is
+  BENCH_UPKEEP_SECS     window of the idle-upkeep CPU figure (2.0, quick 1.0)
+  BENCH_DEADLINE        seconds for the whole run (default 1800); what is
                         left when it passes is reported as skipped
 """
 
@@ -69,6 +81,22 @@ SLOW_WARM_UP_SECS = 20.0
 # a deployment would. Their own info lines (a few per connection) stay, as
 # upstream's fprintf lines do.
 OURS_ENV = {"QUICHE_EV_QUIET": "1"}
+
+# The floor (bench/floor) and the request-load programs (bench/req_*.c).
+FLOOR = os.path.join(ROOT, "target", "release", "floor")
+REQ_SERVER = os.path.join(WORK, "req_server")
+REQ_LOAD = os.path.join(WORK, "req_load")
+
+# Our servers in the rows against the floor and in the soak: the quiet
+# switch, and the library's log at warn (the examples' default, info,
+# prints a few lines per connection and, for HTTP/3, every request header
+# (upstream's wording): the floor prints nothing).
+FLOOR_ENV = dict(OURS_ENV, QUICHE_EV_LOG="warn")
+
+# Soak: requests per connection before the first RSS sample (allocator and
+# tables reach their working size: the floor's own RSS grows by about 4 MB
+# over its first tens of thousands of requests, then stays flat).
+SOAK_WARMUP = 1000
 
 # Our servers drain for 2 s after SIGTERM by default (letting responses
 # finish); the benchmark stops a server only once its measurement is over,
@@ -585,43 +613,56 @@ class Bench:
 
     # -- 2. bulk
 
-    def bulk_ours(self, proto, mode, path, digest):
+    def bulk_ours(self, proto, mode, path, digest, discard=False):
+        """Our server (--root) to our client; with `discard` the client
+        writes the body to /dev/null (nothing to check but its exit
+        status: it exits 0 only when the response arrived in full)."""
         self.guard(30)
         env = dict(OURS_ENV, **IO_MODES[mode])
         sname, cname = ("server", "client") if proto == "hq" else ("http3-server", "http3-client")
         srv = Server(f"{sname}-{mode}", [os.path.join(EX, sname), "--root", os.path.dirname(path)] + NO_DRAIN,
                      env, "zero")
-        out = os.path.join(WORK, "dl", f"{proto}-{mode}.out")
+        out = None if discard else os.path.join(WORK, "dl", f"{proto}-{mode}.out")
         try:
-            argv = [os.path.join(EX, cname), "--output", out, HOST, str(srv.port), "/" + os.path.basename(path)]
-            return self.download(srv, argv, env, out, path, digest)
+            argv = [os.path.join(EX, cname), "--output", out or "/dev/null", HOST, str(srv.port),
+                    "/" + os.path.basename(path)]
+            return self.download(srv, argv, env, out, path, digest, client_log=srv.log + ".client")
         finally:
             srv.stop()
-            if os.path.exists(out):
+            if out and os.path.exists(out):
                 os.unlink(out)
 
-    def bulk_ngtcp2(self, path, digest):
+    def bulk_ngtcp2(self, path, digest, discard=False):
+        """gtlsserver -> gtlsclient; with `discard` the client is run
+        without --download (it reads the body and drops it)."""
         self.guard(30)
         srv = ngtcp2_server(os.path.dirname(path))
         dl = os.path.join(WORK, "dl", "ngtcp2")
         shutil.rmtree(dl, ignore_errors=True)
         os.makedirs(dl)
-        out = os.path.join(dl, os.path.basename(path))
+        out = None if discard else os.path.join(dl, os.path.basename(path))
         try:
-            argv = ["gtlsclient", "-q", "--exit-on-all-streams-close", "--download", dl,
-                    HOST, str(srv.port), f"https://{HOST}:{srv.port}/{os.path.basename(path)}"]
+            argv = ["gtlsclient", "-q", "--exit-on-all-streams-close"] + ([] if discard else ["--download", dl]) + \
+                   [HOST, str(srv.port), f"https://{HOST}:{srv.port}/{os.path.basename(path)}"]
             return self.download(srv, argv, {}, out, path, digest)
         finally:
             srv.stop()
             shutil.rmtree(dl, ignore_errors=True)
 
-    def download(self, srv, argv, env, out, path, digest):
+    def download(self, srv, argv, env, out, path, digest, client_log=None):
+        """One client download of `path`; `out` None: the client discards
+        the body. `client_log`: keep the client's stderr there (our
+        client's "connection closed, ... sent=N" gives its datagrams)."""
         size = os.path.getsize(path)
         timeout = max(60.0, size / (8 << 20))  # at least 8 MiB/s, or it is a stall
         c0 = srv.cpu()
         t0 = time.monotonic()
-        p = spawn(argv, env=env, cwd=EX, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                  stderr=subprocess.DEVNULL)
+        err = open(client_log, "wb") if client_log else subprocess.DEVNULL
+        try:
+            p = spawn(argv, env=env, cwd=EX, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        finally:
+            if client_log:
+                err.close()
         box = {}
 
         def reap():
@@ -636,7 +677,7 @@ class Bench:
             waiter.join(5)
             forget(p)
             srv_cpu = srv.cpu() - c0
-            got = os.path.getsize(out) if os.path.exists(out) else 0
+            got = os.path.getsize(out) if out and os.path.exists(out) else 0
             raise MeasureError(f"stalled: {argv[0].rsplit('/', 1)[-1]} not done after {timeout:.0f} s "
                                f"({got} of {size} bytes written, server used {srv_cpu:.1f} s CPU)")
         forget(p)
@@ -646,15 +687,20 @@ class Bench:
         cli_cpu = box["ru"].ru_utime + box["ru"].ru_stime
         if p.returncode != 0:
             raise MeasureError(f"{os.path.basename(argv[0])} exited with {p.returncode}")
-        if not os.path.exists(out):
-            raise MeasureError("no output file")
-        got = file_digest(out)
-        if got != digest:
-            raise MeasureError(f"wrong bytes: {os.path.getsize(out)} bytes, sha256 {got[:16]}.. "
-                               f"(want {size} bytes, {digest[:16]}..)")
+        if out is not None:
+            if not os.path.exists(out):
+                raise MeasureError("no output file")
+            got = file_digest(out)
+            if got != digest:
+                raise MeasureError(f"wrong bytes: {os.path.getsize(out)} bytes, sha256 {got[:16]}.. "
+                                   f"(want {size} bytes, {digest[:16]}..)")
         gib = size / (1 << 30)
-        return {"gbit_s": size * 8 / wall / 1e9, "server_s_per_gib": srv_cpu / gib,
-                "client_s_per_gib": cli_cpu / gib, "wall_s": wall}
+        res = {"gbit_s": size * 8 / wall / 1e9, "server_s_per_gib": srv_cpu / gib,
+               "client_s_per_gib": cli_cpu / gib, "wall_s": wall}
+        sent = client_datagrams(client_log) if client_log else None
+        if sent is not None:
+            res["client_datagrams_per_gib"] = sent / gib
+        return res
 
     # -- 3. memory
 
@@ -786,6 +832,183 @@ class Bench:
                 readers.close()
             srv.stop()
 
+    # -- 6. the floor: quiche's own cost, and ours against it
+
+    def floor_once(self):
+        """One run of target/release/floor (bench/floor): quiche client and
+        server in one process, datagrams passed in memory; each side's
+        CPU apart. The figures of its JSON, flattened."""
+        cfg = self.cfg
+        self.guard(60)
+        if not os.path.exists(FLOOR):
+            raise MeasureError("target/release/floor is missing (`make bench` builds it)")
+        argv = [FLOOR, "--handshakes", str(cfg.handshakes), "--bulk-mib", str(cfg.bulk_mib),
+                "--requests", str(cfg.req_requests), "--conns", str(cfg.req_conns), "--streams",
+                str(cfg.req_streams), "--body", str(cfg.req_body), "--batch", str(cfg.floor_batch),
+                "--aes-mib", str(cfg.aes_mib)]
+        p = spawn(argv, cwd=EX, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            out, err = p.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            kill_group(p)
+            p.communicate()
+            raise MeasureError("the floor did not finish in 300 s")
+        finally:
+            forget(p)
+        try:
+            d = json.loads(out.decode())
+        except ValueError:
+            raise MeasureError(f"floor exited with {p.returncode}: {err.decode(errors='replace')[-300:]}")
+        bad = [f"{k}: {v['error']}" for k, v in d.items() if isinstance(v, dict) and "error" in v]
+        if bad:
+            raise MeasureError("floor: " + "; ".join(bad))
+        hs, hr, bk, rq, ae = d["handshake"], d["handshake_retry"], d["bulk"], d["requests"], d["aes128gcm"]
+        gib = bk["bytes"] / (1 << 30)
+        return {"hs_server_us": hs["server_us"], "hs_client_us": hs["client_us"],
+                "hsr_server_us": hr["server_us"], "hsr_client_us": hr["client_us"],
+                "bulk_server_s_per_gib": bk["server_s_per_gib"], "bulk_client_s_per_gib": bk["client_s_per_gib"],
+                "bulk_client_datagrams_per_gib": bk["client_packets"] / gib,
+                "bulk_gbit_s_in_memory": bk["gbit_s_in_memory"],
+                "req_server_us": rq["server_us"], "req_client_us": rq["client_us"],
+                "aes_seal_s_per_gib": ae["seal_s_per_gib"], "aes_open_s_per_gib": ae["open_s_per_gib"]}
+
+    def req_load(self, srv, args, settle=0.0, on_progress=None, timeout=120.0):
+        """bench/req_load.c (our client API) against `srv`, paused after
+        its warm-up and after the measured phase: the server's CPU and RSS
+        at both marks (`settle` seconds after each, so closing
+        connections are done), and req_load's own figures."""
+        if not os.path.exists(REQ_LOAD):
+            raise MeasureError("target/bench/req_load is missing (`make bench` builds it)")
+        log = srv.log + ".load"
+        with open(log, "wb") as err:
+            p = spawn([REQ_LOAD] + args + ["--pause", HOST, str(srv.port)], cwd=EX, stdin=subprocess.PIPE,
+                      stdout=subprocess.PIPE, stderr=err, bufsize=0)
+        deadline = time.monotonic() + timeout
+        try:
+            def line():
+                try:
+                    return read_line(p, deadline, "req_load")
+                except MeasureError as e:
+                    srv.check()
+                    raise MeasureError(f"{e}: {tail(log, 2)}")
+            first = line()
+            if first != "warm":
+                raise MeasureError(f"req_load said {first!r}: {tail(log, 2)}")
+            time.sleep(settle)
+            c0, rss0 = srv.cpu(), srv.rss()
+            p.stdin.write(b"go\n")
+            while True:
+                got = line()
+                if got.startswith("progress ") and on_progress:
+                    on_progress(int(got.split()[1]))
+                elif got.startswith("done "):
+                    break
+            time.sleep(settle)
+            c1, rss1 = srv.cpu(), srv.rss()
+            res = json.loads(got[5:])
+            p.stdin.write(b"go\n")
+            p.stdin.close()
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                raise MeasureError("req_load did not close its connections within 30 s")
+            if res["failed"]:
+                raise MeasureError(f"{res['failed']} of {res['requests']} requests failed: {tail(log, 2)}")
+            res.update(server_cpu=c1 - c0, rss_start_kib=rss0, rss_end_kib=rss1)
+            return res
+        finally:
+            kill_group(p)
+            forget(p)
+
+    def ours_handshake_once(self, retry):
+        """HTTP/3 handshakes (one GET / each, `byez`, close) from req_load,
+        cfg.concurrency at a time, to our http3-server: CPU per connection
+        of the server and of req_load."""
+        cfg = self.cfg
+        self.guard(60)
+        argv = [os.path.join(EX, "http3-server")] + NO_DRAIN + ([] if retry else ["--no-retry"])
+        srv = Server("http3-server-hs" + ("-retry" if retry else ""), argv, FLOOR_ENV, "zero")
+        try:
+            n = cfg.handshakes
+            r = self.req_load(srv, ["--handshakes", str(n), "--concurrency", str(cfg.concurrency), "--path", "/"],
+                              settle=0.3, timeout=60 + n * 0.1)
+            return {"server_us": r["server_cpu"] / n * 1e6, "client_us": r["cpu_s"] / n * 1e6,
+                    "conns_per_s": n / r["wall_s"]}
+        finally:
+            srv.stop()
+
+    def ours_requests_once(self, kind):
+        """cfg.req_conns connections with cfg.req_streams requests in flight
+        each (req_load), cfg.req_body-byte responses: from a C request
+        callback (bench/req_server.c) or from http3-server's built-in file
+        responder. CPU per request of the server and of req_load."""
+        cfg = self.cfg
+        self.guard(60)
+        if kind == "callback":
+            if not os.path.exists(REQ_SERVER):
+                raise MeasureError("target/bench/req_server is missing (`make bench` builds it)")
+            srv = Server("req_server", [REQ_SERVER, "--body", str(cfg.req_body)], FLOOR_ENV, "zero")
+            path = "/req"
+        else:
+            f = req_file(cfg.req_body)
+            srv = Server("http3-server-req", [os.path.join(EX, "http3-server"), "--root", os.path.dirname(f)]
+                         + NO_DRAIN, FLOOR_ENV, "zero")
+            path = "/" + os.path.basename(f)
+        try:
+            n = cfg.req_requests
+            r = self.req_load(srv, ["--conns", str(cfg.req_conns), "--inflight", str(cfg.req_streams),
+                                    "--warmup", "20", "--requests", str(n), "--path", path],
+                              timeout=60 + n * 0.002)
+            return {"server_us": r["server_cpu"] / n * 1e6, "client_us": r["cpu_s"] / n * 1e6,
+                    "req_per_s": n / r["wall_s"]}
+        finally:
+            srv.stop()
+
+    # -- 7. soak
+
+    def soak_once(self):
+        """cfg.soak_requests requests over cfg.soak_conns long-lived
+        connections to bench/req_server.c (a C request callback): server
+        RSS after the warm-up and at the end (before the connections
+        close), and along the way."""
+        cfg = self.cfg
+        n = cfg.soak_requests
+        self.guard(60 + n * 0.0002)
+        if not os.path.exists(REQ_SERVER):
+            raise MeasureError("target/bench/req_server is missing (`make bench` builds it)")
+        srv = Server("req_server-soak", [REQ_SERVER, "--body", str(cfg.req_body)], FLOOR_ENV, "zero")
+        series = []
+        try:
+            step = max(1, n // 5)
+            r = self.req_load(srv, ["--conns", str(cfg.soak_conns), "--inflight", str(cfg.req_streams),
+                                    "--warmup", str(SOAK_WARMUP), "--requests", str(n), "--progress", str(step),
+                                    "--path", "/soak"],
+                              on_progress=lambda done: series.append((done, srv.rss())),
+                              timeout=120 + n * 0.002)
+            start, end = r["rss_start_kib"], r["rss_end_kib"]
+            # The slope past the first fifth (what is left of warming up).
+            d0, k0 = series[0] if series else (0, start)
+            slope = (end - k0) * 1024 / (n - d0) if n > d0 else 0.0
+            return {"rss_start_kib": start, "rss_end_kib": end, "requests": n,
+                    "growth_bytes_per_request": (end - start) * 1024 / n, "slope_bytes_per_request": slope,
+                    "server_us": r["server_cpu"] / n * 1e6, "wall_s": r["wall_s"],
+                    "series": " ".join(f"{d}:{k}" for d, k in series)}
+        finally:
+            srv.stop()
+
+
+def client_datagrams(log):
+    """The datagrams our client sent, from its "connection closed, recv=...
+    sent=N ..." line (None when there is none)."""
+    try:
+        with open(log, "rb") as f:
+            for line in f.read().decode("utf-8", "replace").splitlines():
+                if line.startswith("connection closed,") and " sent=" in line:
+                    return int(line.split(" sent=", 1)[1].split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
 
 def file_digest(path):
     h = hashlib.sha256()
@@ -907,6 +1130,87 @@ def unknown_cid_note(cfg, ours, base):
             f"(asked {cfg.unknown_pps})")
 
 
+def renamed(runs, src, dst):
+    """Per-run dicts with field `src` renamed `dst` (errors kept), so two
+    figures of different names can share a row."""
+    return [r if "error" in r else dict(r, **{dst: r.get(src)}) for r in runs]
+
+
+def floor_rows(table, cfg, raw):
+    """The rows of ours against the floor (bench/floor), and of our bulk
+    costs against encryption alone."""
+    fl = raw["floor/quiche"]
+    fl_label = "floor: quiche client + server in one process, datagrams in memory (bench/floor)"
+    hs, hsr = raw["floor/ours/hs"], raw["floor/ours/hs_retry"]
+    for ours, pre, name in ((hs, "hs", "no retry"), (hsr, "hsr", "with retry")):
+        for side in ("server", "client"):
+            table.add("floor", f"floor hs h3 ({name}): {side} CPU/conn, ours vs floor", "us", "lower",
+                      ours, renamed(fl, f"{pre}_{side}_us", f"{side}_us"),
+                      f"ours http3-server{'' if name == 'with retry' else ' --no-retry'} <- req_load",
+                      fl_label, f"{side}_us",
+                      "ours: one GET / (byez) per connection from bench/req_load.c, "
+                      f"{cfg.concurrency} at a time; client CPU: the whole req_load process" if side == "client"
+                      else "")
+    bk = raw["floor/ours/bulk"]
+    med = lambda runs, f: statistics.median(values(runs, f)) if values(runs, f) else float("nan")
+    acks = (f"client datagrams (ACKs) per GiB: ours {med(bk, 'client_datagrams_per_gib'):.0f}, floor "
+            f"{med(fl, 'bulk_client_datagrams_per_gib'):.0f} (receive batches of {cfg.floor_batch})")
+    for side, role in (("server", "sending"), ("client", "receiving")):
+        table.add("floor", f"floor bulk h3 {cfg.bulk_mib} MiB, discarded: {role} side CPU/GiB, ours vs floor",
+                  "s/GiB", "lower", bk, renamed(fl, f"bulk_{side}_s_per_gib", f"{side}_s_per_gib"),
+                  f"ours http3-server --root -> http3-client --output /dev/null", fl_label,
+                  f"{side}_s_per_gib", acks if side == "client" else "")
+    req = f"floor requests {cfg.req_body} B, {cfg.req_conns} conns x {cfg.req_streams} streams"
+    for key, who in (("req_callback", "C callback (bench/req_server.c)"),
+                     ("req_builtin", "built-in file responder (http3-server --root)")):
+        table.add("floor", f"{req}: server CPU/request, ours {who} vs floor", "us", "lower",
+                  raw[f"floor/ours/{key}"], renamed(fl, "req_server_us", "server_us"), f"ours {who}", fl_label,
+                  "server_us")
+    table.add("floor", f"{req}: client CPU/request, ours req_load vs floor", "us", "lower",
+              raw["floor/ours/req_callback"], renamed(fl, "req_client_us", "client_us"),
+              "ours bench/req_load.c (against req_server)", fl_label, "client_us")
+    for side, role, aes, what in (("server", "sending", "aes_seal_s_per_gib", "seal"),
+                                  ("client", "receiving", "aes_open_s_per_gib", "open")):
+        note = (f"AES-128-GCM {what} of 1313-byte payloads in 1350-byte packets, BoringSSL in process "
+                f"(quiche's calls); the floor's {role} side: {med(fl, f'bulk_{side}_s_per_gib'):.3f} s/GiB")
+        table.add("floor", f"bulk h3 {role} side CPU/GiB: ours vs AES-128-GCM {what} alone", "s/GiB", "lower",
+                  bk, renamed(fl, aes, f"{side}_s_per_gib"), "ours (discarded)", "encryption alone",
+                  f"{side}_s_per_gib", note)
+
+
+def bulk_file(cfg):
+    """The bulk rows' file of random bytes (kept between runs)."""
+    size = cfg.bulk_mib << 20
+    data = os.path.join(WORK, "data")
+    os.makedirs(data, exist_ok=True)
+    path = os.path.join(data, f"bulk-{cfg.bulk_mib}MiB.bin")
+    for old in os.listdir(data):  # files of other sizes from earlier runs
+        if old != os.path.basename(path):
+            os.unlink(os.path.join(data, old))
+    if not os.path.exists(path) or os.path.getsize(path) != size:
+        with open(path + ".tmp", "wb") as f:
+            for _ in range(cfg.bulk_mib):
+                f.write(os.urandom(1 << 20))
+        os.replace(path + ".tmp", path)
+    return path
+
+
+def req_file(size):
+    """The file http3-server --root serves in the request rows: `size`
+    random bytes, alone in its folder."""
+    d = os.path.join(WORK, "req")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, f"req-{size}.bin")
+    for old in os.listdir(d):
+        if old != os.path.basename(path):
+            os.unlink(os.path.join(d, old))
+    if not os.path.exists(path) or os.path.getsize(path) != size:
+        with open(path + ".tmp", "wb") as f:
+            f.write(os.urandom(size))
+        os.replace(path + ".tmp", path)
+    return path
+
+
 def slow_file():
     """The file the slow readers download (1 MiB of random bytes, kept
     between runs): larger than a reader takes in a run, and fetched again
@@ -921,7 +1225,7 @@ def slow_file():
     return path
 
 
-SECTIONS = ("handshake", "bulk", "memory", "unknown_cid", "slow")
+SECTIONS = ("handshake", "bulk", "memory", "unknown_cid", "slow", "floor", "soak")
 
 
 def settings(argv):
@@ -939,10 +1243,10 @@ def settings(argv):
     ap.add_argument("--bulk-mib", type=int, default=None)
     ap.add_argument("--io-modes", default=env("BENCH_IO_MODES", "batched,nogso,plain"))
     ap.add_argument("--sections", default=env("BENCH_SECTIONS", ",".join(SECTIONS)))
-    ap.add_argument("--shipped", type=int, default=int(env("BENCH_SHIPPED", "1")))
+    ap.add_argument("--shipped", type=int, default=None)
     ap.add_argument("--ping-interval", type=float, default=float(env("BENCH_PING_INTERVAL", "1.0")))
-    ap.add_argument("--upkeep-secs", type=float, default=float(env("BENCH_UPKEEP_SECS", "2.0")))
-    ap.add_argument("--deadline", type=float, default=float(env("BENCH_DEADLINE", "1200")))
+    ap.add_argument("--upkeep-secs", type=float, default=None)
+    ap.add_argument("--deadline", type=float, default=float(env("BENCH_DEADLINE", "1800")))
     ap.add_argument("--unknown-pps", type=int, default=int(env("BENCH_UNKNOWN_PPS", "10000")))
     ap.add_argument("--unknown-secs", type=float, default=None)
     ap.add_argument("--slow-conns", type=int, default=None)
@@ -950,18 +1254,32 @@ def settings(argv):
     ap.add_argument("--slow-window", type=int, default=int(env("BENCH_SLOW_WINDOW", "16384")))
     ap.add_argument("--slow-secs", type=float, default=None)
     ap.add_argument("--slow-runs", type=int, default=int(env("BENCH_SLOW_RUNS", "1")))
+    ap.add_argument("--requests", dest="req_requests", type=int, default=None)
+    ap.add_argument("--req-conns", type=int, default=int(env("BENCH_REQ_CONNS", "10")))
+    ap.add_argument("--req-streams", type=int, default=int(env("BENCH_REQ_STREAMS", "100")))
+    ap.add_argument("--req-body", type=int, default=int(env("BENCH_REQ_BODY", "1024")))
+    ap.add_argument("--floor-batch", type=int, default=int(env("BENCH_FLOOR_BATCH", "32")))
+    ap.add_argument("--aes-mib", type=int, default=None)
+    ap.add_argument("--soak-requests", type=int, default=None)
+    ap.add_argument("--soak-conns", type=int, default=int(env("BENCH_SOAK_CONNS", "10")))
+    ap.add_argument("--soak-runs", type=int, default=int(env("BENCH_SOAK_RUNS", "1")))
     ap.add_argument("--out", default=os.path.join(ROOT, "target", "bench.md"))
     cfg = ap.parse_args(argv)
     q = cfg.quick
     cfg.runs = cfg.runs or int(env("BENCH_RUNS", "3"))
     cfg.bulk_runs = cfg.bulk_runs or int(env("BENCH_BULK_RUNS", "3" if q else "5"))
-    cfg.handshakes = cfg.handshakes or int(env("BENCH_HANDSHAKES", "200" if q else "1000"))
-    cfg.idle = cfg.idle if cfg.idle is not None else int(env("BENCH_IDLE", "200" if q else "500"))
-    cfg.mem_idle = cfg.mem_idle or int(env("BENCH_MEM_IDLE", "200" if q else "1000"))
+    cfg.handshakes = cfg.handshakes or int(env("BENCH_HANDSHAKES", "100" if q else "1000"))
+    cfg.idle = cfg.idle if cfg.idle is not None else int(env("BENCH_IDLE", "100" if q else "500"))
+    cfg.mem_idle = cfg.mem_idle or int(env("BENCH_MEM_IDLE", "100" if q else "1000"))
     cfg.bulk_mib = cfg.bulk_mib or int(env("BENCH_BULK_MIB", "32" if q else "256"))
-    cfg.unknown_secs = cfg.unknown_secs or float(env("BENCH_UNKNOWN_SECS", "2" if q else "3"))
-    cfg.slow_conns = cfg.slow_conns or int(env("BENCH_SLOW_CONNS", "200" if q else "1000"))
+    cfg.unknown_secs = cfg.unknown_secs or float(env("BENCH_UNKNOWN_SECS", "1" if q else "3"))
+    cfg.upkeep_secs = cfg.upkeep_secs or float(env("BENCH_UPKEEP_SECS", "1.0" if q else "2.0"))
+    cfg.slow_conns = cfg.slow_conns or int(env("BENCH_SLOW_CONNS", "100" if q else "1000"))
     cfg.slow_secs = cfg.slow_secs or float(env("BENCH_SLOW_SECS", "3" if q else "10"))
+    cfg.shipped = cfg.shipped if cfg.shipped is not None else int(env("BENCH_SHIPPED", "0" if q else "1"))
+    cfg.req_requests = cfg.req_requests or int(env("BENCH_REQUESTS", "20000" if q else "100000"))
+    cfg.aes_mib = cfg.aes_mib or int(env("BENCH_AES_MIB", "64" if q else "256"))
+    cfg.soak_requests = cfg.soak_requests or int(env("BENCH_SOAK_REQUESTS", "100000" if q else "1000000"))
     cfg.io_modes = [m for m in cfg.io_modes.split(",") if m]
     for m in cfg.io_modes:
         if m not in IO_MODES:
@@ -1049,25 +1367,17 @@ def main(argv):
                       hs("ours", 0), "ours loaded, net", "ours unloaded", "cpu_us")
 
     if "bulk" in cfg.sections:
-        size = cfg.bulk_mib << 20
-        data = os.path.join(WORK, "data")
-        os.makedirs(data, exist_ok=True)
-        path = os.path.join(data, f"bulk-{cfg.bulk_mib}MiB.bin")
-        for old in os.listdir(data):  # files of other sizes from earlier runs
-            if old != os.path.basename(path):
-                os.unlink(os.path.join(data, old))
         print(f"bulk: {cfg.bulk_mib} MiB over loopback; {cfg.bulk_runs} runs", file=sys.stderr, flush=True)
-        if not os.path.exists(path) or os.path.getsize(path) != size:
-            with open(path + ".tmp", "wb") as f:
-                for _ in range(cfg.bulk_mib):
-                    f.write(os.urandom(1 << 20))
-            os.replace(path + ".tmp", path)
+        path = bulk_file(cfg)
         digest = file_digest(path)
         for _ in range(cfg.bulk_runs):
             bench.record("bulk/ngtcp2/h3", bench.bulk_ngtcp2, path, digest)
             for proto in ("hq", "h3"):
                 for mode in cfg.io_modes:
                     bench.record(f"bulk/ours/{proto}/{mode}", bench.bulk_ours, proto, mode, path, digest)
+            # Every client discarding the body: QUIC without the disk.
+            bench.record("bulk/ngtcp2/h3/discard", bench.bulk_ngtcp2, path, digest, True)
+            bench.record("bulk/ours/h3/batched/discard", bench.bulk_ours, "h3", "batched", path, digest, True)
         ng = bench.raw["bulk/ngtcp2/h3"]
         ng_label = "ngtcp2 gtlsserver -> gtlsclient (h3)"
         for proto in ("hq", "h3"):
@@ -1082,6 +1392,15 @@ def main(argv):
                           label, ng_label, "server_s_per_gib")
                 table.add("bulk", f"{name}: client CPU/GiB vs ngtcp2", "s/GiB", "lower", ours, ng,
                           label, ng_label, "client_s_per_gib")
+        ngd, oursd = bench.raw["bulk/ngtcp2/h3/discard"], bench.raw["bulk/ours/h3/batched/discard"]
+        name, labels = "bulk h3 io=batched, bodies discarded", ("ours h3, io=batched, --output /dev/null",
+                                                                 "ngtcp2 gtlsclient without --download")
+        why = "both clients drop the body (not checked byte for byte; the rows above check the same pairs)"
+        table.add("bulk", f"{name}: throughput vs ngtcp2", "Gbit/s", "higher", oursd, ngd, *labels, "gbit_s", why)
+        table.add("bulk", f"{name}: server CPU/GiB vs ngtcp2", "s/GiB", "lower", oursd, ngd, *labels,
+                  "server_s_per_gib")
+        table.add("bulk", f"{name}: client CPU/GiB vs ngtcp2", "s/GiB", "lower", oursd, ngd, *labels,
+                  "client_s_per_gib")
         if len(cfg.io_modes) > 1:
             first = cfg.io_modes[0]
             for proto in ("hq", "h3"):
@@ -1131,6 +1450,37 @@ def main(argv):
         table.add("slow", f"{name}: delivered vs ngtcp2", "MiB/s", "higher", so, sn, *labels, "mib_s",
                   f"the readers asked for {asked:.2f} MiB/s in all")
 
+    if "floor" in cfg.sections:
+        print(f"floor: quiche alone (target/release/floor) vs ours: {cfg.handshakes} HTTP/3 handshakes, "
+              f"{cfg.bulk_mib} MiB, {cfg.req_requests} requests of {cfg.req_body} B over {cfg.req_conns} "
+              f"connections x {cfg.req_streams} streams; {cfg.runs} runs", file=sys.stderr, flush=True)
+        path = bulk_file(cfg)
+        for _ in range(cfg.runs):
+            bench.record("floor/quiche", bench.floor_once)
+            bench.record("floor/ours/hs", bench.ours_handshake_once, False)
+            bench.record("floor/ours/hs_retry", bench.ours_handshake_once, True)
+            bench.record("floor/ours/bulk", bench.bulk_ours, "h3", "batched", path, None, True)
+            bench.record("floor/ours/req_callback", bench.ours_requests_once, "callback")
+            bench.record("floor/ours/req_builtin", bench.ours_requests_once, "builtin")
+        floor_rows(table, cfg, bench.raw)
+
+    if "soak" in cfg.sections:
+        print(f"soak: {cfg.soak_requests} requests over {cfg.soak_conns} connections to req_server "
+              f"(C callback); {cfg.soak_runs} run(s)", file=sys.stderr, flush=True)
+        for _ in range(cfg.soak_runs):
+            bench.record("soak/ours", bench.soak_once)
+        so = bench.raw["soak/ours"]
+        ok = [r for r in so if "error" not in r]
+        note = ""
+        if ok:
+            r = ok[0]
+            note = (f"run 1: {r['growth_bytes_per_request']:.1f} bytes of RSS per request "
+                    f"({r['slope_bytes_per_request']:.1f} after the first fifth); server "
+                    f"{r['server_us']:.1f} us CPU/request; RSS KiB after N requests: {r['series']}")
+        table.add("soak", f"soak {cfg.soak_requests} requests / {cfg.soak_conns} conns (C callback): "
+                  f"server RSS at the end vs after warm-up", "KiB", "lower", renamed(so, "rss_end_kib", "rss"),
+                  renamed(so, "rss_start_kib", "rss"), "RSS at the end", "RSS after warm-up", "rss", note)
+
     elapsed = time.monotonic() - started
     text = table.render_text()
     print()
@@ -1148,6 +1498,9 @@ def main(argv):
         f"{cfg.ping_interval:g} s; unknown CIDs {cfg.unknown_pps} datagrams/s for "
         f"{cfg.unknown_secs:g} s; {cfg.slow_conns} slow transfers at {cfg.slow_rate} B/s each "
         f"(window {cfg.slow_window} B), measured over {cfg.slow_secs:g} s, {cfg.slow_runs} run(s); "
+        f"floor rows: {cfg.req_requests} requests of {cfg.req_body} B over {cfg.req_conns} connections x "
+        f"{cfg.req_streams} streams, the floor's receive batches {cfg.floor_batch} datagrams, AES over "
+        f"{cfg.aes_mib} MiB; soak {cfg.soak_requests} requests over {cfg.soak_conns} connections; "
         f"sections {','.join(cfg.sections)}; server CPU time from /proc/PID/"
         f"{'task/*/schedstat' if CPU_SOURCE == 'schedstat' else 'stat (utime+stime)'}.\n\n"
         f"Baselines: {baseline_text}; ngtcp2 = `gtlsserver` -> `gtlsclient` (Debian "

@@ -3,14 +3,16 @@
 # every row is a median of several runs and a ratio against a baseline
 # measured in the same run. bench/README.md explains how to read it.
 #
-#   make bench                  full run (about 7 minutes on 2 cores)
-#   make bench BENCH_QUICK=1    short run (about 2.5 minutes)
+#   make bench                  full run (about 9 minutes on 2 cores)
+#   make bench BENCH_QUICK=1    short run (about 2 minutes)
 #
 # Knobs (environment): BENCH_RUNS, BENCH_HANDSHAKES, BENCH_CONCURRENCY,
 # BENCH_IDLE, BENCH_MEM_IDLE, BENCH_BULK_MIB, BENCH_IO_MODES, BENCH_SECTIONS,
 # BENCH_SHIPPED, BENCH_PING_INTERVAL, BENCH_DEADLINE, BENCH_UNKNOWN_PPS,
 # BENCH_UNKNOWN_SECS, BENCH_SLOW_CONNS, BENCH_SLOW_RATE, BENCH_SLOW_WINDOW,
-# BENCH_SLOW_SECS, BENCH_SLOW_RUNS (see bench/bench.py).
+# BENCH_SLOW_SECS, BENCH_SLOW_RUNS, BENCH_REQUESTS, BENCH_REQ_CONNS,
+# BENCH_REQ_STREAMS, BENCH_REQ_BODY, BENCH_FLOOR_BATCH, BENCH_AES_MIB,
+# BENCH_SOAK_REQUESTS, BENCH_SOAK_CONNS, BENCH_SOAK_RUNS (see bench/bench.py).
 
 BENCH_UPSTREAM := target/bench/upstream/server
 
@@ -18,7 +20,7 @@ BENCH_UPSTREAM := target/bench/upstream/server
 
 # aioquic (make peers) holds the idle connections; without it those rows say
 # so instead of stopping the run.
-bench: all upstream $(BENCH_UPSTREAM)
+bench: all upstream $(BENCH_UPSTREAM) $(BENCH_FLOOR) $(BENCH_C)
 	@$(MAKE) --no-print-directory peers || echo "bench: aioquic unavailable (make peers failed): idle-connection and slow-transfer rows will be empty"
 	python3 bench/bench.py
 
@@ -35,3 +37,20 @@ $(BENCH_UPSTREAM): $(QUICHE_LIB) bench/no_debug_log.c | target/bench/upstream
 
 target/bench/upstream:
 	mkdir -p $@
+
+# The floor (bench/floor, a workspace member): quiche's own cost, client
+# and server in one process. Built in the same cargo invocation as the
+# library, so cargo resolves the same features and reuses the quiche and
+# BoringSSL it already built (building it alone would compile BoringSSL
+# again).
+BENCH_FLOOR := target/release/floor
+
+$(BENCH_FLOOR): $(LIB) FORCE
+	$(CARGO) build --release -p quiche-ev -p quiche -p quiche-ev-floor
+
+# The request rows' server (C request callback) and load generator, on
+# the public API like the examples.
+BENCH_C := target/bench/req_server target/bench/req_load
+
+$(BENCH_C): target/bench/%: bench/%.c c-examples/common.c c-examples/common.h include/quiche_ev.h $(LIB) | target/bench/upstream
+	$(CC) $(CFLAGS) $(WARNINGS) $(INCS) -Ic-examples -o $@ $< c-examples/common.c $(LIB) $(NATIVE_LIBS)
