@@ -78,8 +78,12 @@ impl Body {
             Source::Memory { data, off } => Ok(Some(&data[*off..])),
             Source::File { file, offset, buf, start, end } => {
                 if *start == *end && self.remaining > 0 {
-                    buf.resize(FILE_CHUNK, 0);
+                    // Sized for what is left: a small file is not worth
+                    // zeroing a whole chunk for.
                     let want = FILE_CHUNK.min(self.remaining as usize);
+                    if buf.len() < want {
+                        buf.resize(want, 0);
+                    }
                     match read_nowait(file, *offset, &mut buf[..want])? {
                         None => return Ok(None),
                         Some(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank")),

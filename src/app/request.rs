@@ -6,6 +6,7 @@
 //! It is handed to the host with the request event and stays valid until
 //! its closed event has been delivered; then the dispatch loop frees it.
 
+use std::cell::OnceCell;
 use std::ffi::CString;
 use std::rc::Rc;
 
@@ -38,11 +39,12 @@ pub struct Request<P: AppPlatform, H: ServerHost<P>> {
     pub conn: ConnRef,
     pub stream: u64,
     pub headers: Vec<h3::Header>,
-    /// NUL-terminated copies of the pseudo-headers, for the C getters.
-    pub method: CString,
-    pub path: CString,
-    pub authority: CString,
-    pub scheme: CString,
+    /// NUL-terminated copies of the pseudo-headers, made when a C getter
+    /// first asks (most hosts ask for the path only).
+    method: OnceCell<CString>,
+    path: OnceCell<CString>,
+    authority: OnceCell<CString>,
+    scheme: OnceCell<CString>,
     /// The request came over HTTP/3 (not hq-interop).
     pub h3: bool,
     pub user: *mut c_void,
@@ -86,13 +88,11 @@ fn cstring(v: &[u8]) -> CString {
 
 impl<P: AppPlatform, H: ServerHost<P>> Request<P, H> {
     pub fn new(conn: ConnRef, stream: u64, headers: Vec<h3::Header>, h3: bool, host: Rc<H>) -> Self {
-        let get = |name: &[u8]| headers.iter().find(|h| h.name() == name).map(|h| cstring(h.value()))
-            .unwrap_or_default();
         Request {
-            method: get(b":method"),
-            path: get(b":path"),
-            authority: get(b":authority"),
-            scheme: get(b":scheme"),
+            method: OnceCell::new(),
+            path: OnceCell::new(),
+            authority: OnceCell::new(),
+            scheme: OnceCell::new(),
             conn, stream, headers, h3,
             user: std::ptr::null_mut(),
             host_data: H::PerRequest::default(),
@@ -115,7 +115,33 @@ impl<P: AppPlatform, H: ServerHost<P>> Request<P, H> {
         }
     }
 
+    /// The value of pseudo-header `name` (empty when absent).
+    pub fn pseudo(&self, name: &[u8]) -> &[u8] {
+        self.headers.iter().find(|h| h.name() == name).map_or(&[], |h| h.value())
+    }
+
     pub fn path_bytes(&self) -> &[u8] {
-        self.path.as_bytes()
+        self.pseudo(b":path")
+    }
+
+    fn c_field<'a>(&'a self, cell: &'a OnceCell<CString>, name: &[u8]) -> &'a CString {
+        cell.get_or_init(|| cstring(self.pseudo(name)))
+    }
+
+    /// The pseudo-headers as C strings, valid as long as the request.
+    pub fn method(&self) -> &CString {
+        self.c_field(&self.method, b":method")
+    }
+
+    pub fn path(&self) -> &CString {
+        self.c_field(&self.path, b":path")
+    }
+
+    pub fn authority(&self) -> &CString {
+        self.c_field(&self.authority, b":authority")
+    }
+
+    pub fn scheme(&self) -> &CString {
+        self.c_field(&self.scheme, b":scheme")
     }
 }

@@ -61,25 +61,25 @@ fn on_request<T: Copy>(p: *const quiche_ev_request, null: T, on_panic: T, f: imp
 /// the closed callback returns. NULL for a NULL request.
 #[no_mangle]
 pub extern "C" fn quiche_ev_request_method(req: *const quiche_ev_request) -> *const c_char {
-    field(req, std::ptr::null(), |r| r.method.as_ptr())
+    field(req, std::ptr::null(), |r| r.method().as_ptr())
 }
 
 /// The request path (with any query), NUL-terminated, as `method`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_request_path(req: *const quiche_ev_request) -> *const c_char {
-    field(req, std::ptr::null(), |r| r.path.as_ptr())
+    field(req, std::ptr::null(), |r| r.path().as_ptr())
 }
 
 /// The `:authority` (empty for hq-interop), NUL-terminated, as `method`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_request_authority(req: *const quiche_ev_request) -> *const c_char {
-    field(req, std::ptr::null(), |r| r.authority.as_ptr())
+    field(req, std::ptr::null(), |r| r.authority().as_ptr())
 }
 
 /// The `:scheme`, NUL-terminated, as `method`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_request_scheme(req: *const quiche_ev_request) -> *const c_char {
-    field(req, std::ptr::null(), |r| r.scheme.as_ptr())
+    field(req, std::ptr::null(), |r| r.scheme().as_ptr())
 }
 
 /// How many header fields the request has (pseudo-headers included).

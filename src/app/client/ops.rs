@@ -6,7 +6,7 @@
 
 use quiche::h3;
 
-use super::{Cli, NewRequest, Outcome, ReqId, Upload, H3_REQUEST_CANCELLED};
+use super::{Cli, ClientRequests, NewRequest, Outcome, ReqId, Streamed, Upload, H3_REQUEST_CANCELLED};
 use crate::app::framing::{reject, AppPlatform, Framing, SendError};
 use crate::app::host::ClientHost;
 use crate::client::ClientCore;
@@ -48,18 +48,7 @@ pub unsafe fn request<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, r: 
 pub unsafe fn write<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, id: ReqId, data: &[u8], fin: bool)
                                                     -> Result<usize, ReqError> {
     let a = &mut ClientCore::state(client).app;
-    let r = a.reqs.get_mut(&id).ok_or(ReqError::Unknown)?;
-    if r.done {
-        return Err(ReqError::Closed);
-    }
-    let Upload::Streamed(s) = &mut r.upload else { return Err(ReqError::State) };
-    if s.fin_owed {
-        return Err(ReqError::State);
-    }
-    let Some(stream) = r.stream else {
-        s.want_writable = true;
-        return Ok(0);
-    };
+    let Some(stream) = open_upload(a, id)? else { return Ok(0) };
     let sent = a.framing.send_body(ClientCore::conn(client), stream, data, fin);
     let took = match sent {
         Ok(Some(n)) => n,
@@ -69,15 +58,48 @@ pub unsafe fn write<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, id: R
     };
     if took == data.len() && fin {
         if sent == Ok(None) {
-            s.fin_owed = true;
+            upload(a, id).fin_owed = true;
         } else {
-            r.upload = Upload::Sent;
+            end_upload(a, id);
         }
     } else if took < data.len() {
-        s.want_writable = true;
+        upload(a, id).want_writable = true;
     }
     ClientCore::changed(client);
     Ok(took)
+}
+
+/// The stream of request `id`'s streamed body, still open for writing;
+/// `None` while the request is not sent yet (its writable callback comes
+/// once it is).
+fn open_upload<P: AppPlatform, H: ClientHost>(a: &mut ClientRequests<P, H>, id: ReqId)
+                                              -> Result<Option<u64>, ReqError> {
+    let r = a.reqs.get_mut(&id).ok_or(ReqError::Unknown)?;
+    if r.done {
+        return Err(ReqError::Closed);
+    }
+    let Upload::Streamed(s) = &mut r.upload else { return Err(ReqError::State) };
+    if s.fin_owed {
+        return Err(ReqError::State);
+    }
+    if r.stream.is_none() {
+        s.want_writable = true;
+    }
+    Ok(r.stream)
+}
+
+/// The streamed body of request `id` (known to exist).
+fn upload<P: AppPlatform, H: ClientHost>(a: &mut ClientRequests<P, H>, id: ReqId) -> &mut Streamed {
+    match a.reqs.get_mut(&id).map(|r| &mut r.upload) {
+        Some(Upload::Streamed(s)) => s,
+        _ => unreachable!("checked by open_upload"),
+    }
+}
+
+fn end_upload<P: AppPlatform, H: ClientHost>(a: &mut ClientRequests<P, H>, id: ReqId) {
+    if let Some(r) = a.reqs.get_mut(&id) {
+        r.upload = Upload::Sent;
+    }
 }
 
 /// `quiche_ev_client_request_trailers`: HTTP/3 trailer fields ending a
@@ -91,22 +113,11 @@ pub unsafe fn trailers<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, id
     if !a.is_h3() {
         return Err(ReqError::State);
     }
-    let r = a.reqs.get_mut(&id).ok_or(ReqError::Unknown)?;
-    if r.done {
-        return Err(ReqError::Closed);
-    }
-    let Upload::Streamed(s) = &mut r.upload else { return Err(ReqError::State) };
-    if s.fin_owed {
-        return Err(ReqError::State);
-    }
-    let Some(stream) = r.stream else {
-        s.want_writable = true;
-        return Err(ReqError::Again);
-    };
+    let Some(stream) = open_upload(a, id)? else { return Err(ReqError::Again) };
     match a.framing.send_headers(ClientCore::conn(client), stream, headers, true, true) {
-        Ok(true) => r.upload = Upload::Sent,
+        Ok(true) => end_upload(a, id),
         Ok(false) => {
-            s.want_writable = true;
+            upload(a, id).want_writable = true;
             return Err(ReqError::Again);
         }
         Err(SendError::Stopped(_)) => return Err(ReqError::Closed),
