@@ -59,21 +59,7 @@ TARGETS = {
 NON_LINUX = ("x86_64-apple-darwin", "x86_64-unknown-freebsd")
 
 # (targets, file, rustc's message, what the portable path should be)
-KNOWN = [
-    (NON_LINUX, "src/app/body.rs", "cannot find function `preadv2` in crate `libc`",
-     "read_nowait: preadv2(RWF_NOWAIT) only on Linux; elsewhere a plain pread "
-     "(which may block the loop on a cold page cache)"),
-    (NON_LINUX, "src/app/body.rs", "cannot find value `RWF_NOWAIT` in crate `libc`",
-     "the same call"),
-    (("x86_64-apple-darwin",), "src/app/body.rs", "cannot find function `posix_fadvise` in crate `libc`",
-     "read-ahead hint: posix_fadvise(POSIX_FADV_WILLNEED) on Linux and FreeBSD; "
-     "fcntl(F_RDADVISE) on macOS, or none"),
-    (("x86_64-apple-darwin",), "src/app/body.rs", "cannot find value `POSIX_FADV_WILLNEED` in crate `libc`",
-     "the same call"),
-    (NON_LINUX, "src/app/files.rs", "cannot find value `SYS_openat2` in crate `libc`",
-     "Root::open_file: openat2(RESOLVE_BENEATH) only on Linux; FreeBSD 13+ "
-     "openat(O_RESOLVE_BENEATH); elsewhere the existing open_checked fallback"),
-]
+KNOWN = []
 
 
 class Setup(Exception):

@@ -40,6 +40,8 @@ pub mod reentry;
 pub mod server;
 pub mod socket;
 pub mod stateless;
+/// On-host steering: Linux's classic-BPF reuseport groups.
+#[cfg(target_os = "linux")]
 pub mod steer;
 pub mod table;
 pub mod token;

@@ -138,6 +138,7 @@ impl Body {
 /// `preadv2(RWF_NOWAIT)`: `Ok(None)` when the data is not in the page
 /// cache yet (the kernel is then asked to read it ahead). Kernels or file
 /// systems without RWF_NOWAIT get a plain read.
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 fn read_nowait(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<Option<usize>> {
     let fd = file.as_raw_fd();
     let iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
@@ -156,12 +157,29 @@ fn read_nowait(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<Option<us
                                              libc::POSIX_FADV_WILLNEED) };
                 return Ok(None);
             }
-            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) | Some(libc::EINVAL) => {
-                // SAFETY: as above, a plain positioned read.
-                let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), offset as libc::off_t) };
-                return if n < 0 { Err(io::Error::last_os_error()) } else { Ok(Some(n as usize)) };
-            }
+            Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) | Some(libc::EINVAL) => return pread(file, offset, buf),
             _ => return Err(e),
+        }
+    }
+}
+
+/// Elsewhere (and in the portable build) a plain positioned read: it may
+/// wait for the disk when the page cache is cold (the README says so).
+#[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+fn read_nowait(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    pread(file, offset, buf)
+}
+
+fn pread(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    loop {
+        // SAFETY: a positioned read into `buf`, valid for the call.
+        let n = unsafe { libc::pread(file.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset as libc::off_t) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(e);
         }
     }
 }

@@ -23,6 +23,9 @@ use std::path::{Path, PathBuf};
 /// The root folder, held open.
 #[derive(Debug)]
 pub struct Root {
+    /// What openat2 resolves below (Linux); elsewhere opening it only
+    /// checked that the folder is there and readable.
+    #[cfg_attr(not(all(target_os = "linux", not(feature = "portable"))), allow(dead_code))]
     dir: OwnedFd,
     /// Its canonical path, for the fallback without openat2.
     path: PathBuf,
@@ -51,7 +54,15 @@ impl Root {
         if Path::new(&rel).components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
             return None; // `..` or a root: refused before any system call
         }
-        let c = CString::new(rel.as_str()).ok()?;
+        regular(self.open_beneath(&rel)?)
+    }
+
+    /// `rel` opened below the root by the kernel (no race with a symlink
+    /// swapped in): openat2(RESOLVE_BENEATH) on Linux, where the kernel
+    /// has it.
+    #[cfg(all(target_os = "linux", not(feature = "portable")))]
+    fn open_beneath(&self, rel: &str) -> Option<File> {
+        let c = CString::new(rel).ok()?;
         let how = OpenHow {
             flags: (libc::O_RDONLY | libc::O_CLOEXEC | OPEN_FLAGS) as u64,
             mode: 0,
@@ -63,15 +74,21 @@ impl Root {
             libc::syscall(libc::SYS_openat2, self.dir.as_raw_fd(), c.as_ptr(), &how as *const OpenHow,
                           std::mem::size_of::<OpenHow>())
         };
-        let file = if fd >= 0 {
+        if fd >= 0 {
             // SAFETY: the kernel just gave us this descriptor.
-            unsafe { File::from_raw_fd(fd as i32) }
+            Some(unsafe { File::from_raw_fd(fd as i32) })
         } else if io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
-            self.open_checked(&rel)?
+            self.open_checked(rel)
         } else {
-            return None;
-        };
-        regular(file)
+            None
+        }
+    }
+
+    /// Elsewhere (and in the portable build): resolved and checked, then
+    /// opened (the race openat2 closes is back; the README says so).
+    #[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
+    fn open_beneath(&self, rel: &str) -> Option<File> {
+        self.open_checked(rel)
     }
 
     /// Without openat2: resolve, check it is below the root, open.
@@ -119,6 +136,7 @@ fn relative(request_path: &[u8]) -> Option<String> {
 }
 
 /// `struct open_how` (linux/openat2.h).
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 #[repr(C)]
 struct OpenHow {
     flags: u64,
@@ -126,7 +144,9 @@ struct OpenHow {
     resolve: u64,
 }
 
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 const RESOLVE_BENEATH: u64 = 0x08;
 
 #[cfg(test)]
