@@ -696,3 +696,48 @@ fn every_log_line_names_the_handle_and_connection_it_is_about() {
     free_client(c);
     free_server(s);
 }
+
+#[test]
+fn an_internal_error_stops_the_server_tells_the_host_from_the_loop_and_leaves_no_watcher() {
+    use crate::testing::wire::PANIC_ON_SEND;
+    // In a C API call (the host answers from its request callback: the
+    // call returns an error, the server fails on the next iteration), and
+    // inside the library's own work (the built-in responder's send).
+    for in_call in [true, false] {
+        struct Answer {
+            in_call: bool,
+            status: Option<c_int>,
+        }
+        impl Script for Answer {
+            fn request(&mut self, r: *mut quiche_ev_request) {
+                if self.in_call {
+                    PANIC_ON_SEND.with(|p| p.set(true));
+                    self.status = Some(answer(r));
+                    assert_eq!(self.status, Some(crate::ffi::QUICHE_EV_ERR_INTERNAL));
+                } else {
+                    // A body larger than the window: the library sends the
+                    // rest on its own, from the loop, and fails there.
+                    let body = pattern(size(100_000), 3);
+                    quiche_ev_respond_bytes(r, 200, std::ptr::null(), 0, body.as_ptr(), body.len());
+                    PANIC_ON_SEND.with(|p| p.set(true));
+                }
+            }
+            fn stopped(&mut self, s: *mut quiche_ev_server, status: c_int) {
+                assert_eq!(status, crate::ffi::QUICHE_EV_ERR_INTERNAL);
+                free_server(s);
+            }
+        }
+        let mut w = World::new(true);
+        let s = w.server(Watch::Host);
+        let c = w.client(Watch::Own);
+        hook_server(s);
+        hook_client(c);
+        set_script(Answer { in_call, status: None });
+        get(c, "/p/10/1");
+        assert_eq!(w.lp.run(LIMIT), Ran::Idle, "the failed server left nothing running; calls {:?}", calls());
+        assert_eq!(count(&format!("stopped {}", crate::ffi::QUICHE_EV_ERR_INTERNAL)), 1, "{:?}", calls());
+        no_violations();
+        assert_eq!(w.host_watchers_active(), 0);
+        free_client(c);
+    }
+}

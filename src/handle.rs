@@ -278,7 +278,7 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
         let ev = crate::unwind::guard(None, || R::failure_event(h));
         match ev {
             Some(ev) => (*h).reentry.notify(|| R::deliver(h, ev)),
-            None => !(*h).reentry.inside() && (*h).reentry.defer_free(),
+            None => (*h).reentry.free_due(),
         }
     }
 

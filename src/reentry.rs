@@ -61,7 +61,7 @@ impl Reentry {
                 after.fail = true;
             }
         }
-        after.free = self.depth.get() == 0 && self.free_requested.get();
+        after.free = self.free_due();
         after
     }
 
@@ -71,7 +71,7 @@ impl Reentry {
         self.depth.set(self.depth.get() + 1);
         crate::unwind::guard((), f);
         self.depth.set(self.depth.get() - 1);
-        self.depth.get() == 0 && self.free_requested.get()
+        self.free_due()
     }
 
     /// Marks the handle failed outside a callback (a C API call panicked).
@@ -87,6 +87,11 @@ impl Reentry {
             return true;
         }
         false
+    }
+
+    /// The host asked for a free and no callback is on the stack: free now.
+    pub fn free_due(&self) -> bool {
+        self.depth.get() == 0 && self.free_requested.get()
     }
 
     /// A callback of this handle is on the stack.

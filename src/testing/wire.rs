@@ -622,8 +622,16 @@ impl crate::observe::Observed for FakeConn {
     }
 }
 
+thread_local! {
+    /// A test's injected internal error: the next stream send panics.
+    pub static PANIC_ON_SEND: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 impl Streams for FakeConn {
     fn stream_send(&mut self, id: u64, data: &[u8], fin: bool) -> quiche::Result<usize> {
+        if PANIC_ON_SEND.with(|p| p.replace(false)) {
+            panic!("injected internal error");
+        }
         if self.closing || self.closed {
             return Err(quiche::Error::Done);
         }
