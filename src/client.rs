@@ -139,6 +139,14 @@ impl<P: Platform, A: ClientApp<P>> ClientCore<P, A> {
         &mut Driver::state(Self::drv(h)).conn
     }
 
+    /// The connection as the C API hands it out (see [`Driver::conn_ptr`]).
+    ///
+    /// # Safety
+    /// `h` is live.
+    pub unsafe fn conn_ptr(h: *const Client<P, A>) -> *mut P::Conn {
+        Driver::conn_ptr(Self::drv(h))
+    }
+
     /// How the connection ended (or is ending), as far as known now.
     ///
     /// # Safety

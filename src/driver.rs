@@ -168,6 +168,17 @@ impl<P: Platform> Driver<P> {
         UnsafeCell::raw_get(addr_of!((*this).timer))
     }
 
+    /// The connection, as a raw pointer derived from the driver's own
+    /// (no reference in between): what the C API hands out as
+    /// `quiche_conn *`, which stays usable for as long as the connection
+    /// lives although the library borrows the state in between.
+    ///
+    /// # Safety
+    /// `this` points to a live driver.
+    pub unsafe fn conn_ptr(this: *const Self) -> *mut P::Conn {
+        std::ptr::addr_of_mut!((*UnsafeCell::raw_get(addr_of!((*this).state))).conn)
+    }
+
     /// The driver's state.
     ///
     /// # Safety

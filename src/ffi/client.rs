@@ -483,7 +483,7 @@ pub extern "C" fn quiche_ev_client_stats(client: *const quiche_ev_client, out: *
 pub extern "C" fn quiche_ev_client_quiche(client: *mut quiche_ev_client) -> *mut quiche_conn {
     with_or(client, std::ptr::null_mut(), std::ptr::null_mut(), |c| {
         // SAFETY: a live client.
-        quiche_conn::of(unsafe { C::conn(c) })
+        quiche_conn::of(unsafe { C::conn_ptr(c) })
     })
 }
 

@@ -55,7 +55,7 @@ pub extern "C" fn quiche_ev_conn_user_data(c: *const quiche_ev_conn) -> *mut c_v
 pub extern "C" fn quiche_ev_conn_quiche(c: *mut quiche_ev_conn) -> *mut quiche_conn {
     with(c, std::ptr::null_mut(), std::ptr::null_mut(), |e| {
         // SAFETY: as in quiche_ev_conn_set_user_data.
-        quiche_conn::of(unsafe { ServerConn::conn(e) })
+        quiche_conn::of(unsafe { ServerConn::conn_ptr(e) })
     })
 }
 

@@ -386,6 +386,14 @@ impl<P: Platform, A: ServerApp<P>> ServerConn<P, A> {
         &mut Driver::state(addr_of!((*this).drv)).conn
     }
 
+    /// The connection as the C API hands it out (see [`Driver::conn_ptr`]).
+    ///
+    /// # Safety
+    /// `this` is live.
+    pub unsafe fn conn_ptr(this: *const Self) -> *mut P::Conn {
+        Driver::conn_ptr(addr_of!((*this).drv))
+    }
+
     /// How the connection ended (or is ending), as far as known now.
     ///
     /// # Safety
