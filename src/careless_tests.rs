@@ -286,12 +286,54 @@ fn a_closed_client_returns_the_loop_to_the_host() {
         }
     }
     assert_eq!(count(&format!("closed {QUICHE_EV_CLIENT_CLOSED}")), 1);
+    // The host's watcher is fed once more (libev calls it in the same
+    // iteration; the fake loop in the next one) and stops there.
+    w.lp.run_once();
     assert_eq!(w.host_watchers_active(), 0, "the host's watcher of the closed client is stopped");
     assert_eq!(quiche_ev_server_shutdown(s, 0), 0);
     assert_eq!(w.lp.run(LIMIT), Ran::Idle);
     no_violations();
     free_client(c);
     free_server(s);
+}
+
+#[test]
+fn a_host_watcher_stopped_and_reused_before_the_client_ends_is_never_touched_again() {
+    // Upstream-shaped mains keep the watcher on a stack frame: it is
+    // stopped and its memory reused before the client closes and is freed.
+    struct Quiet;
+    impl Script for Quiet {}
+    for close_first in [true, false] {
+        set_script(Quiet);
+        let mut w = World::new(true);
+        let s = w.server(Watch::Own);
+        let c = w.client(Watch::Host);
+        hook_server(s);
+        hook_client(c);
+        get(c, "/p/10/6");
+        for _ in 0..LIMIT {
+            if count("done") > 0 || !w.lp.run_once() {
+                break;
+            }
+        }
+        assert_eq!(count("done"), 1, "{:?}", calls());
+        let reused = w.stop_and_reuse_host_watcher(w.watchers.len() - 1);
+        if close_first {
+            assert_eq!(quiche_ev_client_close(c, 0, std::ptr::null()), 0);
+            for _ in 0..LIMIT {
+                if count("closed") > 0 || !w.lp.run_once() {
+                    break;
+                }
+            }
+            assert_eq!(count("closed"), 1, "{:?}", calls());
+        }
+        free_client(c);
+        assert_eq!(quiche_ev_server_shutdown(s, 0), 0);
+        assert_eq!(w.lp.run(LIMIT), Ran::Idle);
+        assert!(crate::testing::world::untouched(reused), "the library wrote to a watcher the host stopped");
+        no_violations();
+        free_server(s);
+    }
 }
 
 #[test]

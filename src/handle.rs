@@ -32,12 +32,12 @@
 //! samples do), or let the handle watch it ([`Handle::start`]). When the
 //! handle is over (a stopped server, a closed client) or freed, it stops
 //! every watcher that drives it, so `ev_run` ends by itself when the host
-//! has nothing else: its own, the host's watchers it has seen in
-//! `recv_cb`, and those it has not seen yet: libev is asked to call every
-//! watcher on the handle's sockets once more (`ev_feed_fd_event`), and
-//! `recv_cb` stops a watcher whose handle is over, or whose `data` is no
-//! live handle at all (the registry answers that without reading the
-//! freed memory).
+//! has nothing else: its own directly; the host's by asking libev to call
+//! every watcher still active on the handle's sockets once more
+//! (`ev_feed_fd_event`), and `recv_cb` stops a watcher whose handle is
+//! over, or whose `data` is no live handle at all (the registry answers
+//! that without reading the freed memory). A host watcher is never kept
+//! and touched later: the host may have stopped it and reused its memory.
 
 use std::cell::{Cell, UnsafeCell};
 use std::collections::BTreeSet;
@@ -118,8 +118,11 @@ pub struct Handle<P: Platform, R> {
     /// (each stays at its address while the list grows, and only raw
     /// pointers ever reach it), freed with the handle.
     readers: UnsafeCell<Vec<*mut ev_io>>,
-    /// The host's watchers seen in `recv_cb`: (their loop, the watcher).
-    host_watchers: UnsafeCell<Vec<(*mut ev_loop, *mut ev_io)>>,
+    /// The loops of the host's watchers seen in `recv_cb`. The watchers
+    /// themselves are not kept: the host may stop one and reuse its memory
+    /// (a watcher on a returned stack frame) before the handle is over, so
+    /// a watcher is touched only while libev is calling it.
+    host_loops: UnsafeCell<Vec<*mut ev_loop>>,
     /// The handle watches its sockets itself ([`Handle::start`]).
     started: Cell<bool>,
     /// Watchers were stopped because the handle is over.
@@ -162,7 +165,7 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
             write_watcher: UnsafeCell::new(ev_io::zeroed()),
             kick_timer: UnsafeCell::new(ev_timer::zeroed()),
             readers: UnsafeCell::new(Vec::new()),
-            host_watchers: UnsafeCell::new(Vec::new()),
+            host_loops: UnsafeCell::new(Vec::new()),
             started: Cell::new(false),
             retired: Cell::new(false),
             fail_pending: Cell::new(false),
@@ -307,15 +310,21 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
         Self::stop_host_watchers(h);
     }
 
-    /// Stops the host's watchers seen so far and makes libev call every
-    /// other watcher on the handle's sockets once, so that `recv_cb`
-    /// stops those too.
+    /// Makes libev call every watcher still active on the handle's
+    /// sockets once more, on the handle's loop and on every loop a host
+    /// watcher was seen on, so that `recv_cb` stops each one (libev feeds
+    /// only active watchers, whose memory the host keeps valid).
     unsafe fn stop_host_watchers(h: *const Self) {
-        for &(lp, w) in (*UnsafeCell::raw_get(addr_of!((*h).host_watchers))).iter() {
-            P::Loop::from_raw(lp).io_stop(w);
+        let fds = Self::io(h).fds();
+        for fd in &fds {
+            (*h).lp.feed_fd_event(*fd, EV_READ);
         }
-        for fd in Self::io(h).fds() {
-            (*h).lp.feed_fd_event(fd, EV_READ);
+        for &lp in (*UnsafeCell::raw_get(addr_of!((*h).host_loops))).iter() {
+            if lp != (*h).lp.raw() {
+                for fd in &fds {
+                    P::Loop::from_raw(lp).feed_fd_event(*fd, EV_READ);
+                }
+            }
         }
     }
 
@@ -364,9 +373,9 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
             P::Loop::from_raw(lp).io_stop(w);
             return;
         }
-        let seen = &mut *UnsafeCell::raw_get(addr_of!((*h).host_watchers));
-        if !seen.iter().any(|&(_, s)| s == w) {
-            seen.push((lp, w));
+        let seen = &mut *UnsafeCell::raw_get(addr_of!((*h).host_loops));
+        if !seen.contains(&lp) {
+            seen.push(lp);
         }
         if (*h).retired.get() {
             P::Loop::from_raw(lp).io_stop(w);

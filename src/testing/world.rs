@@ -39,6 +39,8 @@ pub struct World {
     /// kept at their addresses until the world goes (the contract for a
     /// watcher that calls `recv_cb`).
     pub watchers: Vec<*mut ev_io>,
+    /// Host watchers stopped and overwritten (see `stop_and_reuse_host_watcher`).
+    pub reused: Vec<*mut ev_io>,
     pub h3: bool,
 }
 
@@ -50,7 +52,7 @@ impl World {
         let n = net.clone();
         lp.set_readiness(Box::new(n.readiness()));
         World { lp, net, server_config: Box::default(), client_config: Box::default(), h3_config: Box::default(),
-                watchers: Vec::new(), h3 }
+                watchers: Vec::new(), reused: Vec::new(), h3 }
     }
 
     fn h3_ptr(&mut self) -> *mut quiche_h3_config {
@@ -112,14 +114,44 @@ impl World {
         self.client_to(SERVER_ADDR, watch)
     }
 
+    /// The host stops its watcher and its memory is reused (upstream's
+    /// mains keep it on a stack frame that returns): the bytes are
+    /// overwritten with `POISON` and stay the host's. Returns the watcher
+    /// to check later that the library wrote nothing there.
+    pub fn stop_and_reuse_host_watcher(&mut self, i: usize) -> *mut ev_io {
+        let w = self.watchers[i];
+        // SAFETY: made by host_watcher and still allocated.
+        unsafe {
+            self.lp.io_stop(w);
+            std::ptr::write_bytes(w.cast::<u8>(), POISON, std::mem::size_of::<ev_io>());
+        }
+        self.watchers.remove(i);
+        self.reused.push(w);
+        w
+    }
+
     /// Whether any of the host's watchers is still active.
     pub fn host_watchers_active(&self) -> usize {
         self.watchers.iter().filter(|&&w| self.lp.is_active(w)).count()
     }
 }
 
+/// The byte a reused host watcher is filled with.
+pub const POISON: u8 = 0xA5;
+
+/// Whether the reused watcher `w` still holds only [`POISON`].
+pub fn untouched(w: *const ev_io) -> bool {
+    // SAFETY: a watcher kept by the world.
+    let b = unsafe { std::slice::from_raw_parts(w.cast::<u8>(), std::mem::size_of::<ev_io>()) };
+    b.iter().all(|&x| x == POISON)
+}
+
 impl Drop for World {
     fn drop(&mut self) {
+        for w in self.reused.drain(..) {
+            // SAFETY: made by host_watcher, stopped before it was reused.
+            unsafe { drop(Box::from_raw(w)) };
+        }
         for w in self.watchers.drain(..) {
             // SAFETY: made by host_watcher; stopped first, so the loop
             // holds no pointer to it.
