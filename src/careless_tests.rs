@@ -196,6 +196,79 @@ fn a_client_freed_in_its_closed_headers_body_or_established_callback_is_gone() {
     client_freed_in("established", false);
 }
 
+/// The host stops its own watcher and frees its memory (a stopped watcher
+/// is the host's again), then frees the handle: the library must not
+/// touch that watcher any more (it did: the handle remembered every host
+/// watcher it had seen and stopped them again when freed; Miri reports
+/// the use after free, valgrind did in tests/c/free_in_callbacks.c).
+#[test]
+fn a_watcher_the_host_stopped_and_freed_is_never_touched_again() {
+    /// Stops and frees the host's watcher `w` (taken out of the world).
+    fn drop_watcher(lp: &crate::testing::FakeLoop, w: *mut libev_sys::ev_io) {
+        // SAFETY: the host's own watcher, made by World::host_watcher and
+        // no longer in the world's list.
+        unsafe {
+            crate::evloop::EvLoop::io_stop(lp, w);
+            drop(Box::from_raw(w));
+        }
+    }
+    // A server freed in its request callback, after its watcher.
+    struct FreeIn {
+        server: *mut quiche_ev_server,
+        watcher: *mut libev_sys::ev_io,
+        lp: crate::testing::FakeLoop,
+    }
+    impl Script for FreeIn {
+        fn request(&mut self, _r: *mut quiche_ev_request) {
+            drop_watcher(&self.lp, self.watcher);
+            free_server(self.server);
+        }
+    }
+    let mut w = World::new(true);
+    let s = w.server(Watch::Host);
+    let watcher = w.watchers.pop().unwrap();
+    let c = w.client(Watch::Own);
+    hook_server(s);
+    hook_client(c);
+    set_script(FreeIn { server: s, watcher, lp: w.lp.clone() });
+    get(c, "/p/10/1");
+    for _ in 0..LIMIT {
+        if count("request") > 0 || !w.lp.run_once() {
+            break;
+        }
+    }
+    assert_eq!(count("request"), 1, "{:?}", calls());
+    no_violations();
+    free_client(c);
+
+    // A client whose connection is over: the host frees its (stopped)
+    // watcher after the loop, then the client.
+    let mut w = World::new(true);
+    let s = w.server(Watch::Own);
+    let c = w.client(Watch::Host);
+    hook_server(s);
+    hook_client(c);
+    set_script(Defaults);
+    get(c, "/p/10/2");
+    for _ in 0..LIMIT {
+        if count("done") > 0 || !w.lp.run_once() {
+            break;
+        }
+    }
+    assert_eq!(quiche_ev_client_close(c, 0, std::ptr::null()), 0);
+    for _ in 0..LIMIT {
+        if (count("closed") > 0 && w.host_watchers_active() == 0) || !w.lp.run_once() {
+            break;
+        }
+    }
+    assert_eq!(w.host_watchers_active(), 0);
+    let watcher = w.watchers.pop().unwrap();
+    drop_watcher(&w.lp, watcher);
+    free_client(c);
+    free_server(s);
+    no_violations();
+}
+
 #[test]
 fn a_server_freed_in_its_stopped_callback_after_a_shutdown_from_a_request() {
     struct Shut {
@@ -286,6 +359,9 @@ fn a_closed_client_returns_the_loop_to_the_host() {
         }
     }
     assert_eq!(count(&format!("closed {QUICHE_EV_CLIENT_CLOSED}")), 1);
+    // libev calls the host's watcher once more on the next iteration
+    // (ev_feed_fd_event), and recv_cb stops it.
+    assert!(w.lp.run_once());
     assert_eq!(w.host_watchers_active(), 0, "the host's watcher of the closed client is stopped");
     assert_eq!(quiche_ev_server_shutdown(s, 0), 0);
     assert_eq!(w.lp.run(LIMIT), Ran::Idle);

@@ -32,12 +32,15 @@
 //! samples do), or let the handle watch it ([`Handle::start`]). When the
 //! handle is over (a stopped server, a closed client) or freed, it stops
 //! every watcher that drives it, so `ev_run` ends by itself when the host
-//! has nothing else: its own, the host's watchers it has seen in
-//! `recv_cb`, and those it has not seen yet: libev is asked to call every
-//! watcher on the handle's sockets once more (`ev_feed_fd_event`), and
-//! `recv_cb` stops a watcher whose handle is over, or whose `data` is no
-//! live handle at all (the registry answers that without reading the
-//! freed memory).
+//! has nothing else: its own at once, and the host's through libev: libev
+//! is asked to call every watcher active on the handle's sockets once
+//! more (`ev_feed_fd_event`), and `recv_cb` stops a watcher whose handle
+//! is over, or whose `data` is no live handle at all (the registry
+//! answers that without reading the freed memory).
+//!
+//! The handle keeps no pointer to a host's watcher beyond the call that
+//! passed it: once the host stopped its watcher it may free or reuse it,
+//! and only libev's own list of active watchers is ever followed.
 
 use std::cell::{Cell, UnsafeCell};
 use std::collections::BTreeSet;
@@ -118,8 +121,6 @@ pub struct Handle<P: Platform, R> {
     /// (each stays at its address while the list grows, and only raw
     /// pointers ever reach it), freed with the handle.
     readers: UnsafeCell<Vec<*mut ev_io>>,
-    /// The host's watchers seen in `recv_cb`: (their loop, the watcher).
-    host_watchers: UnsafeCell<Vec<(*mut ev_loop, *mut ev_io)>>,
     /// The handle watches its sockets itself ([`Handle::start`]).
     started: Cell<bool>,
     /// Watchers were stopped because the handle is over.
@@ -162,7 +163,6 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
             write_watcher: UnsafeCell::new(ev_io::zeroed()),
             kick_timer: UnsafeCell::new(ev_timer::zeroed()),
             readers: UnsafeCell::new(Vec::new()),
-            host_watchers: UnsafeCell::new(Vec::new()),
             started: Cell::new(false),
             retired: Cell::new(false),
             fail_pending: Cell::new(false),
@@ -307,13 +307,10 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
         Self::stop_host_watchers(h);
     }
 
-    /// Stops the host's watchers seen so far and makes libev call every
-    /// other watcher on the handle's sockets once, so that `recv_cb`
-    /// stops those too.
+    /// Makes libev call every watcher active on the handle's sockets once
+    /// more, so that `recv_cb` stops the host's. (No pointer to a host's
+    /// watcher is kept: a watcher the host stopped may be freed already.)
     unsafe fn stop_host_watchers(h: *const Self) {
-        for &(lp, w) in (*UnsafeCell::raw_get(addr_of!((*h).host_watchers))).iter() {
-            P::Loop::from_raw(lp).io_stop(w);
-        }
         for fd in Self::io(h).fds() {
             (*h).lp.feed_fd_event(fd, EV_READ);
         }
@@ -346,7 +343,9 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
     /// The C API's `recv_cb`: the host's watcher `w` on loop `lp` says its
     /// socket is readable. Safe for any watcher libev calls: one whose
     /// `data` is no live handle of this kind, or that watches a socket
-    /// the handle does not own, or whose handle is over, is stopped.
+    /// the handle does not own, or runs on another loop than the
+    /// handle's (where the handle could not reach it to stop it), or
+    /// whose handle is over, is stopped.
     ///
     /// # Safety
     /// `w` is the watcher libev is calling, on the loop `lp`.
@@ -359,14 +358,10 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
             return;
         }
         let h = data as *mut Self;
-        if !Self::io(h).fds().contains(&fd) {
-            log_warn!("{:?} watcher on a socket that is not the handle's: stopped", R::KIND);
+        if !Self::io(h).fds().contains(&fd) || (*h).lp.raw() != lp {
+            log_warn!("{:?} watcher on a socket or loop that is not the handle's: stopped", R::KIND);
             P::Loop::from_raw(lp).io_stop(w);
             return;
-        }
-        let seen = &mut *UnsafeCell::raw_get(addr_of!((*h).host_watchers));
-        if !seen.iter().any(|&(_, s)| s == w) {
-            seen.push((lp, w));
         }
         if (*h).retired.get() {
             P::Loop::from_raw(lp).io_stop(w);
