@@ -1,9 +1,10 @@
 //! The application API from C: `c-examples/app-server` (responses made by
 //! C: JSON, statuses, timers, an echo, a generated 1 GiB body) and
 //! `c-examples/fetch` (many requests on one connection, each body handled
-//! in C), against each other and against aioquic and ngtcp2; and two C
+//! in C), against each other and against aioquic and ngtcp2; and C
 //! programs compiled here from `tests/c/` that run servers and clients in
-//! one loop and call every request, connection and client function.
+//! one loop, call every request, connection and client function, and
+//! free each handle from inside each kind of its callbacks.
 
 mod common;
 use common::aioquic::{aioquic_client, aioquic_server};
@@ -172,9 +173,13 @@ fn c_program(name: &str) -> PathBuf {
 
 /// Runs a tests/c/ program with the test certificate.
 fn run_c_program(name: &str) -> Run {
+    run_c_program_for(name, Duration::from_secs(30))
+}
+
+fn run_c_program_for(name: &str, deadline: Duration) -> Run {
     let mut cmd = Command::new(c_program(name));
     cmd.current_dir(root().join("c-examples")).args(["cert.crt", "cert.key"]);
-    run(cmd, Duration::from_secs(30))
+    run(cmd, deadline)
 }
 
 // ---- app-server and fetch, ours against ours --------------------------------
@@ -337,6 +342,30 @@ fn every_request_conn_and_client_function_from_c() {
     assert!(out.ends_with("ok\n"), "{out}");
     // Warnings and errors happened (a refused trailer, a failed
     // connection), but no log callback was set.
+    assert_eq!(r.stderr, "", "the library wrote to stderr");
+}
+
+#[test]
+fn a_handle_freed_in_each_kind_of_callback_ends_the_loop_and_is_never_called_again() {
+    // tests/c/free_in_callbacks.c: 14 callback kinds (7 of the server's, 7
+    // of the client's) times 3 ways of watching the socket; each scenario
+    // has its own watchdog (60 s) and they take about 20 s in all, most of
+    // it closing periods of connections whose peer went away.
+    let r = run_c_program_for("free_in_callbacks", Duration::from_secs(300));
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.code(), Some(0), "stdout:\n{out}\nstderr:\n{}", r.stderr);
+    let kinds = ["server/request", "server/request-body", "server/request-writable", "server/request-closed",
+                 "server/conn-established", "server/conn-closed", "server/stopped", "client/established",
+                 "client/headers", "client/body", "client/trailers", "client/done", "client/closed",
+                 "client/request-writable"];
+    for kind in kinds {
+        for mode in ["stop-first", "keep", "own"] {
+            let want = format!("{kind} {mode}: ok (");
+            assert!(out.lines().any(|l| l.starts_with(&want)), "no {want:?} in:\n{out}");
+        }
+    }
+    assert!(out.ends_with("ok\n"), "{out}");
+    // No log callback was set: the library printed nothing.
     assert_eq!(r.stderr, "", "the library wrote to stderr");
 }
 
