@@ -747,19 +747,30 @@ fn every_log_line_names_the_handle_and_connection_it_is_about() {
         let msg = CStr::from_ptr(r.message).to_string_lossy().into_owned();
         SEEN.lock().unwrap().push((msg, r.server as usize, r.client as usize, r.conn as usize));
     }
+    // The client, once closed, shuts the server down from its own
+    // callback: the server's lines then name the server alone (they named
+    // the client too, whose callback was on the stack).
+    struct ShutFromClient {
+        server: *mut quiche_ev_server,
+    }
+    impl Script for ShutFromClient {
+        fn done(&mut self, c: *mut quiche_ev_client, _id: i64, _outcome: c_int, _code: u64) {
+            assert_eq!(quiche_ev_client_close(c, 0, std::ptr::null()), 0);
+        }
+        fn closed(&mut self, _c: *mut quiche_ev_client, _state: c_int) {
+            assert_eq!(quiche_ev_server_shutdown(self.server, 0), 0);
+        }
+    }
     let mut w = World::new(true);
     let s = w.server(Watch::Own);
     let c = w.client(Watch::Own);
     hook_server(s);
     hook_client(c);
-    set_script(Defaults);
+    set_script(ShutFromClient { server: s });
     assert_eq!(crate::ffi::log::quiche_ev_set_logger(Some(logger), std::ptr::null_mut(), 3), 0);
     get(c, "/p/10/1");
-    for _ in 0..LIMIT {
-        if count("done") > 0 || !w.lp.run_once() {
-            break;
-        }
-    }
+    assert_eq!(w.lp.run(LIMIT), Ran::Idle);
+    assert_eq!(count("stopped 0"), 1, "{:?}", calls());
     crate::ffi::log::quiche_ev_set_log(None, std::ptr::null_mut(), 1);
     // Other tests log from other threads meanwhile: keep what is ours.
     let seen: Vec<_> = SEEN.lock().unwrap().iter()
@@ -769,6 +780,9 @@ fn every_log_line_names_the_handle_and_connection_it_is_about() {
     assert_ne!(new_conn.3, 0, "and the connection");
     let est = seen.iter().find(|(m, ..)| m.starts_with("connection established")).expect("the client logged");
     assert_eq!((est.1, est.2, est.3), (0, c as usize, 0), "a client line names the client");
+    let shut = seen.iter().find(|(m, ..)| m.starts_with("shutting down")).expect("the server logged its shutdown");
+    assert_eq!((shut.1, shut.2, shut.3), (s as usize, 0, 0),
+               "a call on the server from the client's callback logs as the server's alone");
     free_client(c);
     free_server(s);
 }

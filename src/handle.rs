@@ -239,11 +239,15 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
         (*h).reentry.failed() || (*h).fail_pending.get()
     }
 
-    /// The log origin of this handle's work.
+    /// The log origin of this handle's work: this handle alone, whatever
+    /// handle's callback (or C API call) it runs inside.
     fn origin(h: *const Self) -> impl FnOnce(&mut crate::log::Origin) {
-        move |o| match R::KIND {
-            Kind::Server => o.server = h.cast(),
-            Kind::Client => o.client = h.cast(),
+        use crate::log::Origin;
+        move |o| {
+            *o = match R::KIND {
+                Kind::Server => Origin { server: h.cast(), ..Origin::NONE },
+                Kind::Client => Origin { client: h.cast(), ..Origin::NONE },
+            }
         }
     }
 

@@ -20,6 +20,7 @@ use crate::client::{ClientCore, Phase};
 use crate::dgram::DatagramIo;
 use crate::evloop::EvLoop;
 use crate::handle::Handle;
+use crate::log::Origin;
 use crate::observe::Observe;
 use crate::platform::Platform;
 use crate::socket::sockaddr_to_std;
@@ -34,7 +35,7 @@ fn with(p: *const quiche_ev_client, f: impl FnOnce(*mut Cli) -> c_int) -> c_int 
 
 fn with_or<T: Copy>(p: *const quiche_ev_client, null: T, on_panic: T, f: impl FnOnce(*mut Cli) -> T) -> T {
     guard(on_panic, || match quiche_ev_client::get(p) {
-        Some(c) => crate::log::within(|o| o.client = c.cast(), || guard_on(c, on_panic, || f(c))),
+        Some(c) => crate::log::within(|o| *o = Origin { client: c.cast(), ..Origin::NONE }, || guard_on(c, on_panic, || f(c))),
         None => null,
     })
 }

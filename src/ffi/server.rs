@@ -21,6 +21,7 @@ use crate::batch_io::IoMode;
 use crate::dgram::DatagramIo;
 use crate::evloop::EvLoop;
 use crate::handle::Handle;
+use crate::log::Origin;
 use crate::platform::Platform;
 use crate::server::{ServerCore, ServerState};
 use crate::socket::sockaddr_to_std;
@@ -31,7 +32,7 @@ type State = ServerState<P, crate::app::server::ConnApp<P, CServerHost>>;
 /// `QUICHE_EV_ERR_NULL`).
 fn with(p: *const quiche_ev_server, f: impl FnOnce(*mut Srv) -> c_int) -> c_int {
     guard(QUICHE_EV_ERR_INTERNAL, || match quiche_ev_server::get(p) {
-        Some(s) => crate::log::within(|o| o.server = s.cast(), || guard_on(s, QUICHE_EV_ERR_INTERNAL, || f(s))),
+        Some(s) => crate::log::within(|o| *o = Origin { server: s.cast(), ..Origin::NONE }, || guard_on(s, QUICHE_EV_ERR_INTERNAL, || f(s))),
         None => QUICHE_EV_ERR_NULL,
     })
 }
