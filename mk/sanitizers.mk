@@ -15,18 +15,19 @@
 # tests/c/harness.c and c-examples/common.c: plainly into target/c-tests/
 # for valgrind, with ASan + UBSan into target/asan/): free_in_callbacks
 # frees a server and a client from inside each kind of their callbacks,
-# with the program's watcher stopped first, left running, or none (_start).
+# with the program's watcher stopped first, left running, or none (_start);
+# logs_and_errors fails _new calls and logs from six handles.
 # Only valgrind sees what the library itself (Rust, libev) does to freed
 # memory: ASan instruments the C code alone.
 
 .PHONY: valgrind asan
 
-MEM_TESTS := free_in_callbacks
+MEM_TESTS := free_in_callbacks logs_and_errors
 TEST_SOURCES := tests/c/harness.c c-examples/common.c
 TEST_DEPS := $(TEST_SOURCES) tests/c/harness.h c-examples/common.h include/quiche_ev.h $(LIB)
 
 valgrind: examples cert $(addprefix target/c-tests/,$(MEM_TESTS))
-	scripts/valgrind.sh
+	MEM_TESTS="$(MEM_TESTS)" scripts/valgrind.sh
 
 target/c-tests/%: tests/c/%.c $(TEST_DEPS) | target/c-tests
 	$(CC) $(CFLAGS) $(WARNINGS) $(INCS) -Ic-examples -o $@ $< $(TEST_SOURCES) $(LIB) $(NATIVE_LIBS)
@@ -41,7 +42,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
 ASAN_EXAMPLES := $(patsubst c-examples/%,target/asan/%,$(EXAMPLES))
 
 asan: $(ASAN_EXAMPLES) $(addprefix target/asan/,$(MEM_TESTS)) cert
-	scripts/asan.sh target/asan
+	MEM_TESTS="$(MEM_TESTS)" scripts/asan.sh target/asan
 
 target/asan/%: c-examples/%.c c-examples/common.c c-examples/common.h include/quiche_ev.h $(LIB) | target/asan
 	$(ASAN_CC) $(ASAN_CFLAGS) $(ASAN_FLAGS) $(WARNINGS) $(INCS) -o $@ $< c-examples/common.c $(LIB) $(NATIVE_LIBS)

@@ -346,6 +346,21 @@ fn every_request_conn_and_client_function_from_c() {
 }
 
 #[test]
+fn last_error_logger_origins_header_levels_and_the_hq_constant_from_c() {
+    let r = run_c_program("logs_and_errors");
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert_eq!(r.code(), Some(0), "stdout:\n{out}\nstderr:\n{}", r.stderr);
+    for line in ["last error: ok", "hq-interop from QUICHE_EV_HQ_APPLICATION_PROTOCOL: byez", "request headers: ok",
+                 "ok"] {
+        assert!(out.lines().any(|l| l == line), "missing {line:?} in:\n{out}");
+    }
+    assert!(out.lines().any(|l| l.starts_with("logger: ") && l.ends_with(": ok")), "{out}");
+    // Failed calls said why through quiche_ev_last_error alone; the
+    // logger got the rest: nothing was printed.
+    assert_eq!(r.stderr, "", "the library wrote to stderr");
+}
+
+#[test]
 fn a_handle_freed_in_each_kind_of_callback_ends_the_loop_and_is_never_called_again() {
     // tests/c/free_in_callbacks.c: 14 callback kinds (7 of the server's, 7
     // of the client's) times 3 ways of watching the socket; each scenario
