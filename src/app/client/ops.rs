@@ -7,7 +7,7 @@
 use quiche::h3;
 
 use super::{Cli, NewRequest, Outcome, ReqId, Upload, H3_REQUEST_CANCELLED};
-use crate::app::framing::{reject, AppPlatform, Framing, SendError};
+use crate::app::framing::{reject, AppPlatform, Framing, SendError, Streams};
 use crate::app::host::ClientHost;
 use crate::client::ClientCore;
 
@@ -75,6 +75,7 @@ pub unsafe fn write<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, id: R
         }
     } else if took < data.len() {
         s.want_writable = true;
+        s.blocked_at = ClientCore::conn(client).stream_capacity(stream).unwrap_or(0);
     }
     ClientCore::changed(client);
     Ok(took)
@@ -107,6 +108,7 @@ pub unsafe fn trailers<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, id
         Ok(true) => r.upload = Upload::Sent,
         Ok(false) => {
             s.want_writable = true;
+            s.blocked_at = ClientCore::conn(client).stream_capacity(stream).unwrap_or(0);
             return Err(ReqError::Again);
         }
         Err(SendError::Stopped(_)) => return Err(ReqError::Closed),
