@@ -235,6 +235,42 @@ fn response_completed_from_a_timer_two_seconds_later() {
     assert!(took >= Duration::from_millis(1990), "answered after {took:?}, before the timer");
 }
 
+/// Runs `cmd` to completion like [`run`], and also returns its peak
+/// resident size in KiB: VmHWM, read while it runs (the last reading
+/// before it exits). Not the rusage of wait4: a child spawned with vfork
+/// semantics is charged the parent's RSS from before its exec, here the
+/// test's own copy of the body.
+fn run_with_peak_rss(mut cmd: Command, deadline: Duration) -> (Run, u64) {
+    use std::io::Read;
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let t_out = std::thread::spawn(move || { let mut v = Vec::new(); let _ = out.read_to_end(&mut v); v });
+    let t_err = std::thread::spawn(move || { let mut v = Vec::new(); let _ = err.read_to_end(&mut v); v });
+    let status_file = format!("/proc/{}/status", child.id());
+    let hwm = || -> Option<u64> {
+        let text = std::fs::read_to_string(&status_file).ok()?;
+        text.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+    };
+    let end = Instant::now() + deadline;
+    let mut peak = 0;
+    let status = loop {
+        if let Some(kib) = hwm() {
+            peak = peak.max(kib);
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            panic!("{cmd:?} did not finish within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let run = Run { status, stdout: t_out.join().unwrap(),
+                    stderr: String::from_utf8_lossy(&t_err.join().unwrap()).into_owned() };
+    (run, peak)
+}
+
 #[test]
 fn post_of_50_mib_is_echoed_byte_for_byte_without_buffering() {
     let dir = tempdir("app-echo");
@@ -242,14 +278,42 @@ fn post_of_50_mib_is_echoed_byte_for_byte_without_buffering() {
     let file = dir.join("upload.bin");
     std::fs::write(&file, &body).unwrap();
     let s = app_server(&[]);
-    let r = run(fetch_cmd(s.port, &["--post", file.to_str().unwrap()], &["/echo"]), Duration::from_secs(90));
+    let (r, peak_kib) = run_with_peak_rss(fetch_cmd(s.port, &["--post", file.to_str().unwrap()], &["/echo"]),
+                                          Duration::from_secs(90));
     assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
     assert_eq!(responses(&r.stdout), vec![complete("/echo", 200, &body)]);
+    // fetch streams the file as flow control allows: it never holds the
+    // body (reading it whole, and the library's copy, took over 100 MiB).
+    assert!(peak_kib < 40 << 10, "fetch's peak RSS {peak_kib} KiB for a 50 MiB upload");
     // The echo took less than it was offered, and resumed from the
     // writable callback.
     let (status, stats) = stop(s);
     assert!(status.success());
     assert!(stat(&stats, "paused_bodies") > 0 && stat(&stats, "writable_calls") > 0, "{stats:?}");
+}
+
+#[test]
+fn post_streams_the_file_to_each_request_at_its_own_offset() {
+    let dir = tempdir("app-post");
+    let body = common::pattern(3 << 20);
+    let file = dir.join("body.bin");
+    std::fs::write(&file, &body).unwrap();
+    let empty = dir.join("empty.bin");
+    std::fs::write(&empty, b"").unwrap();
+    let s = app_server(&[]);
+    let r = fetch(s.port, &["--post", file.to_str().unwrap()], &["/echo?a", "/echo?b", "/status/201"]);
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    let got = responses(&r.stdout);
+    assert_eq!(response(&got, "/echo?a"), &complete("/echo?a", 200, &body));
+    assert_eq!(response(&got, "/echo?b"), &complete("/echo?b", 200, &body));
+    assert_eq!(response(&got, "/status/201"), &complete("/status/201", 201, b""));
+    let r = fetch(s.port, &["--post", empty.to_str().unwrap()], &["/echo"]);
+    assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
+    assert_eq!(responses(&r.stdout), vec![complete("/echo", 200, b"")]);
+    // Not a regular file: refused with a reason.
+    let r = fetch(s.port, &["--post", dir.to_str().unwrap()], &["/echo"]);
+    assert_eq!(r.code(), Some(1));
+    assert!(r.stderr.contains("--post takes a regular file"), "{}", r.stderr);
 }
 
 #[test]
