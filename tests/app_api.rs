@@ -283,8 +283,10 @@ fn post_of_50_mib_is_echoed_byte_for_byte_without_buffering() {
     assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
     assert_eq!(responses(&r.stdout), vec![complete("/echo", 200, &body)]);
     // fetch streams the file as flow control allows: it never holds the
-    // body (reading it whole, and the library's copy, took over 100 MiB).
-    assert!(peak_kib < 40 << 10, "fetch's peak RSS {peak_kib} KiB for a 50 MiB upload");
+    // body (reading it whole, and the library's copy, took 111 MiB). What
+    // it holds is bounded by quiche's windows (up to 24 MiB a connection):
+    // about 15 MiB in all here, loaded or not.
+    assert!(peak_kib < 64 << 10, "fetch's peak RSS {peak_kib} KiB for a 50 MiB upload");
     // The echo took less than it was offered, and resumed from the
     // writable callback.
     let (status, stats) = stop(s);
@@ -481,11 +483,16 @@ fn upload(port: u16, path: &str, bytes: u64) -> Upload {
 }
 
 /// The client's memory while it uploads: its peak RSS over its RSS before
-/// the connection (BoringSSL's handshake state and quiche's buffers, up
-/// to the peer's flow-control windows: a few MiB), far below a copy of
-/// the body (16 MiB).
-const UPLOAD: u64 = 16 << 20;
-const UPLOAD_GROWTH_KIB: u64 = 8 << 10;
+/// the connection must stay under half the body. What it holds is
+/// BoringSSL's handshake state and quiche's buffers, bounded by the
+/// peer's flow-control windows and the congestion window, not by the
+/// body: app-server (quiche) grows its windows up to 24 MiB per
+/// connection, so its body is 64 MiB (growth seen: 2-12 MiB on a loaded
+/// machine); aioquic keeps 1 MiB windows (growth seen: 2-3 MiB for 16 MiB).
+fn bounded_growth(u: &Upload, body: u64) {
+    let growth = u.number("rss_growth_kib", 0);
+    assert!(growth * 1024 < body / 2, "the client grew by {growth} KiB for a {body}-byte upload:\n{}", u.out);
+}
 
 /// The library called back only when something fitted: at most one
 /// writable call in ten took nothing (against aioquic, a writable call
@@ -499,26 +506,28 @@ fn no_idle_writable_calls(u: &Upload) {
 
 #[test]
 fn a_streamed_upload_from_a_generator_is_echoed_by_app_server_in_bounded_memory() {
+    const BODY: u64 = 64 << 20;
     let s = app_server(&[]);
-    let u = upload(s.port, "/echo", UPLOAD);
+    let u = upload(s.port, "/echo", BODY);
     let sent = u.line("sent");
-    assert_eq!(sent[0], UPLOAD.to_string(), "{}", u.out);
+    assert_eq!(sent[0], BODY.to_string(), "{}", u.out);
     let resp = u.line("response");
-    assert_eq!(resp, ["200".to_string(), UPLOAD.to_string(), "crc32".into(), sent[2].clone(), "complete".into()],
+    assert_eq!(resp, ["200".to_string(), BODY.to_string(), "crc32".into(), sent[2].clone(), "complete".into()],
                "the echo is the body, byte for byte:\n{}", u.out);
-    assert!(u.number("rss_growth_kib", 0) < UPLOAD_GROWTH_KIB, "{}", u.out);
+    bounded_growth(&u, BODY);
     no_idle_writable_calls(&u);
 }
 
 #[test]
 fn a_streamed_upload_with_trailers_reaches_aioquic_whole_in_bounded_memory() {
+    const BODY: u64 = 16 << 20;
     let s = aioquic_server("h3", &[]);
-    let u = upload(s.port, "/upload", UPLOAD);
+    let u = upload(s.port, "/upload", BODY);
     let crc = u.line("sent")[2].clone();
     // aioquic counted the body and read the trailer fields.
-    assert_eq!(u.line("body"), ["received".to_string(), UPLOAD.to_string(), "crc32".into(), crc.clone(),
+    assert_eq!(u.line("body"), ["received".to_string(), BODY.to_string(), "crc32".into(), crc.clone(),
                                 "trailers".into(), format!("x-upload-crc32={crc}")], "{}", u.out);
-    assert!(u.number("rss_growth_kib", 0) < UPLOAD_GROWTH_KIB, "{}", u.out);
+    bounded_growth(&u, BODY);
     no_idle_writable_calls(&u);
 }
 
