@@ -133,6 +133,12 @@ test: deps all upstream peers portable
 layers:
 	python3 scripts/check-layers.py
 
+# `make -s print-VAR` prints a variable as make sees it on this system
+# (tests/common/mod.rs builds the C test programs with WARNINGS and
+# NATIVE_LIBS so).
+print-%:
+	@echo '$($*)'
+
 clean:
 	$(CARGO) clean
 	rm -f $(EXAMPLES) c-examples/cert.crt c-examples/cert.key

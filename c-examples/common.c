@@ -159,6 +159,9 @@ static const char CLIENT_HELP[] =
     "                     greased one: the server answers with version\n"
     "                     negotiation, as upstream; 00000001 starts with v1)\n"
     "  --idle-timeout MS  give up on a connection idle that long (default 5000)\n"
+    "  --connect-timeout MS\n"
+    "                     give up when the handshake is not complete after MS\n"
+    "                     (default 10000, the library's; 0: only the idle timeout)\n"
     "  --help             this text\n"
     "\n"
     "environment:\n"
@@ -271,6 +274,7 @@ bool parse_server_args(int argc, char *argv[], struct server_args *args) {
 
 bool parse_client_args(int argc, char *argv[], struct client_args *args) {
     memset(args, 0, sizeof(*args));
+    args->connect_timeout_ms = -1;
 
     if (wants_help(argc, argv)) {
         bool h3 = is_h3(argv[0]);
@@ -289,6 +293,7 @@ bool parse_client_args(int argc, char *argv[], struct client_args *args) {
         { .name = "--qlog-dir", .string = &args->qlog_dir },
         { .name = "--wire-version", .string = &args->wire_version },
         { .name = "--idle-timeout", .number = &args->idle_timeout_ms, .min = 1 },
+        { .name = "--connect-timeout", .number = &args->connect_timeout_ms, .min = 0 },
     };
     int i = parse_options(argc, argv, opts, sizeof(opts) / sizeof(opts[0]));
 
@@ -296,7 +301,8 @@ bool parse_client_args(int argc, char *argv[], struct client_args *args) {
         fprintf(stderr, "usage: %s [--output FILE] [--output-dir DIR] "
                 "[--session-file FILE] [--early-data] [--multiconnect] "
                 "[--migrate] [--qlog-dir DIR] [--wire-version HEX] "
-                "[--idle-timeout MS] HOST PORT [PATH...] (--help: more)\n",
+                "[--idle-timeout MS] [--connect-timeout MS] HOST PORT [PATH...] "
+                "(--help: more)\n",
                 argv[0]);
         return false;
     }
@@ -631,6 +637,10 @@ static bool apply_client_options(quiche_ev_client *client,
 
     if (args->session_file != NULL &&
         quiche_ev_client_set_session_file(client, args->session_file) != 0) {
+        return false;
+    }
+    if (args->connect_timeout_ms >= 0 &&
+        quiche_ev_client_set_connect_timeout(client, (uint64_t) args->connect_timeout_ms) != 0) {
         return false;
     }
     const char *keylog = getenv("SSLKEYLOGFILE");

@@ -61,6 +61,7 @@ struct client_args {
     const char *qlog_dir;
     const char *wire_version;
     long idle_timeout_ms;
+    long connect_timeout_ms; /* -1: the library's default (10 s) */
     const char *const *paths;
     size_t paths_len;
     /* What to fetch without PATHs: /index.html (hq), / (HTTP/3). */
@@ -116,10 +117,10 @@ int run_server(struct ev_loop *loop, int sock, quiche_ev_server *server,
 size_t client_connections(const struct client_args *args);
 
 /* Runs connection number `index` of `client`: the paths it fetches, where
- * the bodies go, session resumption, --migrate, SSLKEYLOGFILE, QLOGDIR,
- * the socket and signal watchers; the loop runs until the connection is
- * over. Returns the exit status: 0 only when every response arrived in
- * full. */
+ * the bodies go, session resumption, --migrate, --connect-timeout,
+ * SSLKEYLOGFILE, QLOGDIR, the socket and signal watchers; the loop runs
+ * until the connection is over. Returns the exit status: 0 only when
+ * every response arrived in full. */
 int run_client(struct ev_loop *loop, int sock, quiche_ev_client *client,
                const struct client_args *args, size_t index);
 

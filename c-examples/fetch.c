@@ -10,8 +10,11 @@
  *
  * Every PATH is requested at once (GET, or POST with FILE's content as the
  * body); requests beyond the server's stream limit wait in the library
- * until earlier ones finish. For each response, as it completes, one line
- * on stdout:
+ * until earlier ones finish. A POST body is streamed: each request reads
+ * FILE (a regular file) chunk by chunk at its own offset, only as flow
+ * control takes it (quiche_ev_client_request_start, _request_write and the
+ * request writable callback), so a body of any size costs one chunk of
+ * memory. For each response, as it completes, one line on stdout:
  *
  *   PATH STATUS BYTES FNV1A64 OUTCOME
  *
@@ -20,11 +23,14 @@
  * every response arrived complete with a 2xx status. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <quiche_ev.h>
 
@@ -34,9 +40,12 @@
  * pointer: every response callback gets it back). */
 struct response {
     const char *path;
+    int64_t id;
     int status;
     uint64_t bytes;
     uint64_t hash;
+    uint64_t sent;    /* of the POST body */
+    bool body_done;   /* its end was written (or the request is over) */
 };
 
 struct fetch {
@@ -44,6 +53,8 @@ struct fetch {
     quiche_ev_client *client;
     size_t pending;
     size_t failed;
+    int post_fd;        /* --post FILE, or -1 */
+    uint64_t post_size;
 };
 
 static struct fetch fetch;
@@ -122,48 +133,67 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents) {
     fetch.failed++;
 }
 
+/* ---- the streamed POST body ---- */
+
+/* Offers the request's body from where it stands, one chunk at a time,
+ * until the library takes less than offered (the writable callback then
+ * comes back here) or the end is written. Only one chunk is ever read
+ * ahead, whatever the file's size. */
+static void pump_body(struct response *r) {
+    static uint8_t chunk[64 * 1024];
+    while (!r->body_done) {
+        uint64_t left = fetch.post_size - r->sent;
+        size_t want = left < sizeof(chunk) ? (size_t) left : sizeof(chunk);
+        ssize_t got = want > 0 ? pread(fetch.post_fd, chunk, want, (off_t) r->sent) : 0;
+        if (got < 0 || (size_t) got != want) {
+            fprintf(stderr, "%s: cannot read the body at %" PRIu64 ": %s\n", r->path, r->sent,
+                    got < 0 ? strerror(errno) : "the file shrank");
+            quiche_ev_client_cancel(fetch.client, r->id);
+            r->body_done = true;
+            return;
+        }
+        int fin = r->sent + want == fetch.post_size;
+        ssize_t took = quiche_ev_client_request_write(fetch.client, r->id, chunk, want, fin);
+        if (took < 0) {
+            r->body_done = true; /* reset or over: the done callback says how */
+            return;
+        }
+        r->sent += (uint64_t) took;
+        if ((size_t) took < want) {
+            return; /* flow control: on_writable follows */
+        }
+        r->body_done = fin; /* an end that did not fit yet is the library's to send */
+    }
+}
+
+/* More of a request body fits, or the request was just sent: the first
+ * write happens here (before that it would take nothing). */
+static void on_writable(quiche_ev_client *client, int64_t id, void *user) {
+    (void) client;
+    (void) id;
+    pump_body(user);
+}
+
 static void print_log(int level, const char *msg, void *user) {
     (void) level;
     (void) user;
     fprintf(stderr, "%s\n", msg);
 }
 
-/* The whole of `path` in memory (the library copies a request body). */
-static uint8_t *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
+/* --post FILE: opened once; each request reads it at its own offset. */
+static bool open_post(const char *path) {
+    struct stat st;
+    fetch.post_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fetch.post_fd < 0 || fstat(fetch.post_fd, &st) != 0) {
         fprintf(stderr, "cannot read %s: %s\n", path, strerror(errno));
-        return NULL;
+        return false;
     }
-    uint8_t *buf = NULL;
-    size_t cap = 0;
-    *len = 0;
-    for (;;) {
-        if (*len == cap) {
-            cap = cap ? cap * 2 : 1 << 16;
-            uint8_t *bigger = realloc(buf, cap);
-            if (bigger == NULL) {
-                free(buf);
-                fclose(f);
-                fprintf(stderr, "%s: out of memory\n", path);
-                return NULL;
-            }
-            buf = bigger;
-        }
-        size_t n = fread(buf + *len, 1, cap - *len, f);
-        *len += n;
-        if (n == 0) {
-            break;
-        }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "%s: --post takes a regular file\n", path);
+        return false;
     }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        fprintf(stderr, "cannot read %s\n", path);
-        free(buf);
-        return NULL;
-    }
-    return buf;
+    fetch.post_size = (uint64_t) st.st_size;
+    return true;
 }
 
 int main(int argc, char *argv[]) {
@@ -191,8 +221,7 @@ int main(int argc, char *argv[]) {
     quiche_ev_set_log(print_log, NULL, verbose ? QUICHE_EV_LOG_INFO : QUICHE_EV_LOG_WARN);
 
     int status = 1;
-    uint8_t *body = NULL;
-    size_t body_len = 0;
+    fetch.post_fd = -1;
     struct response *responses = calloc(n, sizeof(*responses));
     struct addrinfo *peer = resolve(host, port);
     int sock = peer != NULL ? udp_socket(peer, false) : -1;
@@ -202,7 +231,7 @@ int main(int argc, char *argv[]) {
     if (responses == NULL || sock < 0 || config == NULL || h3_config == NULL) {
         goto out;
     }
-    if (post != NULL && (body = read_file(post, &body_len)) == NULL) {
+    if (post != NULL && !open_post(post)) {
         goto out;
     }
 
@@ -216,23 +245,24 @@ int main(int argc, char *argv[]) {
     }
     quiche_ev_client_on_response(fetch.client, on_headers, on_body, on_done);
     quiche_ev_client_on_closed(fetch.client, on_closed);
+    quiche_ev_client_on_request_writable(fetch.client, on_writable);
 
     /* Every request now: they wait for the handshake, and for stream
-     * credit, inside the library. */
+     * credit, inside the library. A POST's body is written as it goes
+     * (on_writable): nothing of it is read yet. */
     for (size_t k = 0; k < n; k++) {
         struct response *r = &responses[k];
         r->path = paths[k];
         r->hash = 0xcbf29ce484222325ull; /* FNV-1a offset basis */
-        int64_t id = quiche_ev_client_request(fetch.client, body ? "POST" : "GET", r->path, NULL, 0,
-                                              body, body_len, r);
-        if (id < 0) {
-            fprintf(stderr, "%s: %s\n", r->path, quiche_ev_strerror((int) id));
+        r->id = post != NULL
+            ? quiche_ev_client_request_start(fetch.client, "POST", r->path, NULL, 0, r)
+            : quiche_ev_client_request(fetch.client, "GET", r->path, NULL, 0, NULL, 0, r);
+        if (r->id < 0) {
+            fprintf(stderr, "%s: %s\n", r->path, quiche_ev_strerror((int) r->id));
             goto out;
         }
         fetch.pending++;
     }
-    free(body); /* copied by each request */
-    body = NULL;
 
     ev_io watcher;
     ev_io_init(&watcher, quiche_ev_client_recv_cb, sock, EV_READ);
@@ -253,7 +283,9 @@ int main(int argc, char *argv[]) {
 out:
     quiche_ev_client_free(fetch.client);
     free_process(fetch.loop, h3_config, config, peer, sock);
-    free(body);
+    if (fetch.post_fd >= 0) {
+        close(fetch.post_fd);
+    }
     free(responses);
     return status;
 }

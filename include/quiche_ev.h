@@ -477,11 +477,13 @@ quiche_ev_client *quiche_ev_client_new(struct ev_loop *loop_,
  * The socket watcher's callback (upstream's `recv_cb`), for the first
  * socket and for one given to `quiche_ev_client_migrate`:
  * `ev_io_init(&w, quiche_ev_client_recv_cb, sock, EV_READ)`,
- * `w.data = client`. The watcher must stay at its address while it is
- * active. Once the connection is over (its closed callback ran) or the
- * client is freed, the client stops every such watcher, whether or not
- * it was ever called, so `ev_run` returns by itself when the program has
- * nothing else; a watcher whose `data` is a client already freed is
+ * `w.data = client`, on the client's loop. The watcher must stay at its
+ * address while it is active; once stopped it is the program's again
+ * (the client keeps no pointer to it). Once the connection is over (its
+ * closed callback ran) or the client is freed, the client stops every
+ * such watcher, whether or not it was ever called (libev calls it once
+ * more on the next loop iteration), so `ev_run` returns by itself when
+ * the program has nothing else; a watcher whose `data` is a client already freed is
  * stopped without anything else being touched. Or let the client watch
  * its sockets itself: `quiche_ev_client_start`.
  */
@@ -1090,11 +1092,14 @@ quiche_ev_server *quiche_ev_server_new(struct ev_loop *loop_,
 /**
  * The socket watcher's callback (upstream's `recv_cb`): set it with
  * `ev_io_init(&w, quiche_ev_server_recv_cb, sock, EV_READ)` and
- * `w.data = server`. The watcher must stay at its address while it is
- * active (as upstream's, on `main`'s stack). The server stops it when it
- * has stopped (after `quiche_ev_server_shutdown` or an internal error)
- * and when it is freed, whether or not the watcher was ever called, so
- * `ev_run` returns by itself when the program has nothing else. It also
+ * `w.data = server`, on the server's loop. The watcher must stay at its
+ * address while it is active (as upstream's, on `main`'s stack); once
+ * stopped it is the program's again (the server keeps no pointer to
+ * it). The server stops it when it has stopped (after
+ * `quiche_ev_server_shutdown` or an internal error) and when it is
+ * freed, whether or not the watcher was ever called (libev calls it once
+ * more on the next loop iteration), so `ev_run` returns by itself when
+ * the program has nothing else. It also
  * stops, without touching anything else, a watcher whose `data` is a
  * server already freed. Or let the server watch its socket itself:
  * `quiche_ev_server_start`.

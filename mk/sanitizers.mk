@@ -10,11 +10,30 @@
 #   make asan       the examples rebuilt with ASan + UBSan into target/asan/
 #                   (c-examples/ is left alone; the Rust staticlib is not
 #                   instrumented, but LeakSanitizer still sees its heap)
+#
+# Both then run the C test programs of MEM_TESTS (tests/c/, built here with
+# tests/c/harness.c and c-examples/common.c: plainly into target/c-tests/
+# for valgrind, with ASan + UBSan into target/asan/): free_in_callbacks
+# frees a server and a client from inside each kind of their callbacks,
+# with the program's watcher stopped first, left running, or none (_start);
+# logs_and_errors fails _new calls and logs from six handles.
+# Only valgrind sees what the library itself (Rust, libev) does to freed
+# memory: ASan instruments the C code alone.
 
 .PHONY: valgrind asan
 
-valgrind: examples cert
-	scripts/valgrind.sh
+MEM_TESTS := free_in_callbacks logs_and_errors
+TEST_SOURCES := tests/c/harness.c c-examples/common.c
+TEST_DEPS := $(TEST_SOURCES) tests/c/harness.h c-examples/common.h include/quiche_ev.h $(LIB)
+
+valgrind: examples cert $(addprefix target/c-tests/,$(MEM_TESTS))
+	MEM_TESTS="$(MEM_TESTS)" scripts/valgrind.sh
+
+target/c-tests/%: tests/c/%.c $(TEST_DEPS) | target/c-tests
+	$(CC) $(CFLAGS) $(WARNINGS) $(INCS) -Ic-examples -o $@ $< $(TEST_SOURCES) $(LIB) $(NATIVE_LIBS)
+
+target/c-tests:
+	mkdir -p $@
 
 # gcc brings libasan/libubsan; clang needs libclang-rt-<version>-dev.
 ASAN_CC ?= $(CC)
@@ -22,11 +41,14 @@ ASAN_CFLAGS ?= -O1 -g
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer
 ASAN_EXAMPLES := $(patsubst c-examples/%,target/asan/%,$(EXAMPLES))
 
-asan: $(ASAN_EXAMPLES) cert
-	scripts/asan.sh target/asan
+asan: $(ASAN_EXAMPLES) $(addprefix target/asan/,$(MEM_TESTS)) cert
+	MEM_TESTS="$(MEM_TESTS)" scripts/asan.sh target/asan
 
 target/asan/%: c-examples/%.c c-examples/common.c c-examples/common.h include/quiche_ev.h $(LIB) | target/asan
 	$(ASAN_CC) $(ASAN_CFLAGS) $(ASAN_FLAGS) $(WARNINGS) $(INCS) -o $@ $< c-examples/common.c $(LIB) $(NATIVE_LIBS)
+
+target/asan/%: tests/c/%.c $(TEST_DEPS) | target/asan
+	$(ASAN_CC) $(ASAN_CFLAGS) $(ASAN_FLAGS) $(WARNINGS) $(INCS) -Ic-examples -o $@ $< $(TEST_SOURCES) $(LIB) $(NATIVE_LIBS)
 
 target/asan:
 	mkdir -p $@

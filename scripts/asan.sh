@@ -1,6 +1,8 @@
 #!/bin/bash
 # make asan: the hq and h3 pairs built with AddressSanitizer and UBSan
-# (BINDIR, default target/asan) run the scenario of scripts/mem-scenario.sh.
+# (BINDIR, default target/asan) run the scenario of scripts/mem-scenario.sh;
+# then the C test programs of tests/c/ that MEM_TESTS names (make asan
+# passes its list), built the same way, each run whole.
 # The C code is instrumented; the Rust staticlib is not, but its heap goes
 # through the intercepted malloc, so LeakSanitizer sees its leaks too.
 set -euo pipefail
@@ -27,3 +29,6 @@ report_clean() {
 cd c-examples
 run_pair hq "$bin/server" "$bin/client"
 run_pair h3 "$bin/http3-server" "$bin/http3-client"
+for t in ${MEM_TESTS:-free_in_callbacks logs_and_errors}; do
+    run_c_test "$bin/$t"
+done

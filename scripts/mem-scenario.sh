@@ -23,6 +23,9 @@
 # Each server must exit 0 with a clean report (no memory error, no
 # definitely or indirectly lost block). Every wait has a deadline; any
 # failure prints the round's logs and exits 1.
+#
+# run_c_test PROGRAM runs a C test program of tests/c/ (its own deadlines
+# inside) under the checker: exit 0, "ok" last, a clean report.
 
 DEADLINE=${DEADLINE:-60} # seconds; valgrind is slow to start
 export QUICHE_EV_QUIET=1
@@ -154,4 +157,20 @@ run_pair() {
     SERVER=$2 CLIENT=$3
     round "$1" signal_once
     round "$1-twice" signal_twice
+}
+
+# c_test: the tests/c/ program $PROGRAM under the checker, with the test
+# certificate: it must exit 0, end with "ok" and leave a clean report.
+c_test() {
+    local rc=0
+    (checked "$DIR/test.report" "$PROGRAM" cert.crt cert.key) >"$DIR/test.out" 2>"$DIR/test.err" || rc=$?
+    ((rc == 0)) || fail "$DIR" "$(basename "$PROGRAM") exit status $rc"
+    [[ $(tail -1 "$DIR/test.out") == ok ]] || fail "$DIR" "$(basename "$PROGRAM") did not end with ok"
+    report_clean "$DIR/test.report" || fail "$DIR" "the report of $(basename "$PROGRAM") is not clean"
+}
+
+# run_c_test PROGRAM (an absolute path; the cwd is c-examples/).
+run_c_test() {
+    PROGRAM=$1
+    round "$(basename "$1")" c_test
 }

@@ -1,6 +1,8 @@
 #!/bin/bash
 # make valgrind: the hq and h3 pairs of c-examples/ under valgrind's
-# memcheck (scenario: scripts/mem-scenario.sh). Fails on any memcheck error
+# memcheck (scenario: scripts/mem-scenario.sh), then the C test programs
+# of tests/c/ that MEM_TESTS names (make valgrind passes its list), from
+# target/c-tests/. Fails on any memcheck error
 # or any definitely/indirectly lost block; "still reachable" is allowed.
 # No suppressions: none are needed (BoringSSL's and quiche's one-time
 # globals stay reachable, which is not an error).
@@ -10,6 +12,7 @@ cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind not installed (make deps)" >&2; exit 1; }
 LOGDIR=$PWD/target/memcheck/valgrind
 bin=$PWD/c-examples
+tests=$PWD/target/c-tests
 source scripts/mem-scenario.sh
 
 checked() {
@@ -26,3 +29,6 @@ report_clean() {
 cd c-examples
 run_pair hq "$bin/server" "$bin/client"
 run_pair h3 "$bin/http3-server" "$bin/http3-client"
+for t in ${MEM_TESTS:-free_in_callbacks logs_and_errors}; do
+    run_c_test "$tests/$t"
+done

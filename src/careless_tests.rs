@@ -196,6 +196,79 @@ fn a_client_freed_in_its_closed_headers_body_or_established_callback_is_gone() {
     client_freed_in("established", false);
 }
 
+/// The host stops its own watcher and frees its memory (a stopped watcher
+/// is the host's again), then frees the handle: the library must not
+/// touch that watcher any more (it did: the handle remembered every host
+/// watcher it had seen and stopped them again when freed; Miri reports
+/// the use after free, valgrind did in tests/c/free_in_callbacks.c).
+#[test]
+fn a_watcher_the_host_stopped_and_freed_is_never_touched_again() {
+    /// Stops and frees the host's watcher `w` (taken out of the world).
+    fn drop_watcher(lp: &crate::testing::FakeLoop, w: *mut libev_sys::ev_io) {
+        // SAFETY: the host's own watcher, made by World::host_watcher and
+        // no longer in the world's list.
+        unsafe {
+            crate::evloop::EvLoop::io_stop(lp, w);
+            drop(Box::from_raw(w));
+        }
+    }
+    // A server freed in its request callback, after its watcher.
+    struct FreeIn {
+        server: *mut quiche_ev_server,
+        watcher: *mut libev_sys::ev_io,
+        lp: crate::testing::FakeLoop,
+    }
+    impl Script for FreeIn {
+        fn request(&mut self, _r: *mut quiche_ev_request) {
+            drop_watcher(&self.lp, self.watcher);
+            free_server(self.server);
+        }
+    }
+    let mut w = World::new(true);
+    let s = w.server(Watch::Host);
+    let watcher = w.watchers.pop().unwrap();
+    let c = w.client(Watch::Own);
+    hook_server(s);
+    hook_client(c);
+    set_script(FreeIn { server: s, watcher, lp: w.lp.clone() });
+    get(c, "/p/10/1");
+    for _ in 0..LIMIT {
+        if count("request") > 0 || !w.lp.run_once() {
+            break;
+        }
+    }
+    assert_eq!(count("request"), 1, "{:?}", calls());
+    no_violations();
+    free_client(c);
+
+    // A client whose connection is over: the host frees its (stopped)
+    // watcher after the loop, then the client.
+    let mut w = World::new(true);
+    let s = w.server(Watch::Own);
+    let c = w.client(Watch::Host);
+    hook_server(s);
+    hook_client(c);
+    set_script(Defaults);
+    get(c, "/p/10/2");
+    for _ in 0..LIMIT {
+        if count("done") > 0 || !w.lp.run_once() {
+            break;
+        }
+    }
+    assert_eq!(quiche_ev_client_close(c, 0, std::ptr::null()), 0);
+    for _ in 0..LIMIT {
+        if (count("closed") > 0 && w.host_watchers_active() == 0) || !w.lp.run_once() {
+            break;
+        }
+    }
+    assert_eq!(w.host_watchers_active(), 0);
+    let watcher = w.watchers.pop().unwrap();
+    drop_watcher(&w.lp, watcher);
+    free_client(c);
+    free_server(s);
+    no_violations();
+}
+
 #[test]
 fn a_server_freed_in_its_stopped_callback_after_a_shutdown_from_a_request() {
     struct Shut {
@@ -286,9 +359,9 @@ fn a_closed_client_returns_the_loop_to_the_host() {
         }
     }
     assert_eq!(count(&format!("closed {QUICHE_EV_CLIENT_CLOSED}")), 1);
-    // The host's watcher is fed once more (libev calls it in the same
-    // iteration; the fake loop in the next one) and stops there.
-    w.lp.run_once();
+    // libev calls the host's watcher once more on the next iteration
+    // (ev_feed_fd_event), and recv_cb stops it.
+    assert!(w.lp.run_once());
     assert_eq!(w.host_watchers_active(), 0, "the host's watcher of the closed client is stopped");
     assert_eq!(quiche_ev_server_shutdown(s, 0), 0);
     assert_eq!(w.lp.run(LIMIT), Ran::Idle);
@@ -713,19 +786,30 @@ fn every_log_line_names_the_handle_and_connection_it_is_about() {
         let msg = CStr::from_ptr(r.message).to_string_lossy().into_owned();
         SEEN.lock().unwrap().push((msg, r.server as usize, r.client as usize, r.conn as usize));
     }
+    // The client, once closed, shuts the server down from its own
+    // callback: the server's lines then name the server alone (they named
+    // the client too, whose callback was on the stack).
+    struct ShutFromClient {
+        server: *mut quiche_ev_server,
+    }
+    impl Script for ShutFromClient {
+        fn done(&mut self, c: *mut quiche_ev_client, _id: i64, _outcome: c_int, _code: u64) {
+            assert_eq!(quiche_ev_client_close(c, 0, std::ptr::null()), 0);
+        }
+        fn closed(&mut self, _c: *mut quiche_ev_client, _state: c_int) {
+            assert_eq!(quiche_ev_server_shutdown(self.server, 0), 0);
+        }
+    }
     let mut w = World::new(true);
     let s = w.server(Watch::Own);
     let c = w.client(Watch::Own);
     hook_server(s);
     hook_client(c);
-    set_script(Defaults);
+    set_script(ShutFromClient { server: s });
     assert_eq!(crate::ffi::log::quiche_ev_set_logger(Some(logger), std::ptr::null_mut(), 3), 0);
     get(c, "/p/10/1");
-    for _ in 0..LIMIT {
-        if count("done") > 0 || !w.lp.run_once() {
-            break;
-        }
-    }
+    assert_eq!(w.lp.run(LIMIT), Ran::Idle);
+    assert_eq!(count("stopped 0"), 1, "{:?}", calls());
     crate::ffi::log::quiche_ev_set_log(None, std::ptr::null_mut(), 1);
     // Other tests log from other threads meanwhile: keep what is ours.
     let seen: Vec<_> = SEEN.lock().unwrap().iter()
@@ -735,6 +819,9 @@ fn every_log_line_names_the_handle_and_connection_it_is_about() {
     assert_ne!(new_conn.3, 0, "and the connection");
     let est = seen.iter().find(|(m, ..)| m.starts_with("connection established")).expect("the client logged");
     assert_eq!((est.1, est.2, est.3), (0, c as usize, 0), "a client line names the client");
+    let shut = seen.iter().find(|(m, ..)| m.starts_with("shutting down")).expect("the server logged its shutdown");
+    assert_eq!((shut.1, shut.2, shut.3), (s as usize, 0, 0),
+               "a call on the server from the client's callback logs as the server's alone");
     free_client(c);
     free_server(s);
 }

@@ -32,12 +32,15 @@
 //! samples do), or let the handle watch it ([`Handle::start`]). When the
 //! handle is over (a stopped server, a closed client) or freed, it stops
 //! every watcher that drives it, so `ev_run` ends by itself when the host
-//! has nothing else: its own directly; the host's by asking libev to call
-//! every watcher still active on the handle's sockets once more
-//! (`ev_feed_fd_event`), and `recv_cb` stops a watcher whose handle is
-//! over, or whose `data` is no live handle at all (the registry answers
-//! that without reading the freed memory). A host watcher is never kept
-//! and touched later: the host may have stopped it and reused its memory.
+//! has nothing else: its own at once, and the host's through libev: libev
+//! is asked to call every watcher active on the handle's sockets once
+//! more (`ev_feed_fd_event`), and `recv_cb` stops a watcher whose handle
+//! is over, or whose `data` is no live handle at all (the registry
+//! answers that without reading the freed memory).
+//!
+//! The handle keeps no pointer to a host's watcher beyond the call that
+//! passed it: once the host stopped its watcher it may free or reuse it,
+//! and only libev's own list of active watchers is ever followed.
 
 use std::cell::{Cell, UnsafeCell};
 use std::collections::BTreeSet;
@@ -118,11 +121,6 @@ pub struct Handle<P: Platform, R> {
     /// (each stays at its address while the list grows, and only raw
     /// pointers ever reach it), freed with the handle.
     readers: UnsafeCell<Vec<*mut ev_io>>,
-    /// The loops of the host's watchers seen in `recv_cb`. The watchers
-    /// themselves are not kept: the host may stop one and reuse its memory
-    /// (a watcher on a returned stack frame) before the handle is over, so
-    /// a watcher is touched only while libev is calling it.
-    host_loops: UnsafeCell<Vec<*mut ev_loop>>,
     /// The handle watches its sockets itself ([`Handle::start`]).
     started: Cell<bool>,
     /// Watchers were stopped because the handle is over.
@@ -165,7 +163,6 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
             write_watcher: UnsafeCell::new(ev_io::zeroed()),
             kick_timer: UnsafeCell::new(ev_timer::zeroed()),
             readers: UnsafeCell::new(Vec::new()),
-            host_loops: UnsafeCell::new(Vec::new()),
             started: Cell::new(false),
             retired: Cell::new(false),
             fail_pending: Cell::new(false),
@@ -242,11 +239,15 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
         (*h).reentry.failed() || (*h).fail_pending.get()
     }
 
-    /// The log origin of this handle's work.
+    /// The log origin of this handle's work: this handle alone, whatever
+    /// handle's callback (or C API call) it runs inside.
     fn origin(h: *const Self) -> impl FnOnce(&mut crate::log::Origin) {
-        move |o| match R::KIND {
-            Kind::Server => o.server = h.cast(),
-            Kind::Client => o.client = h.cast(),
+        use crate::log::Origin;
+        move |o| {
+            *o = match R::KIND {
+                Kind::Server => Origin { server: h.cast(), ..Origin::NONE },
+                Kind::Client => Origin { client: h.cast(), ..Origin::NONE },
+            }
         }
     }
 
@@ -281,7 +282,7 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
         let ev = crate::unwind::guard(None, || R::failure_event(h));
         match ev {
             Some(ev) => (*h).reentry.notify(|| R::deliver(h, ev)),
-            None => (*h).reentry.free_due(),
+            None => !(*h).reentry.inside() && (*h).reentry.defer_free(),
         }
     }
 
@@ -310,21 +311,12 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
         Self::stop_host_watchers(h);
     }
 
-    /// Makes libev call every watcher still active on the handle's
-    /// sockets once more, on the handle's loop and on every loop a host
-    /// watcher was seen on, so that `recv_cb` stops each one (libev feeds
-    /// only active watchers, whose memory the host keeps valid).
+    /// Makes libev call every watcher active on the handle's sockets once
+    /// more, so that `recv_cb` stops the host's. (No pointer to a host's
+    /// watcher is kept: a watcher the host stopped may be freed already.)
     unsafe fn stop_host_watchers(h: *const Self) {
-        let fds = Self::io(h).fds();
-        for fd in &fds {
-            (*h).lp.feed_fd_event(*fd, EV_READ);
-        }
-        for &lp in (*UnsafeCell::raw_get(addr_of!((*h).host_loops))).iter() {
-            if lp != (*h).lp.raw() {
-                for fd in &fds {
-                    P::Loop::from_raw(lp).feed_fd_event(*fd, EV_READ);
-                }
-            }
+        for fd in Self::io(h).fds() {
+            (*h).lp.feed_fd_event(fd, EV_READ);
         }
     }
 
@@ -355,7 +347,9 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
     /// The C API's `recv_cb`: the host's watcher `w` on loop `lp` says its
     /// socket is readable. Safe for any watcher libev calls: one whose
     /// `data` is no live handle of this kind, or that watches a socket
-    /// the handle does not own, or whose handle is over, is stopped.
+    /// the handle does not own, or runs on another loop than the
+    /// handle's (where the handle could not reach it to stop it), or
+    /// whose handle is over, is stopped.
     ///
     /// # Safety
     /// `w` is the watcher libev is calling, on the loop `lp`.
@@ -368,14 +362,10 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
             return;
         }
         let h = data as *mut Self;
-        if !Self::io(h).fds().contains(&fd) {
-            log_warn!("{:?} watcher on a socket that is not the handle's: stopped", R::KIND);
+        if !Self::io(h).fds().contains(&fd) || (*h).lp.raw() != lp {
+            log_warn!("{:?} watcher on a socket or loop that is not the handle's: stopped", R::KIND);
             P::Loop::from_raw(lp).io_stop(w);
             return;
-        }
-        let seen = &mut *UnsafeCell::raw_get(addr_of!((*h).host_loops));
-        if !seen.contains(&lp) {
-            seen.push(lp);
         }
         if (*h).retired.get() {
             P::Loop::from_raw(lp).io_stop(w);

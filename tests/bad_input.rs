@@ -68,6 +68,35 @@ fn client_with_no_answer_fails_after_the_idle_timeout() {
 }
 
 #[test]
+fn client_with_no_answer_fails_at_its_connect_timeout_long_before_the_idle_timeout() {
+    // A bound socket that never answers; the idle timeout (60 s) is far
+    // beyond the run's deadline, so only the connect timeout can end it.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    for name in ["client", "http3-client"] {
+        let mut cmd = our_command(name);
+        cmd.args(["--idle-timeout", "60000", "--connect-timeout", "300", "127.0.0.1", &port]);
+        let r = run(cmd, Duration::from_secs(15));
+        assert_eq!(r.code(), Some(1), "{name}: {}", r.stderr);
+        assert!(r.stdout.is_empty(), "{name}");
+        let want = "error: no answer from the server: handshake not complete after 0.3 s (connect timeout)";
+        assert!(r.stderr.contains(want), "{name}: no {want:?} in:\n{}", r.stderr);
+    }
+    // Without the option: the library's default, 10 s.
+    let mut cmd = our_command("http3-client");
+    cmd.args(["--idle-timeout", "60000", "127.0.0.1", &port]);
+    let r = run(cmd, Duration::from_secs(40));
+    assert_eq!(r.code(), Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("handshake not complete after 10.0 s (connect timeout)"), "{}", r.stderr);
+    // 0: no connect timeout of its own, only the idle timeout.
+    let mut cmd = our_command("client");
+    cmd.args(["--idle-timeout", "500", "--connect-timeout", "0", "127.0.0.1", &port]);
+    let r = run(cmd, Duration::from_secs(15));
+    assert_eq!(r.code(), Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("error: no answer from the server: idle timeout"), "{}", r.stderr);
+}
+
+#[test]
 fn garbage_datagrams_are_dropped_and_the_server_keeps_serving() {
     let s = Server::ours_env("server", &[], &[("QUICHE_EV_LOG", "debug")]);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -413,7 +413,7 @@ fn every_example_documents_its_options_and_environment() {
     let server_opts = ["--root", "--cert", "--key", "--max-conns", "--no-retry", "--early-data", "--reset-key",
                        "--qlog-dir", "--drain-ms", "--help"];
     let client_opts = ["--output", "--output-dir", "--session-file", "--early-data", "--multiconnect", "--migrate",
-                       "--qlog-dir", "--help"];
+                       "--qlog-dir", "--connect-timeout", "--help"];
     for name in ["server", "client", "http3-server", "http3-client"] {
         let help = our_command(name).arg("--help").output().unwrap();
         let text = String::from_utf8_lossy(&help.stdout);

@@ -20,6 +20,7 @@ use crate::client::{ClientCore, Phase};
 use crate::dgram::DatagramIo;
 use crate::evloop::EvLoop;
 use crate::handle::Handle;
+use crate::log::Origin;
 use crate::observe::Observe;
 use crate::platform::Platform;
 use crate::socket::sockaddr_to_std;
@@ -34,7 +35,7 @@ fn with(p: *const quiche_ev_client, f: impl FnOnce(*mut Cli) -> c_int) -> c_int 
 
 fn with_or<T: Copy>(p: *const quiche_ev_client, null: T, on_panic: T, f: impl FnOnce(*mut Cli) -> T) -> T {
     guard(on_panic, || match quiche_ev_client::get(p) {
-        Some(c) => crate::log::within(|o| o.client = c.cast(), || guard_on(c, on_panic, || f(c))),
+        Some(c) => crate::log::within(|o| *o = Origin { client: c.cast(), ..Origin::NONE }, || guard_on(c, on_panic, || f(c))),
         None => null,
     })
 }
@@ -123,11 +124,13 @@ pub extern "C" fn quiche_ev_client_new(loop_: *mut ev_loop, sock: c_int, host: *
 /// The socket watcher's callback (upstream's `recv_cb`), for the first
 /// socket and for one given to `quiche_ev_client_migrate`:
 /// `ev_io_init(&w, quiche_ev_client_recv_cb, sock, EV_READ)`,
-/// `w.data = client`. The watcher must stay at its address while it is
-/// active. Once the connection is over (its closed callback ran) or the
-/// client is freed, the client stops every such watcher, whether or not
-/// it was ever called, so `ev_run` returns by itself when the program has
-/// nothing else; a watcher whose `data` is a client already freed is
+/// `w.data = client`, on the client's loop. The watcher must stay at its
+/// address while it is active; once stopped it is the program's again
+/// (the client keeps no pointer to it). Once the connection is over (its
+/// closed callback ran) or the client is freed, the client stops every
+/// such watcher, whether or not it was ever called (libev calls it once
+/// more on the next loop iteration), so `ev_run` returns by itself when
+/// the program has nothing else; a watcher whose `data` is a client already freed is
 /// stopped without anything else being touched. Or let the client watch
 /// its sockets itself: `quiche_ev_client_start`.
 #[no_mangle]

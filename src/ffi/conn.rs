@@ -7,6 +7,7 @@ use super::guard::{as_str, guard, guard_on};
 use super::handles::*;
 use super::types::*;
 use super::{QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL};
+use crate::log::Origin;
 use crate::server::{ServerConn, ServerCore};
 use crate::socket::std_to_sockaddr;
 use crate::transport::Transport;
@@ -18,10 +19,7 @@ fn with<T: Copy>(p: *const quiche_ev_conn, null: T, on_panic: T, f: impl FnOnce(
         let Some(e) = quiche_ev_conn::get(p) else { return null };
         // SAFETY: a valid connection handle (C API contract).
         let server = unsafe { ServerConn::server(e) };
-        crate::log::within(|o| {
-            o.server = server.cast();
-            o.conn = e.cast();
-        }, || guard_on(server, on_panic, || f(e)))
+        crate::log::within(|o| *o = Origin { server: server.cast(), conn: e.cast(), ..Origin::NONE }, || guard_on(server, on_panic, || f(e)))
     })
 }
 

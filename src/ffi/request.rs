@@ -15,6 +15,7 @@ use super::{QUICHE_EV_ERR_CLOSED, QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID,
             QUICHE_EV_ERR_AGAIN, QUICHE_EV_ERR_STATE, QUICHE_EV_ERR_TRANSPORT};
 use crate::app::body::Body;
 use crate::app::server::{self as ops, OpError};
+use crate::log::Origin;
 use crate::server::ServerConn;
 
 fn code_of(e: OpError) -> c_int {
@@ -50,10 +51,7 @@ fn on_request<T: Copy>(p: *const quiche_ev_request, null: T, on_panic: T, f: imp
             let conn = (*r).conn as *const SConn;
             (conn, ServerConn::server(conn))
         };
-        crate::log::within(|o| {
-            o.server = server.cast();
-            o.conn = conn.cast();
-        }, || guard_on(server, on_panic, || f(r)))
+        crate::log::within(|o| *o = Origin { server: server.cast(), conn: conn.cast(), ..Origin::NONE }, || guard_on(server, on_panic, || f(r)))
     })
 }
 

@@ -21,6 +21,7 @@ use crate::batch_io::IoMode;
 use crate::dgram::DatagramIo;
 use crate::evloop::EvLoop;
 use crate::handle::Handle;
+use crate::log::Origin;
 use crate::platform::Platform;
 use crate::server::{ServerCore, ServerState};
 use crate::socket::sockaddr_to_std;
@@ -31,7 +32,7 @@ type State = ServerState<P, crate::app::server::ConnApp<P, CServerHost>>;
 /// `QUICHE_EV_ERR_NULL`).
 fn with(p: *const quiche_ev_server, f: impl FnOnce(*mut Srv) -> c_int) -> c_int {
     guard(QUICHE_EV_ERR_INTERNAL, || match quiche_ev_server::get(p) {
-        Some(s) => crate::log::within(|o| o.server = s.cast(), || guard_on(s, QUICHE_EV_ERR_INTERNAL, || f(s))),
+        Some(s) => crate::log::within(|o| *o = Origin { server: s.cast(), ..Origin::NONE }, || guard_on(s, QUICHE_EV_ERR_INTERNAL, || f(s))),
         None => QUICHE_EV_ERR_NULL,
     })
 }
@@ -105,11 +106,14 @@ pub extern "C" fn quiche_ev_server_new(loop_: *mut ev_loop, sock: c_int, local: 
 
 /// The socket watcher's callback (upstream's `recv_cb`): set it with
 /// `ev_io_init(&w, quiche_ev_server_recv_cb, sock, EV_READ)` and
-/// `w.data = server`. The watcher must stay at its address while it is
-/// active (as upstream's, on `main`'s stack). The server stops it when it
-/// has stopped (after `quiche_ev_server_shutdown` or an internal error)
-/// and when it is freed, whether or not the watcher was ever called, so
-/// `ev_run` returns by itself when the program has nothing else. It also
+/// `w.data = server`, on the server's loop. The watcher must stay at its
+/// address while it is active (as upstream's, on `main`'s stack); once
+/// stopped it is the program's again (the server keeps no pointer to
+/// it). The server stops it when it has stopped (after
+/// `quiche_ev_server_shutdown` or an internal error) and when it is
+/// freed, whether or not the watcher was ever called (libev calls it once
+/// more on the next loop iteration), so `ev_run` returns by itself when
+/// the program has nothing else. It also
 /// stops, without touching anything else, a watcher whose `data` is a
 /// server already freed. Or let the server watch its socket itself:
 /// `quiche_ev_server_start`.

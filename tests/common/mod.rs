@@ -389,12 +389,16 @@ pub fn pattern(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// `NAME := VALUE` from the Makefile (its WARNINGS, NATIVE_LIBS, ...).
+/// A Makefile variable (its WARNINGS, NATIVE_LIBS, ...) as make sees it
+/// on this system (`make -s print-NAME`): NATIVE_LIBS, for one, has a
+/// line per operating system.
 pub fn makefile_var(name: &str) -> Vec<String> {
-    let makefile = std::fs::read_to_string(root().join("Makefile")).unwrap();
-    let line = makefile.lines().find_map(|l| l.strip_prefix(&format!("{name} := ")))
-        .unwrap_or_else(|| panic!("{name} in the Makefile"));
-    line.split_whitespace().map(String::from).collect()
+    let out = Command::new("make").current_dir(root()).args(["-s", "--no-print-directory"])
+        .arg(format!("print-{name}")).output().expect("make runs");
+    assert!(out.status.success(), "make print-{name}: {}", String::from_utf8_lossy(&out.stderr));
+    let value = String::from_utf8(out.stdout).unwrap();
+    assert!(!value.trim().is_empty(), "{name} is empty or not in the Makefile");
+    value.split_whitespace().map(String::from).collect()
 }
 
 /// Builds a C program from `sources` (paths from the repository root)

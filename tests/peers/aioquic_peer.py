@@ -34,7 +34,9 @@ Initial packet. Exit status: 0 ok, 1 bad or incomplete response, 2 usage,
 server: without --root, answers every request with the body "byez\\n" (h3:
 status 200, a server header and content-length 5); with --root, serves the
 files under DIR (h3: 404, hq-interop: a stream reset, for anything missing
-or outside DIR). Prints "listening on HOST:PORT" on stderr once bound (PORT
+or outside DIR). An h3 POST is answered once its body (and any trailers)
+ended, with one line: "received BYTES crc32 HEX trailers NAME=VALUE,..."
+(the body is counted, never kept). Prints "listening on HOST:PORT" on stderr once bound (PORT
 0 lets the kernel pick) and runs until killed. `--retry` makes it do
 stateless retry; `--tickets` issues session tickets (resumption and 0-RTT).
 
@@ -56,6 +58,7 @@ import pickle
 import socket
 import ssl
 import sys
+import zlib
 
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
 from aioquic.h0.connection import H0_ALPN, H0Connection
@@ -337,6 +340,17 @@ class ServerProtocol(QuicConnectionProtocol):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.http = make_http(self.alpn, self._quic)
+        # POST bodies being received: stream -> [bytes, crc32, trailers]
+        self.uploads = {}
+
+    def answer_upload(self, stream_id):
+        n, crc, trailers = self.uploads.pop(stream_id)
+        line = "received %d crc32 %08x trailers %s\n" % (
+            n, crc, ",".join(f"{k.decode()}={v.decode()}" for k, v in trailers) or "-")
+        print(f"upload on stream {stream_id}: {line.strip()}", file=sys.stderr, flush=True)
+        self.http.send_headers(stream_id, [(b":status", b"200"), (b"server", b"aioquic-peer")])
+        self.http.send_data(stream_id, line.encode(), end_stream=True)
+        self.transmit()
 
     def answer(self, stream_id, path):
         if self.root is None:
@@ -362,8 +376,21 @@ class ServerProtocol(QuicConnectionProtocol):
 
     def quic_event_received(self, event: QuicEvent) -> None:
         for ev in self.http.handle_event(event):
+            upload = self.uploads.get(getattr(ev, "stream_id", None))
+            if upload is not None:
+                if isinstance(ev, DataReceived):
+                    upload[0] += len(ev.data)
+                    upload[1] = zlib.crc32(ev.data, upload[1])
+                elif isinstance(ev, HeadersReceived):
+                    upload[2] += ev.headers
+                if ev.stream_ended:
+                    self.answer_upload(ev.stream_id)
+                continue
             if isinstance(ev, HeadersReceived):
                 req = {k: v for k, v in ev.headers}
+                if self.alpn == "h3" and req.get(b":method") == b"POST" and not ev.stream_ended:
+                    self.uploads[ev.stream_id] = [0, 0, []]
+                    continue
                 path = req.get(b":path", b"").decode(errors="replace")
                 print(f"request on stream {ev.stream_id}: "
                       f"{req.get(b':method', b'').decode(errors='replace')} {path}",

@@ -49,6 +49,12 @@ struct Streamed {
     /// The host wrote less than it offered: tell it when there is room.
     want_writable: bool,
     writable_queued: bool,
+    /// The stream's capacity when the host's write fell short: it took
+    /// all that fitted then, so only more room is worth a writable call
+    /// (quiche lists a stream as writable with any connection-level room,
+    /// even 2 bytes, too few for a DATA frame; a call then would take
+    /// nothing, and come again on every loop iteration).
+    blocked_at: usize,
     /// The host ended the body but its FIN did not fit yet.
     fin_owed: bool,
 }
@@ -227,6 +233,7 @@ impl<P: AppPlatform, H: ClientHost> ClientRequests<P, H> {
             if let Upload::Streamed(s) = &mut r.upload {
                 // The host may write now.
                 s.want_writable = true;
+                s.blocked_at = 0;
             }
             self.write_upload(conn, opened.stream);
         }
@@ -264,7 +271,10 @@ impl<P: AppPlatform, H: ClientHost> ClientRequests<P, H> {
                 }
             }
             Upload::Streamed(s) => {
-                if s.want_writable && !s.writable_queued {
+                // (An error, e.g. the server stopped the stream: the
+                // host's next write learns it.)
+                let more_room = conn.stream_capacity(stream).map_or(true, |c| c > s.blocked_at);
+                if s.want_writable && !s.writable_queued && more_room {
                     s.want_writable = false;
                     s.writable_queued = true;
                     self.events.push_back(Event::Writable(id));

@@ -7,7 +7,7 @@
 use quiche::h3;
 
 use super::{Cli, ClientRequests, NewRequest, Outcome, ReqId, Streamed, Upload, H3_REQUEST_CANCELLED};
-use crate::app::framing::{reject, AppPlatform, Framing, SendError};
+use crate::app::framing::{reject, AppPlatform, Framing, SendError, Streams};
 use crate::app::host::ClientHost;
 use crate::client::ClientCore;
 
@@ -63,7 +63,7 @@ pub unsafe fn write<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, id: R
             end_upload(a, id);
         }
     } else if took < data.len() {
-        upload(a, id).want_writable = true;
+        blocked(a, id, ClientCore::conn(client).stream_capacity(stream).unwrap_or(0));
     }
     ClientCore::changed(client);
     Ok(took)
@@ -96,6 +96,14 @@ fn upload<P: AppPlatform, H: ClientHost>(a: &mut ClientRequests<P, H>, id: ReqId
     }
 }
 
+/// The host's write fell short with `capacity` left on the stream: the
+/// writable callback comes once there is more.
+fn blocked<P: AppPlatform, H: ClientHost>(a: &mut ClientRequests<P, H>, id: ReqId, capacity: usize) {
+    let s = upload(a, id);
+    s.want_writable = true;
+    s.blocked_at = capacity;
+}
+
 fn end_upload<P: AppPlatform, H: ClientHost>(a: &mut ClientRequests<P, H>, id: ReqId) {
     if let Some(r) = a.reqs.get_mut(&id) {
         r.upload = Upload::Sent;
@@ -117,7 +125,7 @@ pub unsafe fn trailers<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, id
     match a.framing.send_headers(ClientCore::conn(client), stream, headers, true, true) {
         Ok(true) => end_upload(a, id),
         Ok(false) => {
-            upload(a, id).want_writable = true;
+            blocked(a, id, ClientCore::conn(client).stream_capacity(stream).unwrap_or(0));
             return Err(ReqError::Again);
         }
         Err(SendError::Stopped(_)) => return Err(ReqError::Closed),
