@@ -437,6 +437,12 @@ typedef struct {
   uint64_t dropped_short;
   uint64_t dropped_late;
   uint64_t dropped_rate_limited;
+  /**
+   * Short-header datagrams for a connection of another live worker of
+   * the same group (see `quiche_ev_workers_new`): dropped, never
+   * answered with a reset.
+   */
+  uint64_t dropped_misrouted;
 } quiche_ev_counters;
 
 #ifdef __cplusplus
@@ -1151,11 +1157,12 @@ int quiche_ev_server_set_retry(quiche_ev_server *server,
 
 /**
  * The 32-byte secret that stateless-reset tokens are derived from
- * (default: random per server). A server restarted with the same key can
- * reset the connections of its previous run, so their clients stop at
- * once instead of waiting for their idle timeout. Keep it secret.
- * Returns 0, `QUICHE_EV_ERR_NULL`, or `QUICHE_EV_ERR_INVALID` when `len`
- * is not 32.
+ * (default: random per server), with no previous one: the same as
+ * `quiche_ev_server_set_reset_keys(server, key, NULL, len)`. A server
+ * restarted with the same key can reset the connections of its previous
+ * run, so their clients stop at once instead of waiting for their idle
+ * timeout. Keep it secret. Returns 0, `QUICHE_EV_ERR_NULL`, or
+ * `QUICHE_EV_ERR_INVALID` when `len` is not 32.
  */
 int quiche_ev_server_set_reset_key(quiche_ev_server *server,
                                    const uint8_t *key,
@@ -1318,6 +1325,79 @@ int quiche_ev_server_counters(const quiche_ev_server *server,
  * after it. NULL is a no-op.
  */
 void quiche_ev_server_free(quiche_ev_server *server);
+
+/**
+ * The keys stateless-reset tokens are derived from, 32 bytes each:
+ * `current` for every connection ID issued from now on, and `previous`
+ * (NULL: none) during a rotation. A datagram for a connection the server
+ * does not know is answered with a reset under each key, so a connection
+ * whose CIDs another holder of either key issued (a worker of the same
+ * group that died, another host, this server's previous run) is ended at
+ * once instead of waiting for its idle timeout. Share them across every
+ * worker and host behind one address; keep them secret. Default: random
+ * per server (per group for a worker's server). Returns 0,
+ * `QUICHE_EV_ERR_NULL` (no current key, or no server), or
+ * `QUICHE_EV_ERR_INVALID` when `len` is not 32.
+ */
+int quiche_ev_server_set_reset_keys(quiche_ev_server *server,
+                                    const uint8_t *current,
+                                    const uint8_t *previous,
+                                    size_t len);
+
+/**
+ * The keys Retry tokens are made with, 32 bytes each: `current` mints
+ * them; a token made under `current` or `previous` (NULL: none) is
+ * accepted. A fleet that shares them accepts on any server a token any
+ * other minted. Rotate in two steps across every server so that none
+ * meets a token it cannot read: first (old, new) everywhere, then (new,
+ * old); drop the old key once tokens made under it have expired (see
+ * `quiche_ev_server_set_token_lifetime`). Default: random per server
+ * (per group for a worker's server). Returns 0, `QUICHE_EV_ERR_NULL` or
+ * `QUICHE_EV_ERR_INVALID` (`len` is not 32).
+ */
+int quiche_ev_server_set_token_keys(quiche_ev_server *server,
+                                    const uint8_t *current,
+                                    const uint8_t *previous,
+                                    size_t len);
+
+/**
+ * Makes every connection ID the server issues from now on (the first of
+ * each new connection, every spare one, a Retry's) a QUIC-LB connection
+ * ID (draft-ietf-quic-load-balancers-21): a first octet whose top three
+ * bits are `config_id` (0..=6), then the `server_id_len` (1..=15) octets
+ * of `server_id` and a nonce of `nonce_len` (4..=18) octets, together at
+ * most 19; plaintext when `key` is NULL (`key_len` 0), else encrypted
+ * under the 16-byte `key` (one AES pass when server ID and nonce make 16
+ * octets, four otherwise). A QUIC-LB load balancer configured with the
+ * same config ID, lengths and key routes every packet of a connection to
+ * this server, whatever address the client moves to. `worker` (0..=31)
+ * goes into the five low bits of the first octet, which QUIC-LB leaves to
+ * the server, for the kernel's steering between the workers of one host
+ * (`quiche_ev_workers_new` sets it for its workers); -1 leaves them
+ * random. Without this call the server issues random 16-byte CIDs, as
+ * upstream's samples do. Connections already up keep their CIDs. Returns
+ * 0, `QUICHE_EV_ERR_NULL`, or `QUICHE_EV_ERR_INVALID` for a layout the
+ * draft does not allow (the last error says which part).
+ */
+int quiche_ev_server_set_cid_layout(quiche_ev_server *server,
+                                    int config_id,
+                                    const uint8_t *server_id,
+                                    size_t server_id_len,
+                                    size_t nonce_len,
+                                    const uint8_t *key,
+                                    size_t key_len,
+                                    int worker);
+
+/**
+ * Writes into `buf` (`len` bytes, NUL-terminated, truncated to fit) one
+ * line describing the connection IDs the server issues: random 16-byte,
+ * or the QUIC-LB layout (config ID, server ID, lengths, plaintext or
+ * encrypted, the worker bits; never the key). Returns the length of the
+ * whole line (without the NUL, as `snprintf`), or `QUICHE_EV_ERR_NULL`.
+ */
+ssize_t quiche_ev_server_cid_layout(const quiche_ev_server *server,
+                                    char *buf,
+                                    size_t len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -13,7 +13,8 @@
 //! socket      -> transport                       -> application -> C API
 //! (batch_io,     (handle, server/, client, driver,   (app/)         (ffi/)
 //!  dgram,         egress, table, cid, token,
-//!  socket)        stateless, hooks)
+//!  socket)        stateless, secrets, hooks,
+//!                 quic_lb, steer)
 //! ```
 //!
 //! Under all of them: `log`, `unwind` (the panic boundary), `crypto`.
@@ -37,6 +38,7 @@ pub mod observe;
 pub mod platform;
 pub mod quic_lb;
 pub mod reentry;
+pub mod secrets;
 pub mod server;
 pub mod socket;
 pub mod stateless;
