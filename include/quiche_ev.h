@@ -1399,6 +1399,40 @@ ssize_t quiche_ev_server_cid_layout(const quiche_ev_server *server,
                                     char *buf,
                                     size_t len);
 
+/**
+ * Makes a `quiche_config`, exactly as `quiche_config_new(version)` does
+ * (use it with every `quiche_config_*` function and free it with
+ * `quiche_config_free`), except that its TLS session tickets are
+ * encrypted under the process's ticket keys (`quiche_ev_set_ticket_keys`)
+ * rather than a key of its own: every server config made this way, in
+ * every worker of the process (and, with the same keys, on every host),
+ * resumes the others' tickets, 0-RTT included, also across a key
+ * rotation. (A config from `quiche_config_new` keeps one key of its own,
+ * which `quiche_config_set_ticket_key` replaces, dropping the previous
+ * one's tickets.) Returns NULL for an unknown version or when BoringSSL
+ * fails (the last error says why).
+ */
+quiche_config *quiche_ev_config_new(uint32_t version);
+
+/**
+ * Sets the TLS session-ticket keys of every config made by
+ * `quiche_ev_config_new` in this process, from any thread, effective for
+ * the next handshake: new tickets are issued under `current`; a ticket
+ * under `previous` (NULL: none) still resumes and its client gets a
+ * fresh one under `current`. Each key is 48 bytes, the format of
+ * `quiche_config_set_ticket_key`: a 16-byte name (in the clear in every
+ * ticket), a 16-byte HMAC-SHA256 key, a 16-byte AES-128 key. Give every
+ * host of a fleet the same keys; rotate in two steps, as for
+ * `quiche_ev_server_set_token_keys`, and drop the old key once the
+ * tickets made under it have expired (BoringSSL: 2 days). Keep them secret:
+ * whoever holds them can decrypt the resumption secrets. Until called,
+ * the process uses one random key. Returns 0, `QUICHE_EV_ERR_NULL` or
+ * `QUICHE_EV_ERR_INVALID` (`len` is not 48).
+ */
+int quiche_ev_set_ticket_keys(const uint8_t *current,
+                              const uint8_t *previous,
+                              size_t len);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

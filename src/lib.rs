@@ -14,7 +14,7 @@
 //! (batch_io,     (handle, server/, client, driver,   (app/)         (ffi/)
 //!  dgram,         egress, table, cid, token,
 //!  socket)        stateless, secrets, hooks,
-//!                 quic_lb, steer)
+//!                 tickets, quic_lb, steer)
 //! ```
 //!
 //! Under all of them: `log`, `unwind` (the panic boundary), `crypto`.
@@ -44,6 +44,7 @@ pub mod socket;
 pub mod stateless;
 pub mod steer;
 pub mod table;
+pub mod tickets;
 pub mod token;
 pub mod transport;
 pub mod unwind;

@@ -26,6 +26,7 @@ pub mod log;
 pub mod meta;
 pub mod request;
 pub mod server;
+pub mod tls;
 pub mod types;
 
 pub use errors::*;
