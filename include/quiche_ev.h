@@ -189,6 +189,12 @@ typedef struct quiche_ev_request quiche_ev_request;
 typedef struct quiche_ev_server quiche_ev_server;
 
 /**
+ * A group of workers: one server per thread on one address. Made by
+ * `quiche_ev_workers_new`, freed by `quiche_ev_workers_free`.
+ */
+typedef struct quiche_ev_workers quiche_ev_workers;
+
+/**
  * The client's handshake completed: `(client, user)`.
  */
 typedef void (*quiche_ev_client_cb)(quiche_ev_client*,
@@ -444,6 +450,63 @@ typedef struct {
    */
   uint64_t dropped_misrouted;
 } quiche_ev_counters;
+
+/**
+ * What a worker's start and stop callbacks get, valid during the call.
+ * `size` as for `quiche_ev_stats`.
+ */
+typedef struct {
+  size_t size;
+  quiche_ev_workers *workers;
+  /**
+   * This worker, 0 .. `count` - 1.
+   */
+  unsigned int index;
+  unsigned int count;
+  /**
+   * The worker's own loop (`ev_loop_new`), run on this thread: make the
+   * server on it, and put any watcher of yours for this worker there.
+   */
+  struct ev_loop *loop_;
+  /**
+   * The worker's socket (bound, non-blocking, in the group).
+   */
+  int sock;
+  /**
+   * The address every worker's socket is bound to (the port the kernel
+   * chose, for port 0).
+   */
+  const struct sockaddr *local;
+  socklen_t local_len;
+} quiche_ev_worker_info;
+
+/**
+ * A worker's start callback: `(info, user)`, on the worker's own thread;
+ * returns its server.
+ */
+typedef quiche_ev_server *(*quiche_ev_worker_start_cb)(const quiche_ev_worker_info*,
+                                                       void*);
+
+/**
+ * A worker's stop callback: `(info, user)`, on the worker's thread.
+ */
+typedef void (*quiche_ev_worker_stop_cb)(const quiche_ev_worker_info*,
+                                         void*);
+
+/**
+ * A worker exited: `(workers, index, status, user)`, on the program's loop.
+ */
+typedef void (*quiche_ev_worker_exit_cb)(quiche_ev_workers*,
+                                         unsigned int,
+                                         int,
+                                         void*);
+
+/**
+ * Every worker exited: `(workers, status, user)`, on the program's loop.
+ */
+typedef void (*quiche_ev_workers_stopped_cb)(quiche_ev_workers*,
+                                             int,
+                                             void*);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1432,6 +1495,219 @@ quiche_config *quiche_ev_config_new(uint32_t version);
 int quiche_ev_set_ticket_keys(const uint8_t *current,
                               const uint8_t *previous,
                               size_t len);
+
+/**
+ * Makes a group of `count` workers (1..=32) on `local`: binds `count`
+ * UDP sockets to it with `SO_REUSEPORT` (port 0: one port the kernel
+ * chooses, the same for all; an address some other socket holds is
+ * refused) and, for more than one worker, attaches a classic BPF program
+ * to their group (`SO_ATTACH_REUSEPORT_CBPF`, no privilege needed) that
+ * gives each datagram to the worker whose connection IDs it carries: a
+ * short-header packet by the worker index in its connection ID's first
+ * octet, a long-header one by that index too once the client knows a CID
+ * of ours, or else by a hash of the client's connection ID, so every
+ * packet of a connection reaches one worker from any client address
+ * (NAT rebinding, migration). Nothing runs until
+ * `quiche_ev_workers_start`. Returns NULL (the last error says why) for
+ * a bad count or address, an address in use, or a kernel that refuses the
+ * program (without it, a client that moves would land on a worker that
+ * does not know it).
+ */
+quiche_ev_workers *quiche_ev_workers_new(const struct sockaddr *local,
+                                         socklen_t local_len,
+                                         unsigned int count);
+
+/**
+ * The pointer every group callback receives as `user` (default NULL):
+ * shared by every worker's thread. Before the start only. Returns 0,
+ * `QUICHE_EV_ERR_NULL` or `QUICHE_EV_ERR_STATE`.
+ */
+int quiche_ev_workers_set_user_data(quiche_ev_workers *workers,
+                                    void *user);
+
+/**
+ * Sets the start callback (required): `cb(info, user)` runs on worker
+ * `info->index`'s own thread, before its loop runs, and returns the
+ * worker's server: made with `quiche_ev_server_new(info->loop_,
+ * info->sock, info->local, info->local_len, config, h3_config)` on a
+ * `quiche_config` of this worker's own (configs are not thread-safe:
+ * make one per worker, e.g. with `quiche_ev_config_new` so that session
+ * tickets resume across workers), with your callbacks, user data and
+ * options set. Do not start a watcher on `info->sock`: the group starts
+ * the server (`quiche_ev_server_start`). The group then gives the server
+ * its CID layout (with the worker's index in every CID), its token and
+ * reset keys, and the set of live workers: set those on the group, not
+ * on the server. NULL (the worker's last error, if any, is kept) fails
+ * `quiche_ev_workers_start`. Before the start only. Returns 0,
+ * `QUICHE_EV_ERR_NULL` or `QUICHE_EV_ERR_STATE`.
+ */
+int quiche_ev_workers_on_start(quiche_ev_workers *workers,
+                               quiche_ev_worker_start_cb cb);
+
+/**
+ * Sets the stop callback: `cb(info, user)` runs on the worker's thread
+ * once its loop is over (its server stopped, failed, or the worker was
+ * aborted) and the group has freed its server (as
+ * `quiche_ev_server_free`: requests still open are dropped without
+ * callbacks), before the loop is destroyed: stop your watchers on
+ * `info->loop_` and free what the start callback made (its
+ * `quiche_config`, which had to outlive the server). Before the start
+ * only. Returns 0, `QUICHE_EV_ERR_NULL` or `QUICHE_EV_ERR_STATE`.
+ */
+int quiche_ev_workers_on_stop(quiche_ev_workers *workers,
+                              quiche_ev_worker_stop_cb cb);
+
+/**
+ * Sets the exit callback: `cb(workers, index, status, user)` runs on the
+ * program's loop (the one given to `quiche_ev_workers_start`) after
+ * worker `index` ended: status 0 (its server stopped after a shutdown),
+ * `QUICHE_EV_ERR_INTERNAL` (an internal error stopped it) or
+ * `QUICHE_EV_ERR_CLOSED` (aborted). A worker that ends alone leaves the
+ * group at once: its socket is closed and the steering rebuilt, and the
+ * other workers answer its clients with stateless resets, so they fail
+ * at once. Before the start only. Returns 0, `QUICHE_EV_ERR_NULL` or
+ * `QUICHE_EV_ERR_STATE`.
+ */
+int quiche_ev_workers_on_exit(quiche_ev_workers *workers,
+                              quiche_ev_worker_exit_cb cb);
+
+/**
+ * Sets the stopped callback: `cb(workers, status, user)` runs on the
+ * program's loop after the last exit callback: status 0 when every worker
+ * stopped after a shutdown, else the first other exit status. The group
+ * then leaves nothing on the program's loop (`ev_run` returns when the
+ * program has nothing else). Before the start only. Returns 0,
+ * `QUICHE_EV_ERR_NULL` or `QUICHE_EV_ERR_STATE`.
+ */
+int quiche_ev_workers_on_stopped(quiche_ev_workers *workers,
+                                 quiche_ev_workers_stopped_cb cb);
+
+/**
+ * Gives every worker's server QUIC-LB connection IDs, as
+ * `quiche_ev_server_set_cid_layout` does, each with its worker's index in
+ * the first octet (that is what the steering program reads). Without
+ * this call the workers issue random 16-byte CIDs with their index in the
+ * first octet. Before the start only. Returns 0, `QUICHE_EV_ERR_NULL`,
+ * `QUICHE_EV_ERR_INVALID` (a layout the draft does not allow; the last
+ * error says why) or `QUICHE_EV_ERR_STATE`.
+ */
+int quiche_ev_workers_set_cid_layout(quiche_ev_workers *workers,
+                                     int config_id,
+                                     const uint8_t *server_id,
+                                     size_t server_id_len,
+                                     size_t nonce_len,
+                                     const uint8_t *key,
+                                     size_t key_len);
+
+/**
+ * As `quiche_ev_server_cid_layout`, for the group's workers. Any thread.
+ */
+ssize_t quiche_ev_workers_cid_layout(const quiche_ev_workers *workers,
+                                     char *buf,
+                                     size_t len);
+
+/**
+ * The Retry token keys of every worker, as
+ * `quiche_ev_server_set_token_keys`: all workers hold the same ones, so a
+ * token one minted is accepted by any. Default: random per group. Any
+ * thread, any time (a rotation). Returns 0, `QUICHE_EV_ERR_NULL` or
+ * `QUICHE_EV_ERR_INVALID`.
+ */
+int quiche_ev_workers_set_token_keys(quiche_ev_workers *workers,
+                                     const uint8_t *current,
+                                     const uint8_t *previous,
+                                     size_t len);
+
+/**
+ * The stateless-reset keys of every worker, as
+ * `quiche_ev_server_set_reset_keys`: any worker can reset a connection
+ * of any other (one that died, or another host's). Default: random per
+ * group. Any thread, any time. Returns 0, `QUICHE_EV_ERR_NULL` or
+ * `QUICHE_EV_ERR_INVALID`.
+ */
+int quiche_ev_workers_set_reset_keys(quiche_ev_workers *workers,
+                                     const uint8_t *current,
+                                     const uint8_t *previous,
+                                     size_t len);
+
+/**
+ * Starts the workers: one thread each, each running its own loop, its
+ * server made by the start callback on that thread. Returns when every
+ * worker has its server (0), or, when one could not (its reason is the
+ * last error), after stopping the others again (`QUICHE_EV_ERR_INVALID`;
+ * free the group then). `loop_` is the program's loop, on this thread:
+ * the exit and stopped callbacks run there, and the group keeps it
+ * running until every worker has exited. Call it once. Returns also
+ * `QUICHE_EV_ERR_NULL` or `QUICHE_EV_ERR_STATE` (already started, or no
+ * start callback).
+ */
+int quiche_ev_workers_start(quiche_ev_workers *workers,
+                            struct ev_loop *loop_);
+
+/**
+ * Shuts every worker's server down gracefully, as
+ * `quiche_ev_server_shutdown(server, drain_ms)` on each worker's own
+ * thread; a second call with 0 closes everything at once. Each worker
+ * exits once its server has stopped. Any thread. Returns 0 or
+ * `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_workers_shutdown(quiche_ev_workers *workers,
+                               uint64_t drain_ms);
+
+/**
+ * Ends worker `index` at once, as if it had crashed: its connections are
+ * dropped without a word (no CONNECTION_CLOSE), its socket leaves the
+ * group and the steering is rebuilt; the other workers answer its
+ * clients' next packets with stateless resets (the shared key), so they
+ * fail at once instead of at their idle timeout. For taking a wedged
+ * worker out, and for testing a deployment's failover. Any thread.
+ * Returns 0, `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_INVALID` (no such
+ * worker) or `QUICHE_EV_ERR_STATE` (not running).
+ */
+int quiche_ev_workers_abort(quiche_ev_workers *workers,
+                            unsigned int index);
+
+/**
+ * The number of workers, or `QUICHE_EV_ERR_NULL`. Any thread.
+ */
+int quiche_ev_workers_count(const quiche_ev_workers *workers);
+
+/**
+ * Worker `index`'s socket (to read its address, e.g. the port chosen for
+ * port 0), or `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_INVALID` (no such
+ * worker) or `QUICHE_EV_ERR_STATE` (its socket is closed: it exited
+ * alone). The group owns it: do not close it or watch it. Any thread.
+ */
+int quiche_ev_workers_socket(const quiche_ev_workers *workers,
+                             unsigned int index);
+
+/**
+ * 1 while worker `index` runs, 0 before its start and after its exit,
+ * or `QUICHE_EV_ERR_NULL` / `QUICHE_EV_ERR_INVALID`. Any thread.
+ */
+int quiche_ev_workers_running(const quiche_ev_workers *workers,
+                              unsigned int index);
+
+/**
+ * Fills `out` with worker `index`'s counters (set `out->size` first), as
+ * `quiche_ev_server_counters`, taken each time its loop is about to wait
+ * (so at most one loop iteration old) and when it exits. Any thread.
+ * Returns 0, `QUICHE_EV_ERR_NULL` or `QUICHE_EV_ERR_INVALID` (no such
+ * worker, or a size too small).
+ */
+int quiche_ev_workers_counters(const quiche_ev_workers *workers,
+                               unsigned int index,
+                               quiche_ev_counters *out);
+
+/**
+ * Frees the group: aborts the workers still running (as
+ * `quiche_ev_workers_abort`; shut down first for a graceful end), waits
+ * for their threads, closes the sockets. From the program's thread only
+ * (never from a worker's: it would wait for itself; refused, with the
+ * last error saying so); inside the group's exit or stopped callback the
+ * free happens when the callback returns. NULL is a no-op.
+ */
+void quiche_ev_workers_free(quiche_ev_workers *workers);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -48,6 +48,7 @@ pub mod tickets;
 pub mod token;
 pub mod transport;
 pub mod unwind;
+pub mod workers;
 
 #[cfg(test)]
 mod testing;

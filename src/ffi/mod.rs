@@ -28,5 +28,9 @@ pub mod request;
 pub mod server;
 pub mod tls;
 pub mod types;
+/// (Threads, sockets and the kernel's steering: the real platform only;
+/// tests/workers_api.rs calls it.)
+#[cfg(not(test))]
+pub mod workers;
 
 pub use errors::*;

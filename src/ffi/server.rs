@@ -511,7 +511,7 @@ pub unsafe fn inject_datagram(server: *mut quiche_ev_server, pkt: &mut [u8], fro
 
 /// A key pair from C: `current` (required) and `previous` (NULL: none),
 /// each `len` bytes, which must be `want`.
-fn key_pair(what: &str, current: *const u8, previous: *const u8, len: usize, want: usize)
+pub(crate) fn key_pair(what: &str, current: *const u8, previous: *const u8, len: usize, want: usize)
             -> Result<crate::secrets::KeyPair, c_int> {
     if current.is_null() {
         report(format!("{what}: the current key is required"));
