@@ -798,3 +798,47 @@ fn token_and_reset_keys_are_checked_and_a_rotation_keeps_both() {
     assert!(keys.reset == crate::secrets::KeyPair { current: a, previous: None }, "the old call: no previous key");
     free_server(s);
 }
+
+/// Once a stopped server has stopped the host's socket watcher, the
+/// watcher is the host's again: here the host reuses the very same
+/// `ev_io` for another socket, and freeing the server afterwards must not
+/// touch it (it used to stop it a second time, from its stale list: a
+/// watcher on a returned stack frame, in the examples).
+#[test]
+fn a_watcher_the_stopped_server_gave_back_is_never_touched_again() {
+    unsafe extern "C" fn other_cb(_lp: *mut libev_sys::ev_loop, _w: *mut libev_sys::ev_io, _r: c_int) {}
+    let mut w = World::new(true);
+    let s = w.server(Watch::Host);
+    let watcher = *w.watchers.last().unwrap();
+    let c = w.client(Watch::Own);
+    hook_server(s);
+    hook_client(c);
+    set_script(Defaults);
+    get(c, "/p/100/3");
+    for _ in 0..LIMIT {
+        if count("done") > 0 || !w.lp.run_once() {
+            break;
+        }
+    }
+    assert_eq!(quiche_ev_server_shutdown(s, 0), 0);
+    for _ in 0..LIMIT {
+        if quiche_ev_server_is_stopped(s) == 1 || !w.lp.run_once() {
+            break;
+        }
+    }
+    assert_eq!(quiche_ev_server_is_stopped(s), 1);
+    assert!(!w.lp.is_active(watcher), "the stopped server stopped the host's watcher");
+    // The host reuses its watcher for a socket of its own.
+    let fd = w.net.socket(None);
+    // SAFETY: the host's own watcher, inactive, at a stable address.
+    unsafe {
+        crate::evloop::EvLoop::io_init(&w.lp, watcher, other_cb, fd, libev_sys::EV_READ, std::ptr::null_mut());
+        crate::evloop::EvLoop::io_start(&w.lp, watcher);
+    }
+    free_server(s);
+    assert!(w.lp.is_active(watcher), "freeing the server left the host's reused watcher alone");
+    // SAFETY: as above.
+    unsafe { crate::evloop::EvLoop::io_stop(&w.lp, watcher) };
+    free_client(c);
+    no_violations();
+}

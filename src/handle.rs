@@ -309,9 +309,11 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
 
     /// Stops the host's watchers seen so far and makes libev call every
     /// other watcher on the handle's sockets once, so that `recv_cb`
-    /// stops those too.
+    /// stops those too. The list is emptied: once stopped, a watcher is
+    /// the host's again (to free or to reuse), and nothing here may touch
+    /// it later (a free after the stop retires the handle once more).
     unsafe fn stop_host_watchers(h: *const Self) {
-        for &(lp, w) in (*UnsafeCell::raw_get(addr_of!((*h).host_watchers))).iter() {
+        for (lp, w) in std::mem::take(&mut *UnsafeCell::raw_get(addr_of!((*h).host_watchers))) {
             P::Loop::from_raw(lp).io_stop(w);
         }
         for fd in Self::io(h).fds() {
@@ -364,13 +366,14 @@ impl<P: Platform, R: Role<P>> Handle<P, R> {
             P::Loop::from_raw(lp).io_stop(w);
             return;
         }
+        if (*h).retired.get() {
+            // Stopped here and not remembered: the host may free it now.
+            P::Loop::from_raw(lp).io_stop(w);
+            return;
+        }
         let seen = &mut *UnsafeCell::raw_get(addr_of!((*h).host_watchers));
         if !seen.iter().any(|&(_, s)| s == w) {
             seen.push((lp, w));
-        }
-        if (*h).retired.get() {
-            P::Loop::from_raw(lp).io_stop(w);
-            return;
         }
         Self::read(h, fd);
     }
