@@ -314,3 +314,117 @@ fn every_cid_of_two_servers_decodes_to_its_own_server_id() {
         }
     }
 }
+
+const K1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const K2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+/// Writes a secrets file (`token`/`reset`/`ticket` lines).
+fn write_secrets(path: &Path, lines: &[&str]) {
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+/// A quiche client at a UDP socket of the test: its first Initial goes to
+/// `mint` (which answers with a Retry), its Initial with the token to
+/// `check`, from the same address. Returns what `check` answered first:
+/// true for a handshake going on, false for a CONNECTION_CLOSE
+/// (INVALID_TOKEN).
+fn token_from_one_server_to_another(mint: u16, check: u16) -> bool {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let local = sock.local_addr().unwrap();
+    let (a, b): (std::net::SocketAddr, std::net::SocketAddr) =
+        (format!("127.0.0.1:{mint}").parse().unwrap(), format!("127.0.0.1:{check}").parse().unwrap());
+    let mut cfg = quiche::Config::new(quiche::PROTOCOL_VERSION).unwrap();
+    cfg.set_application_protos(&[b"hq-interop"]).unwrap();
+    cfg.verify_peer(false);
+    cfg.set_max_idle_timeout(5000);
+    let mut client = quiche::connect(None, &quiche::ConnectionId::from_ref(&random16()), local, a, &mut cfg).unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, _) = client.send(&mut buf).unwrap();
+    sock.send_to(&buf[..n], a).unwrap();
+    let (n, from) = sock.recv_from(&mut buf).expect("a Retry");
+    assert_eq!(from, a);
+    client.recv(&mut buf[..n], quiche::RecvInfo { from: a, to: local }).unwrap();
+    let (n, _) = client.send(&mut buf).unwrap();
+    let hdr = quiche::Header::from_slice(&mut buf[..n], 16).unwrap();
+    assert!(hdr.token.as_ref().is_some_and(|t| !t.is_empty()), "the Initial carries the token");
+    sock.send_to(&buf[..n], b).unwrap();
+    let (n, from) = sock.recv_from(&mut buf).expect("the other server answers");
+    assert_eq!(from, b);
+    // The packets are addressed as if from `a`: the client knows one server.
+    client.recv(&mut buf[..n], quiche::RecvInfo { from: a, to: local }).unwrap();
+    match client.peer_error() {
+        Some(e) => {
+            assert_eq!(e.error_code, 0x0b, "INVALID_TOKEN");
+            false
+        }
+        None => true,
+    }
+}
+
+/// Two server processes (two hosts) share the Retry token key through a
+/// --secrets file: a token one minted is accepted by the other; a fleet's
+/// two-step rotation, each step a rewritten file and SIGHUP, keeps every
+/// token valid everywhere; once the old key is dropped, its tokens are
+/// refused (INVALID_TOKEN, no connection made).
+#[test]
+fn token_keys_shared_between_hosts_rotate_in_two_steps_without_refusals() {
+    let dir = tempdir("workers-secrets");
+    let (fa, fb) = (dir.join("a"), dir.join("b"));
+    write_secrets(&fa, &["# host A", &format!("token {K1}")]);
+    write_secrets(&fb, &[&format!("token {K1}")]);
+    let a = Server::ours("server", &["--secrets", fa.to_str().unwrap()]);
+    let b = Server::ours("server", &["--workers", "2", "--secrets", fb.to_str().unwrap()]);
+    assert!(token_from_one_server_to_another(a.port, b.port), "A's token accepted by B");
+    let reload = |s: &Server, f: &Path, lines: &[&str], n: usize| {
+        write_secrets(f, lines);
+        s.signal(libc::SIGHUP);
+        assert!(s.stderr.wait_for_n("SIGHUP: secrets reloaded", n, DEADLINE), "{}", s.stderr.dump());
+    };
+    // Step 1 everywhere: K2 accepted, nobody mints with it yet.
+    reload(&a, &fa, &[&format!("token {K1} {K2}")], 1);
+    reload(&b, &fb, &[&format!("token {K1} {K2}")], 1);
+    // Step 2 on A only: A mints with K2, B (still on step 1) accepts.
+    reload(&a, &fa, &[&format!("token {K2} {K1}")], 2);
+    assert!(token_from_one_server_to_another(a.port, b.port), "a K2 token accepted by a server on step 1");
+    assert!(token_from_one_server_to_another(b.port, a.port), "a K1 token accepted by a server on step 2");
+    // K1 dropped on A: B's K1 tokens are refused there.
+    reload(&a, &fa, &[&format!("token {K2}")], 3);
+    assert!(!token_from_one_server_to_another(b.port, a.port), "a token of the dropped key is refused");
+    assert!(a.stderr.wait_for("invalid address validation token", DEADLINE), "{}", a.stderr.dump());
+    // A bad file changes nothing and says so.
+    write_secrets(&fa, &["token nothex"]);
+    a.signal(libc::SIGHUP);
+    assert!(a.stderr.wait_for("SIGHUP: secrets NOT reloaded", DEADLINE), "{}", a.stderr.dump());
+    assert!(token_from_one_server_to_another(a.port, b.port), "A still mints with K2, which B accepts");
+}
+
+/// A server killed mid-transfer and replaced on its port by one whose
+/// reset keys rotated (a new current key, the old one previous): the
+/// client, still uploading, is reset at once (under the previous key), not
+/// left to its idle timeout.
+#[test]
+fn a_replacement_with_rotated_reset_keys_still_resets_the_old_connections() {
+    let dir = tempdir("workers-reset-rotation");
+    let body = dir.join("body");
+    std::fs::write(&body, pattern(64 << 20)).unwrap();
+    let (fa, fb) = (dir.join("a"), dir.join("b"));
+    write_secrets(&fa, &[&format!("reset {K1}")]);
+    write_secrets(&fb, &[&format!("reset {K2} {K1}")]);
+    let mut s = Server::ours("app-server", &["--verbose", "--secrets", fa.to_str().unwrap()]);
+    let port = s.port;
+    let mut c = Command::new(ours("fetch")).arg("--post").arg(&body).args(["127.0.0.1", &port.to_string(), "/echo"])
+        .stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let err = lines_of(c.stderr.take().unwrap());
+    // The upload is under way: the client keeps sending.
+    assert!(s.stderr.wait_for("request: POST /echo", DEADLINE), "{}", s.stderr.dump());
+    s.signal(libc::SIGKILL);
+    s.wait_exit(DEADLINE).expect("killed");
+    let killed = Instant::now();
+    let _b = Server::ours_at("app-server", "127.0.0.1", port, &["--secrets", fb.to_str().unwrap()], &[]);
+    let st = wait_child(&mut c, DEADLINE).expect("the client did not finish");
+    assert!(err.wait_closed(DEADLINE));
+    assert_eq!(st.code(), Some(1));
+    assert!(err.has("stateless reset"), "{}", err.dump());
+    assert!(killed.elapsed() < Duration::from_secs(5), "reset at once, not at the 10 s idle timeout");
+}
