@@ -48,6 +48,8 @@ thread_local! {
 /// What the test's host knows, shared by every worker's thread.
 #[derive(Default)]
 struct Host {
+    /// Workers in the group (2 unless a test says otherwise).
+    count: u32,
     retry: bool,
     early_data: bool,
     /// Fail the start of this worker (index + 1; 0: none).
@@ -56,8 +58,8 @@ struct Host {
     wrong_loop: bool,
     /// Try to free the group from a worker's thread.
     free_from_worker: bool,
-    requests: [AtomicU32; 2],
-    early_requests: [AtomicU32; 2],
+    requests: [AtomicU32; 4],
+    early_requests: [AtomicU32; 4],
     configs: Mutex<Vec<(usize, usize)>>,
     exits: Mutex<Vec<(u32, c_int)>>,
     stopped: Mutex<Vec<c_int>>,
@@ -84,7 +86,7 @@ unsafe extern "C" fn start(info: *const quiche_ev_worker_info, user: *mut c_void
     let (info, h) = (&*info, host(user));
     WORKER.with(|w| w.set(Some(info.index)));
     assert_eq!(info.size, std::mem::size_of::<quiche_ev_worker_info>());
-    assert_eq!(info.count, 2);
+    assert_eq!(info.count, h.count.max(2));
     if h.free_from_worker {
         quiche_ev_workers_free(info.workers);
         *h.worker_free_error.lock().unwrap() = last_error();
@@ -148,7 +150,7 @@ struct Group {
 impl Group {
     fn new(host: Host) -> Result<Group, (c_int, String, Box<Host>)> {
         let (ss, len) = std_to_sockaddr(&"127.0.0.1:0".parse().unwrap());
-        let g = quiche_ev_workers_new((&ss as *const libc::sockaddr_storage).cast(), len, 2);
+        let g = quiche_ev_workers_new((&ss as *const libc::sockaddr_storage).cast(), len, host.count.max(2));
         assert!(!g.is_null(), "{}", last_error());
         let mut host = Box::new(host);
         let user = &mut *host as *mut Host as *mut c_void;
@@ -297,6 +299,32 @@ fn a_session_ticket_from_one_worker_resumes_with_0rtt_on_the_other() {
     assert_eq!(g.host.early_requests[0].load(Ordering::Relaxed), 0, "the first connection had no ticket");
     assert_eq!(g.host.early_requests[1].load(Ordering::Relaxed), 1, "worker 1 got the request in 0-RTT");
     assert_eq!((g.counters(0).accepted, g.counters(1).accepted), (1, 1));
+    g.finish();
+}
+
+/// Three workers; worker 0 dies. The kernel fills the hole its socket
+/// left with the last socket (worker 2's): the steering program is
+/// rebuilt for that order, so worker 2's connections still reach worker 2.
+/// With the old program they would go by the 4-tuple hash, half of them to
+/// worker 1, which drops them (another live worker's) and the clients
+/// fail.
+#[test]
+fn after_a_worker_dies_the_steering_follows_the_kernels_new_socket_order() {
+    let g = Group::new(Host { count: 3, ..Default::default() }).unwrap_or_else(|e| panic!("{:?}", (e.0, e.1)));
+    assert_eq!(quiche_ev_workers_abort(g.g, 0), 0);
+    let end = std::time::Instant::now() + DEADLINE;
+    while g.host.exits.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < end, "the exit never came");
+        unsafe { ev_run(g.lp, EVRUN_ONCE) };
+    }
+    for i in 0..16 {
+        let r = h3_client(g.port, &[]);
+        assert_eq!(r.code(), Some(0), "client {i}: {}", r.stderr);
+    }
+    let (c1, c2) = (g.counters(1), g.counters(2));
+    assert_eq!(c1.accepted + c2.accepted, 16);
+    assert!(c2.accepted > 0, "worker 2, whose socket moved, had connections: {c1:?} {c2:?}");
+    assert_eq!(c1.dropped_misrouted + c2.dropped_misrouted, 0, "{c1:?} {c2:?}");
     g.finish();
 }
 
