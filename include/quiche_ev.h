@@ -16,7 +16,10 @@
  * - Threads: a handle, and the requests and connections it hands out,
  *   belong to the thread running its loop: call them only there. Several
  *   handles may share one loop with the program's own watchers; the
- *   library never stops (ev_break) the loop.
+ *   library never stops (ev_break) a loop of the program's. A group of
+ *   workers (quiche_ev_workers_*) runs one server per thread on loops of
+ *   its own; each of its functions says from which thread it may be
+ *   called, and which thread runs each callback.
  * - Re-entrancy: callbacks run only from the loop, never from inside a
  *   call the program made. Inside a callback any function may be called,
  *   including _free of the handle whose callback runs (the free waits

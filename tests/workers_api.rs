@@ -29,7 +29,7 @@ use quiche_ev::ffi::conn::quiche_ev_conn_quiche;
 use quiche_ev::ffi::errors::quiche_ev_last_error;
 use quiche_ev::ffi::request::{quiche_ev_request_conn, quiche_ev_respond_bytes};
 use quiche_ev::ffi::server::*;
-use quiche_ev::ffi::tls::quiche_ev_config_new;
+use quiche_ev::ffi::tls::{quiche_ev_config_new, quiche_ev_set_ticket_keys};
 use quiche_ev::ffi::types::*;
 use quiche_ev::ffi::workers::*;
 use quiche_ev::ffi::{QUICHE_EV_ERR_CLOSED, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_STATE};
@@ -280,16 +280,22 @@ fn a_retry_token_minted_by_one_worker_is_accepted_by_the_other() {
 
 /// A session ticket issued by worker 0 resumes on worker 1, whose
 /// request callback runs while the connection is still in early data:
-/// the request came in 0-RTT, under a ticket key both workers share.
+/// the request came in 0-RTT, under a ticket key both workers share, also
+/// across a rotation of that key in between (quiche_ev_set_ticket_keys).
 #[test]
 fn a_session_ticket_from_one_worker_resumes_with_0rtt_on_the_other() {
     let g = Group::new(Host { early_data: true, ..Default::default() }).unwrap_or_else(|e| panic!("{:?}", (e.0, e.1)));
     let session = tempdir("workers-ticket").join("session");
     let args = ["--early-data", "--session-file", session.to_str().unwrap()];
+    let (k1, k2) = ([0x11u8; 48], [0x22u8; 48]);
+    assert_eq!(quiche_ev_set_ticket_keys(k1.as_ptr(), ptr::null(), 48), 0);
     g.attach(&all_to(0));
     let r = h3_client(g.port, &args);
     assert_eq!(r.code(), Some(0), "{}", r.stderr);
     assert!(session.exists(), "the client stored worker 0's ticket");
+    // A rotation in between: the ticket (under k1) is now the previous
+    // key's, and still resumes.
+    assert_eq!(quiche_ev_set_ticket_keys(k2.as_ptr(), k1.as_ptr(), 48), 0);
     g.attach(&all_to(1));
     let r = h3_client(g.port, &args);
     assert_eq!(r.code(), Some(0), "{}", r.stderr);
@@ -383,6 +389,13 @@ fn the_contract_null_and_out_of_range_arguments_and_the_order_of_calls() {
     c.size = std::mem::size_of::<quiche_ev_counters>();
     assert_eq!(quiche_ev_workers_counters(g, 2, &mut c), QUICHE_EV_ERR_INVALID);
     assert_eq!(quiche_ev_workers_set_token_keys(g, [0u8; 31].as_ptr(), ptr::null(), 31), QUICHE_EV_ERR_INVALID);
+    assert_eq!(quiche_ev_workers_set_reset_keys(g, ptr::null(), [0u8; 32].as_ptr(), 32), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_workers_set_reset_keys(g, [1u8; 32].as_ptr(), [2u8; 32].as_ptr(), 32), 0);
+    assert_eq!(quiche_ev_workers_set_reset_keys(null, [1u8; 32].as_ptr(), ptr::null(), 32), QUICHE_EV_ERR_NULL);
+    // (Valid ticket keys are set by the ticket test: they are the process's.)
+    assert_eq!(quiche_ev_set_ticket_keys(ptr::null(), ptr::null(), 48), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_set_ticket_keys([0u8; 32].as_ptr(), ptr::null(), 32), QUICHE_EV_ERR_INVALID);
+    assert!(last_error().contains("48 bytes, not 32"), "{}", last_error());
     assert_eq!(quiche_ev_workers_set_cid_layout(g, 0, [1u8].as_ptr(), 1, 3, ptr::null(), 0), QUICHE_EV_ERR_INVALID);
     assert!(last_error().contains("nonce of 3 octets"), "{}", last_error());
     assert_eq!(quiche_ev_workers_set_cid_layout(g, 2, [7u8, 8].as_ptr(), 2, 6, ptr::null(), 0), 0);
