@@ -23,7 +23,11 @@ command-line flags shown by --help):
   BENCH_MEM_IDLE        idle connections for the memory rows (1000, quick 100)
   BENCH_BULK_MIB        bulk file size in MiB (256)
   BENCH_IO_MODES        our I/O modes for the bulk rows (batched,nogso,plain)
-  BENCH_SECTIONS        handshake,bulk,memory,unknown_cid,slow,floor,soak (any subset)
+  BENCH_SECTIONS        handshake,bulk,memory,unknown_cid,slow,floor,soak,workers
+                        (any subset)
+  BENCH_WORKERS         worker counts of the workers rows, each against the
+                        first (default 1,2; e.g. 1,2,4,8 on a larger machine)
+  BENCH_WORKERS_DOWNLOADS  concurrent downloads in the workers bulk rows (4)
   BENCH_UNKNOWN_PPS     unknown-CID datagrams a second (default 10000)
   BENCH_UNKNOWN_SECS    seconds of unknown-CID load per run (3, quick 1)
   BENCH_SLOW_CONNS      concurrent slow transfers (1000, quick 100)
@@ -997,6 +1001,102 @@ class Bench:
             srv.stop()
 
 
+    # -- 8. workers (--workers N): one server per thread on one port
+
+    def workers_server(self, n, extra=()):
+        """Our hq server with `n` workers (n = 1: the single server,
+        exactly as in the other rows, no worker group)."""
+        argv = [os.path.join(EX, "server")] + (["--workers", str(n)] if n > 1 else []) + list(extra) + NO_DRAIN
+        return Server(f"server-w{n}", argv, FLOOR_ENV, "zero")
+
+    def worker_split(self, srv, before):
+        """Each worker's CPU seconds since `before`, and the busiest one's
+        share of their sum (1 for one worker)."""
+        now = worker_cpu(srv.proc.pid)
+        used = {w: now.get(w, 0.0) - before.get(w, 0.0) for w in now}
+        total = sum(used.values())
+        share = max(used.values()) / total if len(used) > 1 and total > 0 else 1.0
+        return used, share
+
+    def workers_handshake_once(self, n):
+        """cfg.handshakes connections of our `client` (cfg.concurrency at a
+        time) against `n` workers: connections a second, server CPU per
+        connection, and how evenly the workers shared it."""
+        self.guard(30)
+        srv = self.workers_server(n)
+        try:
+            _, rc, out = run_client(self.client_argv(srv.port), OURS_ENV, 20)
+            if rc != 0 or out != b"byez\n":
+                raise MeasureError(f"warm-up client failed (exit {rc})")
+            w0, c0, t0 = worker_cpu(srv.proc.pid), srv.cpu(), time.monotonic()
+            results = self.burst(srv, self.cfg.handshakes)
+            wall = time.monotonic() - t0
+            used = srv.cpu() - c0
+            per, share = self.worker_split(srv, w0)
+            failed = sum(1 for _, rc, out in results if not (rc == 0 and out == b"byez\n"))
+            res = {"conns_per_s": len(results) / wall, "cpu_us": used / len(results) * 1e6, "wall_s": wall,
+                   "busiest_share": share, "worker_cpu_s": [round(v, 3) for _, v in sorted(per.items())],
+                   "failed": failed}
+            if failed:
+                res["failures"] = repr([(rc, out[:20]) for _, rc, out in results
+                                        if not (rc == 0 and out == b"byez\n")][:3])
+            return res
+        finally:
+            srv.stop()
+
+    def workers_bulk_once(self, n, path):
+        """cfg.workers_downloads concurrent downloads of `path` (our client,
+        body to /dev/null) from `n` workers: aggregate Gbit/s, server CPU
+        per GiB, and the workers' balance."""
+        self.guard(60)
+        k = self.cfg.workers_downloads
+        srv = self.workers_server(n, ["--root", os.path.dirname(path)])
+        size = os.path.getsize(path)
+        argv = [os.path.join(EX, "client"), "--output", "/dev/null", HOST, str(srv.port), "/" + os.path.basename(path)]
+        try:
+            w0, c0, t0 = worker_cpu(srv.proc.pid), srv.cpu(), time.monotonic()
+            timeout = max(60.0, k * size / (8 << 20))
+            with ThreadPoolExecutor(k) as pool:
+                runs = list(pool.map(lambda _: run_client(argv, OURS_ENV, timeout), range(k)))
+            wall = time.monotonic() - t0
+            bad = [rc for _, rc, _ in runs if rc != 0]
+            if bad:
+                raise MeasureError(f"{len(bad)} of {k} downloads failed (exit {bad[0]})")
+            used = srv.cpu() - c0
+            per, share = self.worker_split(srv, w0)
+            gib = k * size / (1 << 30)
+            return {"gbit_s": k * size * 8 / wall / 1e9, "server_s_per_gib": used / gib, "wall_s": wall,
+                    "busiest_share": share, "worker_cpu_s": [round(v, 3) for _, v in sorted(per.items())]}
+        finally:
+            srv.stop()
+
+
+def worker_cpu(pid):
+    """CPU seconds of each worker thread of process `pid` (threads named
+    quiche-ev-wN by the library), by worker index; {} without workers."""
+    out = {}
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                    name = f.read().strip()
+                if not name.startswith("quiche-ev-w"):
+                    continue
+                if CPU_SOURCE == "schedstat":
+                    with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                        secs = int(f.read().split()[0]) / 1e9
+                else:
+                    with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                    secs = (int(fields[11]) + int(fields[12])) / TICK
+                out[int(name[len("quiche-ev-w"):])] = secs
+            except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+                continue
+    except FileNotFoundError:
+        raise MeasureError(f"process {pid} is gone")
+    return out
+
+
 def client_datagrams(log):
     """The datagrams our client sent, from its "connection closed, recv=...
     sent=N ..." line (None when there is none)."""
@@ -1225,7 +1325,7 @@ def slow_file():
     return path
 
 
-SECTIONS = ("handshake", "bulk", "memory", "unknown_cid", "slow", "floor", "soak")
+SECTIONS = ("handshake", "bulk", "memory", "unknown_cid", "slow", "floor", "soak", "workers")
 
 
 def settings(argv):
@@ -1263,6 +1363,8 @@ def settings(argv):
     ap.add_argument("--soak-requests", type=int, default=None)
     ap.add_argument("--soak-conns", type=int, default=int(env("BENCH_SOAK_CONNS", "10")))
     ap.add_argument("--soak-runs", type=int, default=int(env("BENCH_SOAK_RUNS", "1")))
+    ap.add_argument("--workers", default=env("BENCH_WORKERS", "1,2"))
+    ap.add_argument("--workers-downloads", type=int, default=int(env("BENCH_WORKERS_DOWNLOADS", "4")))
     ap.add_argument("--out", default=os.path.join(ROOT, "target", "bench.md"))
     cfg = ap.parse_args(argv)
     q = cfg.quick
@@ -1284,6 +1386,9 @@ def settings(argv):
     for m in cfg.io_modes:
         if m not in IO_MODES:
             ap.error(f"unknown I/O mode {m!r} (known: {', '.join(IO_MODES)})")
+    cfg.workers = [int(n) for n in cfg.workers.split(",") if n]
+    if not cfg.workers or any(not 1 <= n <= 32 for n in cfg.workers):
+        ap.error("BENCH_WORKERS: worker counts from 1 to 32, e.g. 1,2")
     cfg.sections = [s for s in cfg.sections.split(",") if s]
     for s in cfg.sections:
         if s not in SECTIONS:
@@ -1481,6 +1586,41 @@ def main(argv):
                   f"server RSS at the end vs after warm-up", "KiB", "lower", renamed(so, "rss_end_kib", "rss"),
                   renamed(so, "rss_start_kib", "rss"), "RSS at the end", "RSS after warm-up", "rss", note)
 
+    if "workers" in cfg.sections:
+        counts, k = cfg.workers, cfg.workers_downloads
+        print(f"workers: {', '.join(map(str, counts))} worker(s) on one port: {cfg.handshakes} handshakes "
+              f"({cfg.concurrency} clients at a time), {k} concurrent downloads of {cfg.bulk_mib} MiB; "
+              f"{cfg.runs} runs ({cfg.bulk_runs} for bulk)", file=sys.stderr, flush=True)
+        path = bulk_file(cfg)
+        for i in range(max(cfg.runs, cfg.bulk_runs)):
+            for n in counts:
+                if i < cfg.runs:
+                    bench.record(f"workers/hs/{n}", bench.workers_handshake_once, n)
+                if i < cfg.bulk_runs:
+                    bench.record(f"workers/bulk/{n}", bench.workers_bulk_once, n, path)
+        first = counts[0]
+        hsw = lambda n: bench.raw.get(f"workers/hs/{n}", [])
+        bw = lambda n: bench.raw.get(f"workers/bulk/{n}", [])
+        for n in counts[1:]:
+            a, b = f"{n} workers", f"{first} worker{'s' if first > 1 else ''}"
+            table.add("workers", f"hs: connections/s, {a} vs {b}", "conn/s", "higher", hsw(n), hsw(first),
+                      a, b, "conns_per_s", "the load generator (client processes) shares the cores")
+            table.add("workers", f"hs: server CPU/conn, {a} vs {b}", "us", "lower", hsw(n), hsw(first), a, b,
+                      "cpu_us")
+            table.add("workers", f"bulk x{k}: aggregate throughput, {a} vs {b}", "Gbit/s", "higher", bw(n),
+                      bw(first), a, b, "gbit_s", f"{k} downloads at once; clients share the cores")
+            table.add("workers", f"bulk x{k}: server CPU/GiB, {a} vs {b}", "s/GiB", "lower", bw(n), bw(first),
+                      a, b, "server_s_per_gib")
+            even = [{"busiest_share": 1.0 / n}]
+            table.add("workers", f"hs: busiest worker's share of worker CPU, {a} vs an even split", "share",
+                      "lower", hsw(n), even, a, f"1/{n}", "busiest_share",
+                      "worker CPU s per run: " + "; ".join(str(r.get("worker_cpu_s")) for r in hsw(n)
+                                                           if "error" not in r))
+            table.add("workers", f"bulk x{k}: busiest worker's share of worker CPU, {a} vs an even split",
+                      "share", "lower", bw(n), even, a, f"1/{n}", "busiest_share",
+                      "worker CPU s per run: " + "; ".join(str(r.get("worker_cpu_s")) for r in bw(n)
+                                                           if "error" not in r))
+
     elapsed = time.monotonic() - started
     text = table.render_text()
     print()
@@ -1501,6 +1641,7 @@ def main(argv):
         f"floor rows: {cfg.req_requests} requests of {cfg.req_body} B over {cfg.req_conns} connections x "
         f"{cfg.req_streams} streams, the floor's receive batches {cfg.floor_batch} datagrams, AES over "
         f"{cfg.aes_mib} MiB; soak {cfg.soak_requests} requests over {cfg.soak_conns} connections; "
+        f"workers {','.join(map(str, cfg.workers))} ({cfg.workers_downloads} concurrent downloads); "
         f"sections {','.join(cfg.sections)}; server CPU time from /proc/PID/"
         f"{'task/*/schedstat' if CPU_SOURCE == 'schedstat' else 'stat (utime+stime)'}.\n\n"
         f"Baselines: {baseline_text}; ngtcp2 = `gtlsserver` -> `gtlsclient` (Debian "

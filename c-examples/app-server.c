@@ -461,13 +461,108 @@ static void print_log(int level, const char *msg, void *user) {
     fprintf(stderr, "%s\n", msg);
 }
 
+/* ---- the server's callbacks, one worker or many ---- */
+
+/* Our callbacks on `server`: every one gets `app` as user. */
+static void set_callbacks(quiche_ev_server *server, struct app *app) {
+    quiche_ev_server_set_user_data(server, app);
+    quiche_ev_server_on_request(server, on_request);
+    quiche_ev_server_on_request_body(server, on_request_body);
+    quiche_ev_server_on_request_writable(server, on_writable);
+    quiche_ev_server_on_request_closed(server, on_request_closed);
+    quiche_ev_server_on_conn(server, on_conn_established, on_conn_closed);
+}
+
+static void print_stats(uint64_t requests, uint64_t short_writes, uint64_t writable_calls,
+                        uint64_t paused_bodies) {
+    fprintf(stderr, "app-server stats: requests=%" PRIu64 " short_writes=%" PRIu64
+            " writable_calls=%" PRIu64 " paused_bodies=%" PRIu64 "\n", requests, short_writes,
+            writable_calls, paused_bodies);
+}
+
+/* --workers N: each worker thread has its own struct app (its loop, its
+ * server, its counters: /stats answers for the worker that got the
+ * request), its own quiche_config and quiche_h3_config. The callbacks of
+ * one worker all run on its thread, so nothing here is shared between
+ * threads but what the start callback reads. */
+struct worker {
+    struct app app;
+    quiche_config *config;
+    quiche_h3_config *h3_config;
+};
+
+struct workers_setup {
+    const struct server_args *args;
+    bool verbose;
+    struct worker w[32];
+};
+
+static quiche_ev_server *worker_start(const quiche_ev_worker_info *info, void *user) {
+    struct workers_setup *ws = user;
+    struct worker *me = &ws->w[info->index];
+    me->config = new_server_config(ws->args);
+    me->h3_config = quiche_h3_config_new();
+    if (me->config == NULL || me->h3_config == NULL || !load_cert(me->config, ws->args)) {
+        return NULL;
+    }
+    configure_h3_app(me->config);
+    quiche_ev_server *server = quiche_ev_server_new(info->loop_, info->sock, info->local, info->local_len,
+                                                    me->config, me->h3_config);
+    if (server == NULL) {
+        return NULL;
+    }
+    me->app = (struct app) { .loop = info->loop_, .server = server, .verbose = ws->verbose };
+    set_callbacks(server, &me->app);
+    return server;
+}
+
+static void worker_stop(const quiche_ev_worker_info *info, void *user) {
+    struct workers_setup *ws = user;
+    struct worker *me = &ws->w[info->index];
+    if (me->h3_config != NULL) {
+        quiche_h3_config_free(me->h3_config);
+    }
+    if (me->config != NULL) {
+        quiche_config_free(me->config);
+    }
+}
+
+static int run_app_workers(const struct server_args *args, const struct addrinfo *local, bool verbose) {
+    struct workers_setup *ws = calloc(1, sizeof(*ws));
+    if (ws == NULL) {
+        return 1;
+    }
+    ws->args = args;
+    ws->verbose = verbose;
+    struct worker_hooks hooks = { worker_start, worker_stop, ws };
+    int status = run_workers(args, local, &hooks);
+    uint64_t requests = 0, short_writes = 0, writable_calls = 0, paused_bodies = 0;
+    for (long i = 0; i < args->workers; i++) {
+        requests += ws->w[i].app.requests;
+        short_writes += ws->w[i].app.short_writes;
+        writable_calls += ws->w[i].app.writable_calls;
+        paused_bodies += ws->w[i].app.paused_bodies;
+    }
+    print_stats(requests, short_writes, writable_calls, paused_bodies);
+    free(ws);
+    return status;
+}
+
 /* ---- main ---- */
 
 static bool parse_args(int argc, char *argv[], struct server_args *args, bool *verbose) {
     memset(args, 0, sizeof(*args));
     args->drain_ms = 2000;
+    args->workers = 1;
     int i = 1;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+        int scale = parse_scale_option(argc, argv, &i, args);
+        if (scale < 0) {
+            return false;
+        }
+        if (scale > 0) {
+            continue;
+        }
         if (strcmp(argv[i], "--verbose") == 0) {
             *verbose = true;
         } else if (i + 1 >= argc) {
@@ -494,8 +589,9 @@ int main(int argc, char *argv[]) {
     struct server_args args;
     bool verbose = false;
     if (!parse_args(argc, argv, &args, &verbose)) {
-        fprintf(stderr, "usage: %s [--cert FILE] [--key FILE] [--drain-ms N] [--verbose] HOST PORT\n",
-                argv[0]);
+        fprintf(stderr, "usage: %s [--cert FILE] [--key FILE] [--drain-ms N] [--verbose] [--workers N] "
+                "[--server-id HEX [--cid-key HEX] [--config-id N] [--nonce-len N]] [--token-key HEX] "
+                "[--reset-key HEX] [--ticket-key HEX] [--secrets FILE] HOST PORT\n", argv[0]);
         return EXIT_USAGE;
     }
     setvbuf(stderr, NULL, _IOLBF, 0);
@@ -507,8 +603,16 @@ int main(int argc, char *argv[]) {
     /* The process is ours: address, socket, quiche config, loop. */
     int status = 1;
     struct addrinfo *local = resolve(args.host, args.port);
+    if (local != NULL && args.workers > 1) {
+        if (!verbose) {
+            setenv("QUICHE_EV_LOG", "warn", 0);
+        }
+        status = run_app_workers(&args, local, verbose);
+        freeaddrinfo(local);
+        return status;
+    }
     int sock = local != NULL ? udp_socket(local, true) : -1;
-    quiche_config *config = quiche_config_new(QUICHE_PROTOCOL_VERSION);
+    quiche_config *config = sock >= 0 ? new_server_config(&args) : NULL;
     quiche_h3_config *h3_config = quiche_h3_config_new();
     struct ev_loop *loop = ev_default_loop(0);
     quiche_ev_server *server = NULL;
@@ -520,16 +624,11 @@ int main(int argc, char *argv[]) {
 
     /* The server, and our callbacks: every one gets `app` as user. */
     server = quiche_ev_server_new(loop, sock, local->ai_addr, local->ai_addrlen, config, h3_config);
-    if (server == NULL) {
+    if (server == NULL || !apply_scale_options(server, &args)) {
         goto out;
     }
     struct app app = { .loop = loop, .server = server, .drain_ms = args.drain_ms, .verbose = verbose };
-    quiche_ev_server_set_user_data(server, &app);
-    quiche_ev_server_on_request(server, on_request);
-    quiche_ev_server_on_request_body(server, on_request_body);
-    quiche_ev_server_on_request_writable(server, on_writable);
-    quiche_ev_server_on_request_closed(server, on_request_closed);
-    quiche_ev_server_on_conn(server, on_conn_established, on_conn_closed);
+    set_callbacks(server, &app);
     quiche_ev_server_on_stopped(server, on_stopped);
 
     /* Our watchers: the socket (its callback is the library's) and the
@@ -552,9 +651,7 @@ int main(int argc, char *argv[]) {
     ev_io_stop(loop, &watcher);
     ev_signal_stop(loop, &sigint_watcher);
     ev_signal_stop(loop, &sigterm_watcher);
-    fprintf(stderr, "app-server stats: requests=%" PRIu64 " short_writes=%" PRIu64
-            " writable_calls=%" PRIu64 " paused_bodies=%" PRIu64 "\n", app.requests,
-            app.short_writes, app.writable_calls, app.paused_bodies);
+    print_stats(app.requests, app.short_writes, app.writable_calls, app.paused_bodies);
     status = 0;
 
 out:

@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -11,6 +12,25 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+
+/* The scaling options (servers and app-server). */
+#define SCALE_HELP \
+    "scaling out (README \"Scaling out\"):\n" \
+    "  --workers N        N servers on the address, one thread each, steered by\n" \
+    "                     connection ID (default 1: one server, as upstream)\n" \
+    "  --server-id HEX    QUIC-LB connection IDs carrying this server ID (1-15\n" \
+    "                     bytes): plaintext, config ID 0, the ID after the first\n" \
+    "                     octet; with --cid-key: encrypted\n" \
+    "  --cid-key HEX      32 hex digits: the QUIC-LB key\n" \
+    "  --config-id N      the QUIC-LB config ID, 0..6 (default 0)\n" \
+    "  --nonce-len N      nonce octets, 4..18 (default 16 - server ID length)\n" \
+    "  --token-key HEX    64 hex digits: the Retry token key (share it)\n" \
+    "  --reset-key HEX    64 hex digits: the stateless-reset key (share it)\n" \
+    "  --ticket-key HEX   96 hex digits: the TLS session-ticket key (share it)\n" \
+    "  --secrets FILE     keys from FILE, one per line: token|reset|ticket\n" \
+    "                     CURRENT-HEX [PREVIOUS-HEX]; re-read on SIGHUP (rotation)\n" \
+    "  signals: SIGHUP re-reads --secrets; SIGUSR1 (workers) aborts the last\n" \
+    "  worker still running, as if it crashed (to try failover)\n"
 
 /* How long in-flight responses may finish after a first signal. */
 #define DEFAULT_DRAIN_MS 2000
@@ -131,6 +151,8 @@ static const char SERVER_HELP[] =
     "  --idle-timeout MS  close connections idle that long (default 5000)\n"
     "  --help             this text\n"
     "\n"
+SCALE_HELP
+    "\n"
     "environment:\n"
     "  SSLKEYLOGFILE      append TLS secrets there (to decrypt captures)\n"
     "  QLOGDIR            as --qlog-dir\n"
@@ -234,9 +256,39 @@ static int parse_options(int argc, char *argv[], const struct option *opts,
     return i;
 }
 
+int parse_scale_option(int argc, char *argv[], int *i, struct server_args *args) {
+    const struct option opts[] = {
+        { .name = "--workers", .number = &args->workers, .min = 1 },
+        { .name = "--server-id", .string = &args->server_id },
+        { .name = "--cid-key", .string = &args->cid_key },
+        { .name = "--config-id", .number = &args->config_id, .min = 0 },
+        { .name = "--nonce-len", .number = &args->nonce_len, .min = 1 },
+        { .name = "--token-key", .string = &args->token_key },
+        { .name = "--reset-key", .string = &args->reset_key },
+        { .name = "--ticket-key", .string = &args->ticket_key },
+        { .name = "--secrets", .string = &args->secrets },
+    };
+    for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
+        if (strcmp(argv[*i], opts[k].name) != 0) {
+            continue;
+        }
+        if (*i + 1 >= argc) {
+            return -1;
+        }
+        const char *val = argv[++*i];
+        if (opts[k].string != NULL) {
+            *opts[k].string = val;
+            return 1;
+        }
+        return parse_long(val, opts[k].min, opts[k].number) ? 1 : -1;
+    }
+    return 0;
+}
+
 bool parse_server_args(int argc, char *argv[], struct server_args *args) {
     memset(args, 0, sizeof(*args));
     args->drain_ms = DEFAULT_DRAIN_MS;
+    args->workers = 1;
 
     if (wants_help(argc, argv)) {
         printf(SERVER_HELP, argv[0], is_h3(argv[0]) ? "HTTP/3" : "hq-interop");
@@ -255,13 +307,23 @@ bool parse_server_args(int argc, char *argv[], struct server_args *args) {
         { .name = "--max-conns", .number = &args->max_conns, .min = 1 },
         { .name = "--drain-ms", .number = &args->drain_ms, .min = 0 },
         { .name = "--idle-timeout", .number = &args->idle_timeout_ms, .min = 1 },
+        { .name = "--workers", .number = &args->workers, .min = 1 },
+        { .name = "--server-id", .string = &args->server_id },
+        { .name = "--cid-key", .string = &args->cid_key },
+        { .name = "--config-id", .number = &args->config_id, .min = 0 },
+        { .name = "--nonce-len", .number = &args->nonce_len, .min = 1 },
+        { .name = "--token-key", .string = &args->token_key },
+        { .name = "--ticket-key", .string = &args->ticket_key },
+        { .name = "--secrets", .string = &args->secrets },
     };
     int i = parse_options(argc, argv, opts, sizeof(opts) / sizeof(opts[0]));
 
     if (i < 0 || argc - i != 2) {
         fprintf(stderr, "usage: %s [--root DIR] [--max-conns N] [--no-retry] "
                 "[--early-data] [--allow-migration] [--cert FILE] [--key FILE] [--reset-key HEX] "
-                "[--qlog-dir DIR] [--drain-ms N] [--idle-timeout MS] HOST PORT "
+                "[--qlog-dir DIR] [--drain-ms N] [--idle-timeout MS] [--workers N] "
+                "[--server-id HEX [--cid-key HEX] [--config-id N] [--nonce-len N]] "
+                "[--token-key HEX] [--ticket-key HEX] [--secrets FILE] HOST PORT "
                 "(--help: more)\n",
                 argv[0]);
         return false;
@@ -455,18 +517,39 @@ static void server_signal(struct ev_loop *loop, ev_signal *w, int revents) {
     quiche_ev_server_shutdown(run->server, run->signals++ == 0 ? (uint64_t) run->drain_ms : 0);
 }
 
-static bool parse_hex_key(const char *hex, uint8_t key[32]) {
-    if (strlen(hex) != 64) {
+/* Exactly `len` bytes from 2 * len hex digits. */
+static bool parse_hex(const char *hex, uint8_t *out, size_t len) {
+    if (strlen(hex) != 2 * len) {
         return false;
     }
-    for (int i = 0; i < 32; i++) {
+    for (size_t i = 0; i < len; i++) {
         unsigned int b;
-        if (sscanf(hex + 2 * i, "%2x", &b) != 1) {
+        if (!isxdigit((unsigned char) hex[2 * i]) || !isxdigit((unsigned char) hex[2 * i + 1]) ||
+            sscanf(hex + 2 * i, "%2x", &b) != 1) {
             return false;
         }
-        key[i] = (uint8_t) b;
+        out[i] = (uint8_t) b;
     }
     return true;
+}
+
+static void print_counter_line(const char *label, const quiche_ev_counters *c) {
+    fprintf(stderr, "%s: accepted=%llu closed=%llu refused=%llu "
+            "retries=%llu invalid_tokens=%llu version_negotiations=%llu "
+            "stateless_resets=%llu dropped_malformed=%llu dropped_unknown=%llu "
+            "dropped_short=%llu dropped_late=%llu dropped_rate_limited=%llu "
+            "dropped_misrouted=%llu\n", label,
+            (unsigned long long) c->accepted, (unsigned long long) c->closed,
+            (unsigned long long) c->refused, (unsigned long long) c->retries,
+            (unsigned long long) c->invalid_tokens,
+            (unsigned long long) c->version_negotiations,
+            (unsigned long long) c->stateless_resets,
+            (unsigned long long) c->dropped_malformed,
+            (unsigned long long) c->dropped_unknown,
+            (unsigned long long) c->dropped_short,
+            (unsigned long long) c->dropped_late,
+            (unsigned long long) c->dropped_rate_limited,
+            (unsigned long long) c->dropped_misrouted);
 }
 
 static void print_counters(const quiche_ev_server *server) {
@@ -475,20 +558,7 @@ static void print_counters(const quiche_ev_server *server) {
     if (quiche_ev_server_counters(server, &c) != 0) {
         return;
     }
-    fprintf(stderr, "server counters: accepted=%llu closed=%llu refused=%llu "
-            "retries=%llu invalid_tokens=%llu version_negotiations=%llu "
-            "stateless_resets=%llu dropped_malformed=%llu dropped_unknown=%llu "
-            "dropped_short=%llu dropped_late=%llu dropped_rate_limited=%llu\n",
-            (unsigned long long) c.accepted, (unsigned long long) c.closed,
-            (unsigned long long) c.refused, (unsigned long long) c.retries,
-            (unsigned long long) c.invalid_tokens,
-            (unsigned long long) c.version_negotiations,
-            (unsigned long long) c.stateless_resets,
-            (unsigned long long) c.dropped_malformed,
-            (unsigned long long) c.dropped_unknown,
-            (unsigned long long) c.dropped_short,
-            (unsigned long long) c.dropped_late,
-            (unsigned long long) c.dropped_rate_limited);
+    print_counter_line("server counters", &c);
 }
 
 static bool apply_server_options(quiche_ev_server *server,
@@ -502,14 +572,6 @@ static bool apply_server_options(quiche_ev_server *server,
     }
     if (args->no_retry) {
         quiche_ev_server_set_retry(server, 0);
-    }
-    if (args->reset_key != NULL) {
-        uint8_t key[32];
-        if (!parse_hex_key(args->reset_key, key)) {
-            fprintf(stderr, "--reset-key needs 64 hex digits\n");
-            return false;
-        }
-        quiche_ev_server_set_reset_key(server, key, sizeof(key));
     }
     const char *keylog = getenv("SSLKEYLOGFILE");
     if (keylog != NULL && quiche_ev_server_set_keylog_path(server, keylog) != 0) {
@@ -528,9 +590,413 @@ static bool apply_server_options(quiche_ev_server *server,
     return true;
 }
 
+/* ---- scaling out: CID layout, shared secrets, workers ---- */
+
+quiche_config *new_server_config(const struct server_args *args) {
+    bool shared_tickets = args->workers > 1 || args->ticket_key != NULL || args->secrets != NULL;
+    quiche_config *config = shared_tickets ? quiche_ev_config_new(QUICHE_PROTOCOL_VERSION)
+                                           : quiche_config_new(QUICHE_PROTOCOL_VERSION);
+    if (config == NULL) {
+        fprintf(stderr, "failed to create config\n");
+    }
+    return config;
+}
+
+/* Keys for one purpose: the current one and, during a rotation, the
+ * previous one (still accepted). */
+struct key_pair {
+    bool set;
+    bool has_previous;
+    uint8_t current[48];
+    uint8_t previous[48];
+};
+
+struct secrets {
+    struct key_pair token, reset, ticket;
+};
+
+/* `hex` (and `previous`, may be NULL) as keys of `len` bytes. */
+static bool key_from_hex(struct key_pair *k, const char *hex, const char *previous, size_t len) {
+    memset(k, 0, sizeof(*k));
+    if (!parse_hex(hex, k->current, len) || (previous != NULL && !parse_hex(previous, k->previous, len))) {
+        return false;
+    }
+    k->set = true;
+    k->has_previous = previous != NULL;
+    return true;
+}
+
+/* Reads a secrets file: lines "token|reset|ticket CURRENT [PREVIOUS]" in
+ * hex (32, 32 and 48 bytes), blank lines and # comments. */
+static bool load_secrets(const char *path, struct secrets *out) {
+    memset(out, 0, sizeof(*out));
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "cannot read %s: %s\n", path, strerror(errno));
+        return false;
+    }
+    char line[512];
+    int n = 0;
+    bool ok = true;
+    while (ok && fgets(line, sizeof(line), f) != NULL) {
+        n++;
+        char name[16], cur[128], prev[128];
+        int got = sscanf(line, " %15s %127s %127s", name, cur, prev);
+        if (got <= 0 || name[0] == '#') {
+            continue;
+        }
+        struct key_pair *k = strcmp(name, "token") == 0 ? &out->token
+                           : strcmp(name, "reset") == 0 ? &out->reset
+                           : strcmp(name, "ticket") == 0 ? &out->ticket : NULL;
+        size_t len = k == &out->ticket ? 48 : 32;
+        if (k == NULL || got < 2 || !key_from_hex(k, cur, got == 3 ? prev : NULL, len)) {
+            fprintf(stderr, "%s:%d: expected \"token|reset|ticket CURRENT-HEX [PREVIOUS-HEX]\" "
+                    "(%zu-byte keys for token and reset, 48 for ticket)\n", path, n, (size_t) 32);
+            ok = false;
+        }
+    }
+    fclose(f);
+    return ok;
+}
+
+/* The secrets the options name: --secrets first, then --token-key,
+ * --reset-key and --ticket-key over it. */
+static bool option_secrets(const struct server_args *args, struct secrets *s) {
+    memset(s, 0, sizeof(*s));
+    if (args->secrets != NULL && !load_secrets(args->secrets, s)) {
+        return false;
+    }
+    if (args->token_key != NULL && !key_from_hex(&s->token, args->token_key, NULL, 32)) {
+        fprintf(stderr, "--token-key needs 64 hex digits\n");
+        return false;
+    }
+    if (args->reset_key != NULL && !key_from_hex(&s->reset, args->reset_key, NULL, 32)) {
+        fprintf(stderr, "--reset-key needs 64 hex digits\n");
+        return false;
+    }
+    if (args->ticket_key != NULL && !key_from_hex(&s->ticket, args->ticket_key, NULL, 48)) {
+        fprintf(stderr, "--ticket-key needs 96 hex digits\n");
+        return false;
+    }
+    return true;
+}
+
+static const uint8_t *previous_of(const struct key_pair *k) {
+    return k->has_previous ? k->previous : NULL;
+}
+
+/* The ticket keys are the process's (every config of quiche_ev_config_new). */
+static bool apply_ticket_keys(const struct secrets *s) {
+    return !s->ticket.set ||
+           quiche_ev_set_ticket_keys(s->ticket.current, previous_of(&s->ticket), 48) == 0;
+}
+
+static bool apply_server_secrets(quiche_ev_server *server, const struct secrets *s) {
+    return (!s->token.set ||
+            quiche_ev_server_set_token_keys(server, s->token.current, previous_of(&s->token), 32) == 0) &&
+           (!s->reset.set ||
+            quiche_ev_server_set_reset_keys(server, s->reset.current, previous_of(&s->reset), 32) == 0) &&
+           apply_ticket_keys(s);
+}
+
+static bool apply_group_secrets(quiche_ev_workers *w, const struct secrets *s) {
+    return (!s->token.set ||
+            quiche_ev_workers_set_token_keys(w, s->token.current, previous_of(&s->token), 32) == 0) &&
+           (!s->reset.set ||
+            quiche_ev_workers_set_reset_keys(w, s->reset.current, previous_of(&s->reset), 32) == 0) &&
+           apply_ticket_keys(s);
+}
+
+/* The QUIC-LB layout the options ask for: false when none. */
+struct layout {
+    uint8_t server_id[15];
+    size_t server_id_len;
+    uint8_t key[16];
+    bool has_key;
+    size_t nonce_len;
+    int config_id;
+};
+
+static bool option_layout(const struct server_args *args, struct layout *l, bool *ok) {
+    *ok = true;
+    memset(l, 0, sizeof(*l));
+    if (args->server_id == NULL) {
+        if (args->cid_key != NULL || args->config_id != 0 || args->nonce_len != 0) {
+            fprintf(stderr, "--cid-key, --config-id and --nonce-len need --server-id\n");
+            *ok = false;
+        }
+        return false;
+    }
+    size_t digits = strlen(args->server_id);
+    l->server_id_len = digits / 2;
+    if (digits % 2 != 0 || l->server_id_len < 1 || l->server_id_len > 15 ||
+        !parse_hex(args->server_id, l->server_id, l->server_id_len)) {
+        fprintf(stderr, "--server-id needs 2 to 30 hex digits (1 to 15 bytes)\n");
+        *ok = false;
+        return false;
+    }
+    if (args->cid_key != NULL) {
+        if (!parse_hex(args->cid_key, l->key, 16)) {
+            fprintf(stderr, "--cid-key needs 32 hex digits\n");
+            *ok = false;
+            return false;
+        }
+        l->has_key = true;
+    }
+    long nonce = args->nonce_len != 0 ? args->nonce_len : 16 - (long) l->server_id_len;
+    l->nonce_len = (size_t) (nonce < 4 ? 4 : nonce);
+    l->config_id = (int) args->config_id;
+    return true;
+}
+
+/* ---- one server: the options and SIGHUP ---- */
+
+static void print_server_layout(const quiche_ev_server *server) {
+    char line[256];
+    quiche_ev_server_cid_layout(server, line, sizeof(line));
+    fprintf(stderr, "cid layout: %s\n", line);
+}
+
+bool apply_scale_options(quiche_ev_server *server, const struct server_args *args) {
+    struct layout l;
+    bool ok;
+    if (option_layout(args, &l, &ok) &&
+        quiche_ev_server_set_cid_layout(server, l.config_id, l.server_id, l.server_id_len, l.nonce_len,
+                                        l.has_key ? l.key : NULL, l.has_key ? 16 : 0, -1) != 0) {
+        fprintf(stderr, "bad CID layout: %s\n", quiche_ev_last_error());
+        return false;
+    }
+    if (!ok) {
+        return false;
+    }
+    struct secrets s;
+    if (!option_secrets(args, &s) || !apply_server_secrets(server, &s)) {
+        return false;
+    }
+    print_server_layout(server);
+    return true;
+}
+
+struct reload {
+    const struct server_args *args;
+    quiche_ev_server *server;   /* one server, or */
+    quiche_ev_workers *workers; /* a group */
+};
+
+/* SIGHUP: the secrets file again (a rotation: the new current and the
+ * previous key in it). */
+static void reload_signal(struct ev_loop *loop, ev_signal *w, int revents) {
+    (void) loop;
+    (void) revents;
+    struct reload *r = w->data;
+    struct secrets s;
+    if (r->args->secrets == NULL) {
+        fprintf(stderr, "SIGHUP: no --secrets file to re-read\n");
+        return;
+    }
+    bool ok = load_secrets(r->args->secrets, &s) &&
+              (r->server != NULL ? apply_server_secrets(r->server, &s) : apply_group_secrets(r->workers, &s));
+    fprintf(stderr, "SIGHUP: secrets %s from %s\n", ok ? "reloaded" : "NOT reloaded", r->args->secrets);
+}
+
+/* ---- workers ---- */
+
+/* Which worker this thread is (the log prefix), -1 on the main thread. */
+static _Thread_local int this_worker = -1;
+
+static void worker_log(int level, const char *msg, void *user) {
+    (void) level;
+    (void) user;
+    if (this_worker >= 0) {
+        fprintf(stderr, "worker %d: %s\n", this_worker, msg);
+    } else {
+        fprintf(stderr, "%s\n", msg);
+    }
+}
+
+struct workers_run {
+    struct ev_loop *loop;
+    quiche_ev_workers *workers;
+    const struct worker_hooks *hooks;
+    long drain_ms;
+    int signals;
+    int status;
+    ev_signal sigint_watcher, sigterm_watcher, sighup_watcher, sigusr1_watcher;
+};
+
+static quiche_ev_server *workers_start(const quiche_ev_worker_info *info, void *user) {
+    struct workers_run *run = user;
+    this_worker = (int) info->index;
+    return run->hooks->start(info, run->hooks->user);
+}
+
+static void workers_stop(const quiche_ev_worker_info *info, void *user) {
+    struct workers_run *run = user;
+    run->hooks->stop(info, run->hooks->user);
+}
+
+static void workers_exit(quiche_ev_workers *workers, unsigned index, int status, void *user) {
+    (void) workers;
+    (void) user;
+    fprintf(stderr, "worker %u exited: %s\n", index, status == 0 ? "stopped" : quiche_ev_strerror(status));
+}
+
+static void workers_stopped(quiche_ev_workers *workers, int status, void *user) {
+    (void) workers;
+    struct workers_run *run = user;
+    run->status = status == 0 ? 0 : 1;
+    /* Our own watchers are all that is left on the loop. */
+    ev_signal_stop(run->loop, &run->sigint_watcher);
+    ev_signal_stop(run->loop, &run->sigterm_watcher);
+    ev_signal_stop(run->loop, &run->sighup_watcher);
+    ev_signal_stop(run->loop, &run->sigusr1_watcher);
+}
+
+static void workers_signal(struct ev_loop *loop, ev_signal *w, int revents) {
+    (void) loop;
+    (void) revents;
+    struct workers_run *run = w->data;
+    fprintf(stderr, "signal %d: shutting down\n", w->signum);
+    quiche_ev_workers_shutdown(run->workers, run->signals++ == 0 ? (uint64_t) run->drain_ms : 0);
+}
+
+static void workers_abort_signal(struct ev_loop *loop, ev_signal *w, int revents) {
+    (void) loop;
+    (void) revents;
+    struct workers_run *run = w->data;
+    for (int i = quiche_ev_workers_count(run->workers) - 1; i >= 0; i--) {
+        if (quiche_ev_workers_running(run->workers, (unsigned) i) == 1) {
+            fprintf(stderr, "SIGUSR1: aborting worker %d\n", i);
+            quiche_ev_workers_abort(run->workers, (unsigned) i);
+            return;
+        }
+    }
+}
+
+int run_workers(const struct server_args *args, const struct addrinfo *local,
+                const struct worker_hooks *hooks) {
+    quiche_ev_set_log(worker_log, NULL, log_level());
+    quiche_ev_workers *w = quiche_ev_workers_new(local->ai_addr, local->ai_addrlen, (unsigned) args->workers);
+    if (w == NULL) {
+        fprintf(stderr, "cannot start %ld workers: %s\n", args->workers, quiche_ev_last_error());
+        return 1;
+    }
+    int status = 1;
+    struct layout l;
+    bool ok;
+    struct secrets s;
+    if (option_layout(args, &l, &ok) &&
+        quiche_ev_workers_set_cid_layout(w, l.config_id, l.server_id, l.server_id_len, l.nonce_len,
+                                         l.has_key ? l.key : NULL, l.has_key ? 16 : 0) != 0) {
+        fprintf(stderr, "bad CID layout: %s\n", quiche_ev_last_error());
+        ok = false;
+    }
+    if (!ok || !option_secrets(args, &s) || !apply_group_secrets(w, &s)) {
+        quiche_ev_workers_free(w);
+        return 1;
+    }
+
+    struct ev_loop *loop = ev_default_loop(0);
+    struct workers_run run = { .loop = loop, .workers = w, .hooks = hooks, .drain_ms = args->drain_ms, .status = 1 };
+    quiche_ev_workers_set_user_data(w, &run);
+    quiche_ev_workers_on_start(w, workers_start);
+    quiche_ev_workers_on_stop(w, workers_stop);
+    quiche_ev_workers_on_exit(w, workers_exit);
+    quiche_ev_workers_on_stopped(w, workers_stopped);
+
+    char line[256];
+    quiche_ev_workers_cid_layout(w, line, sizeof(line));
+    fprintf(stderr, "cid layout: %s\n", line);
+    if (quiche_ev_workers_start(w, loop) != 0) {
+        fprintf(stderr, "cannot start the workers: %s\n", quiche_ev_last_error());
+        quiche_ev_workers_free(w);
+        return 1;
+    }
+
+    struct reload reload = { args, NULL, w };
+    ev_signal_init(&run.sigint_watcher, workers_signal, SIGINT);
+    ev_signal_init(&run.sigterm_watcher, workers_signal, SIGTERM);
+    ev_signal_init(&run.sighup_watcher, reload_signal, SIGHUP);
+    ev_signal_init(&run.sigusr1_watcher, workers_abort_signal, SIGUSR1);
+    run.sigint_watcher.data = run.sigterm_watcher.data = run.sigusr1_watcher.data = &run;
+    run.sighup_watcher.data = &reload;
+    ev_signal_start(loop, &run.sigint_watcher);
+    ev_signal_start(loop, &run.sigterm_watcher);
+    ev_signal_start(loop, &run.sighup_watcher);
+    ev_signal_start(loop, &run.sigusr1_watcher);
+
+    fprintf(stderr, "%ld workers\n", args->workers);
+    print_listening(quiche_ev_workers_socket(w, 0));
+    ev_run(loop, 0);   /* until every worker exited (workers_stopped) */
+    status = run.status;
+
+    quiche_ev_counters sum;
+    memset(&sum, 0, sizeof(sum));
+    for (int i = 0; i < quiche_ev_workers_count(w); i++) {
+        quiche_ev_counters c;
+        c.size = sizeof(c);
+        if (quiche_ev_workers_counters(w, (unsigned) i, &c) != 0) {
+            continue;
+        }
+        char label[64];
+        snprintf(label, sizeof(label), "server counters (worker %d)", i);
+        print_counter_line(label, &c);
+        sum.accepted += c.accepted; sum.closed += c.closed; sum.refused += c.refused;
+        sum.retries += c.retries; sum.invalid_tokens += c.invalid_tokens;
+        sum.version_negotiations += c.version_negotiations; sum.stateless_resets += c.stateless_resets;
+        sum.dropped_malformed += c.dropped_malformed; sum.dropped_unknown += c.dropped_unknown;
+        sum.dropped_short += c.dropped_short; sum.dropped_late += c.dropped_late;
+        sum.dropped_rate_limited += c.dropped_rate_limited; sum.dropped_misrouted += c.dropped_misrouted;
+    }
+    print_counter_line("server counters", &sum);
+    quiche_ev_workers_free(w);
+    ev_loop_destroy(loop);
+    return status;
+}
+
+/* One worker of server / http3-server: its own quiche_config (and
+ * quiche_h3_config), its server, the per-server options. */
+struct example_worker {
+    quiche_config *config;
+    quiche_h3_config *h3_config;
+};
+
+static struct example_worker example_workers[32];
+
+quiche_ev_server *example_worker_start(const quiche_ev_worker_info *info, void *user) {
+    const struct example_worker_config *wc = user;
+    struct example_worker *me = &example_workers[info->index];
+    me->config = wc->make_config(wc->args);
+    me->h3_config = wc->h3 ? quiche_h3_config_new() : NULL;
+    if (me->config == NULL || (wc->h3 && me->h3_config == NULL)) {
+        return NULL;
+    }
+    quiche_ev_server *server = quiche_ev_server_new(info->loop_, info->sock, info->local, info->local_len,
+                                                    me->config, me->h3_config);
+    if (server != NULL && !apply_server_options(server, wc->args)) {
+        quiche_ev_server_free(server);
+        return NULL;
+    }
+    return server;
+}
+
+void example_worker_stop(const quiche_ev_worker_info *info, void *user) {
+    (void) user;
+    struct example_worker *me = &example_workers[info->index];
+    /* The group freed the worker's server: its configs may go. */
+    if (me->h3_config != NULL) {
+        quiche_h3_config_free(me->h3_config);
+    }
+    if (me->config != NULL) {
+        quiche_config_free(me->config);
+    }
+    me->config = NULL;
+    me->h3_config = NULL;
+}
+
 int run_server(struct ev_loop *loop, int sock, quiche_ev_server *server,
                const struct server_args *args) {
-    if (!apply_server_options(server, args)) {
+    if (!apply_server_options(server, args) || !apply_scale_options(server, args)) {
         return 1;
     }
 
@@ -538,8 +1004,15 @@ int run_server(struct ev_loop *loop, int sock, quiche_ev_server *server,
     quiche_ev_server_set_user_data(server, &run);
     quiche_ev_server_on_stopped(server, server_stopped);
 
+    struct reload reload = { args, server, NULL };
+    ev_signal sighup_watcher;
+    ev_signal_init(&sighup_watcher, reload_signal, SIGHUP);
+    sighup_watcher.data = &reload;
+    ev_signal_start(loop, &sighup_watcher);
+
     print_listening(sock);
     run_watched(loop, sock, quiche_ev_server_recv_cb, server, server_signal, &run);
+    ev_signal_stop(loop, &sighup_watcher);
     print_counters(server);
 
     return run.status;

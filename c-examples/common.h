@@ -42,6 +42,16 @@ struct server_args {
     const char *key;
     const char *reset_key;
     const char *qlog_dir;
+    /* Scaling out (README "Scaling out"): workers, the CID layout, the
+     * secrets every worker and host shares. */
+    long workers;            /* 1: one server on the main thread, as before */
+    const char *server_id;   /* hex: QUIC-LB layout with this server ID */
+    const char *cid_key;     /* hex, 16 bytes: the layout is encrypted */
+    long config_id;          /* QUIC-LB config ID, 0..6 (default 0) */
+    long nonce_len;          /* 0: 16 - server ID length (at least 4) */
+    const char *token_key;   /* hex, 32 bytes: Retry tokens */
+    const char *ticket_key;  /* hex, 48 bytes: TLS session tickets */
+    const char *secrets;     /* file of keys, re-read on SIGHUP */
     long max_conns;
     long drain_ms;
     long idle_timeout_ms;
@@ -51,6 +61,18 @@ struct server_args {
 };
 
 bool parse_server_args(int argc, char *argv[], struct server_args *args);
+
+/* The scaling options as a tutorial's own parser takes them: if argv[*i]
+ * is one (--workers, --server-id, --cid-key, --config-id, --nonce-len,
+ * --token-key, --ticket-key, --reset-key, --secrets), stores its value,
+ * advances *i past it and returns 1; 0 for another option; -1 for a bad
+ * or missing value. */
+int parse_scale_option(int argc, char *argv[], int *i, struct server_args *args);
+
+/* A quiche_config for a server: quiche_config_new (as upstream), or, when
+ * the process shares its session-ticket keys (more than one worker, or
+ * --ticket-key / --secrets), quiche_ev_config_new. */
+quiche_config *new_server_config(const struct server_args *args);
 
 struct client_args {
     const char *host;
@@ -111,6 +133,43 @@ void print_listening(int sock);
  * status. */
 int run_server(struct ev_loop *loop, int sock, quiche_ev_server *server,
                const struct server_args *args);
+
+/* Applies what the scaling options set on one server (its CID layout,
+ * token and reset keys, the secrets file; the process's ticket keys) and
+ * prints the CID layout. false (with a message) on a bad value. */
+bool apply_scale_options(quiche_ev_server *server, const struct server_args *args);
+
+/* Workers (--workers N, N > 1): what a program gives for each worker. */
+struct worker_hooks {
+    /* On worker info->index's thread: make its server on info->loop_ and
+     * info->sock, with a quiche_config of its own. NULL fails the start. */
+    quiche_ev_server *(*start)(const quiche_ev_worker_info *info, void *user);
+    /* On its thread once its loop is over and its server freed: free what
+     * start made. */
+    void (*stop)(const quiche_ev_worker_info *info, void *user);
+    void *user;
+};
+
+/* Runs N workers on `local` (quiche_ev_workers_*): the group's CID layout
+ * and keys from the options, "listening on" and the layout printed, the
+ * library's log lines prefixed "worker I: ", SIGINT/SIGTERM shut every
+ * worker down (a second signal closes at once), SIGHUP re-reads
+ * --secrets, SIGUSR1 aborts the highest-numbered worker still running (as
+ * if it crashed: its clients are reset by the others). Prints each
+ * worker's counters and their sum; returns the exit status. */
+int run_workers(const struct server_args *args, const struct addrinfo *local,
+                const struct worker_hooks *hooks);
+
+/* The start and stop hooks of the upstream-shaped servers: `user` is a
+ * struct example_worker_config; each worker gets its own quiche_config
+ * (made by `make_config`) and, for HTTP/3, quiche_h3_config. */
+struct example_worker_config {
+    const struct server_args *args;
+    quiche_config *(*make_config)(const struct server_args *args);
+    bool h3;
+};
+quiche_ev_server *example_worker_start(const quiche_ev_worker_info *info, void *user);
+void example_worker_stop(const quiche_ev_worker_info *info, void *user);
 
 /* How many connections the client makes: one, or one per path with
  * --multiconnect. */

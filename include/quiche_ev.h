@@ -16,7 +16,10 @@
  * - Threads: a handle, and the requests and connections it hands out,
  *   belong to the thread running its loop: call them only there. Several
  *   handles may share one loop with the program's own watchers; the
- *   library never stops (ev_break) the loop.
+ *   library never stops (ev_break) a loop of the program's. A group of
+ *   workers (quiche_ev_workers_*) runs one server per thread on loops of
+ *   its own; each of its functions says from which thread it may be
+ *   called, and which thread runs each callback.
  * - Re-entrancy: callbacks run only from the loop, never from inside a
  *   call the program made. Inside a callback any function may be called,
  *   including _free of the handle whose callback runs (the free waits
@@ -187,6 +190,12 @@ typedef struct quiche_ev_request quiche_ev_request;
  * it. Made by `quiche_ev_server_new`, freed by `quiche_ev_server_free`.
  */
 typedef struct quiche_ev_server quiche_ev_server;
+
+/**
+ * A group of workers: one server per thread on one address. Made by
+ * `quiche_ev_workers_new`, freed by `quiche_ev_workers_free`.
+ */
+typedef struct quiche_ev_workers quiche_ev_workers;
 
 /**
  * The client's handshake completed: `(client, user)`.
@@ -437,7 +446,70 @@ typedef struct {
   uint64_t dropped_short;
   uint64_t dropped_late;
   uint64_t dropped_rate_limited;
+  /**
+   * Short-header datagrams for a connection of another live worker of
+   * the same group (see `quiche_ev_workers_new`): dropped, never
+   * answered with a reset.
+   */
+  uint64_t dropped_misrouted;
 } quiche_ev_counters;
+
+/**
+ * What a worker's start and stop callbacks get, valid during the call.
+ * `size` as for `quiche_ev_stats`.
+ */
+typedef struct {
+  size_t size;
+  quiche_ev_workers *workers;
+  /**
+   * This worker, 0 .. `count` - 1.
+   */
+  unsigned int index;
+  unsigned int count;
+  /**
+   * The worker's own loop (`ev_loop_new`), run on this thread: make the
+   * server on it, and put any watcher of yours for this worker there.
+   */
+  struct ev_loop *loop_;
+  /**
+   * The worker's socket (bound, non-blocking, in the group).
+   */
+  int sock;
+  /**
+   * The address every worker's socket is bound to (the port the kernel
+   * chose, for port 0).
+   */
+  const struct sockaddr *local;
+  socklen_t local_len;
+} quiche_ev_worker_info;
+
+/**
+ * A worker's start callback: `(info, user)`, on the worker's own thread;
+ * returns its server.
+ */
+typedef quiche_ev_server *(*quiche_ev_worker_start_cb)(const quiche_ev_worker_info*,
+                                                       void*);
+
+/**
+ * A worker's stop callback: `(info, user)`, on the worker's thread.
+ */
+typedef void (*quiche_ev_worker_stop_cb)(const quiche_ev_worker_info*,
+                                         void*);
+
+/**
+ * A worker exited: `(workers, index, status, user)`, on the program's loop.
+ */
+typedef void (*quiche_ev_worker_exit_cb)(quiche_ev_workers*,
+                                         unsigned int,
+                                         int,
+                                         void*);
+
+/**
+ * Every worker exited: `(workers, status, user)`, on the program's loop.
+ */
+typedef void (*quiche_ev_workers_stopped_cb)(quiche_ev_workers*,
+                                             int,
+                                             void*);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1156,11 +1228,12 @@ int quiche_ev_server_set_retry(quiche_ev_server *server,
 
 /**
  * The 32-byte secret that stateless-reset tokens are derived from
- * (default: random per server). A server restarted with the same key can
- * reset the connections of its previous run, so their clients stop at
- * once instead of waiting for their idle timeout. Keep it secret.
- * Returns 0, `QUICHE_EV_ERR_NULL`, or `QUICHE_EV_ERR_INVALID` when `len`
- * is not 32.
+ * (default: random per server), with no previous one: the same as
+ * `quiche_ev_server_set_reset_keys(server, key, NULL, len)`. A server
+ * restarted with the same key can reset the connections of its previous
+ * run, so their clients stop at once instead of waiting for their idle
+ * timeout. Keep it secret. Returns 0, `QUICHE_EV_ERR_NULL`, or
+ * `QUICHE_EV_ERR_INVALID` when `len` is not 32.
  */
 int quiche_ev_server_set_reset_key(quiche_ev_server *server,
                                    const uint8_t *key,
@@ -1323,6 +1396,326 @@ int quiche_ev_server_counters(const quiche_ev_server *server,
  * after it. NULL is a no-op.
  */
 void quiche_ev_server_free(quiche_ev_server *server);
+
+/**
+ * The keys stateless-reset tokens are derived from, 32 bytes each:
+ * `current` for every connection ID issued from now on, and `previous`
+ * (NULL: none) during a rotation. A datagram for a connection the server
+ * does not know is answered with a reset under each key, so a connection
+ * whose CIDs another holder of either key issued (a worker of the same
+ * group that died, another host, this server's previous run) is ended at
+ * once instead of waiting for its idle timeout. Share them across every
+ * worker and host behind one address; keep them secret. Default: random
+ * per server (per group for a worker's server). Returns 0,
+ * `QUICHE_EV_ERR_NULL` (no current key, or no server), or
+ * `QUICHE_EV_ERR_INVALID` when `len` is not 32.
+ */
+int quiche_ev_server_set_reset_keys(quiche_ev_server *server,
+                                    const uint8_t *current,
+                                    const uint8_t *previous,
+                                    size_t len);
+
+/**
+ * The keys Retry tokens are made with, 32 bytes each: `current` mints
+ * them; a token made under `current` or `previous` (NULL: none) is
+ * accepted. A fleet that shares them accepts on any server a token any
+ * other minted. Rotate in two steps across every server so that none
+ * meets a token it cannot read: first (old, new) everywhere, then (new,
+ * old); drop the old key once tokens made under it have expired (see
+ * `quiche_ev_server_set_token_lifetime`). Default: random per server
+ * (per group for a worker's server). Returns 0, `QUICHE_EV_ERR_NULL` or
+ * `QUICHE_EV_ERR_INVALID` (`len` is not 32).
+ */
+int quiche_ev_server_set_token_keys(quiche_ev_server *server,
+                                    const uint8_t *current,
+                                    const uint8_t *previous,
+                                    size_t len);
+
+/**
+ * Makes every connection ID the server issues from now on (the first of
+ * each new connection, every spare one, a Retry's) a QUIC-LB connection
+ * ID (draft-ietf-quic-load-balancers-21): a first octet whose top three
+ * bits are `config_id` (0..=6), then the `server_id_len` (1..=15) octets
+ * of `server_id` and a nonce of `nonce_len` (4..=18) octets, together at
+ * most 19; plaintext when `key` is NULL (`key_len` 0), else encrypted
+ * under the 16-byte `key` (one AES pass when server ID and nonce make 16
+ * octets, four otherwise). A QUIC-LB load balancer configured with the
+ * same config ID, lengths and key routes every packet of a connection to
+ * this server, whatever address the client moves to. `worker` (0..=31)
+ * goes into the five low bits of the first octet, which QUIC-LB leaves to
+ * the server, for the kernel's steering between the workers of one host
+ * (`quiche_ev_workers_new` sets it for its workers); -1 leaves them
+ * random. Without this call the server issues random 16-byte CIDs, as
+ * upstream's samples do. Connections already up keep their CIDs. Returns
+ * 0, `QUICHE_EV_ERR_NULL`, or `QUICHE_EV_ERR_INVALID` for a layout the
+ * draft does not allow (the last error says which part).
+ */
+int quiche_ev_server_set_cid_layout(quiche_ev_server *server,
+                                    int config_id,
+                                    const uint8_t *server_id,
+                                    size_t server_id_len,
+                                    size_t nonce_len,
+                                    const uint8_t *key,
+                                    size_t key_len,
+                                    int worker);
+
+/**
+ * Writes into `buf` (`len` bytes, NUL-terminated, truncated to fit) one
+ * line describing the connection IDs the server issues: random 16-byte,
+ * or the QUIC-LB layout (config ID, server ID, lengths, plaintext or
+ * encrypted, the worker bits; never the key). Returns the length of the
+ * whole line (without the NUL, as `snprintf`), or `QUICHE_EV_ERR_NULL`.
+ */
+ssize_t quiche_ev_server_cid_layout(const quiche_ev_server *server,
+                                    char *buf,
+                                    size_t len);
+
+/**
+ * Makes a `quiche_config`, exactly as `quiche_config_new(version)` does
+ * (use it with every `quiche_config_*` function and free it with
+ * `quiche_config_free`), except that its TLS session tickets are
+ * encrypted under the process's ticket keys (`quiche_ev_set_ticket_keys`)
+ * rather than a key of its own: every server config made this way, in
+ * every worker of the process (and, with the same keys, on every host),
+ * resumes the others' tickets, 0-RTT included, also across a key
+ * rotation. (A config from `quiche_config_new` keeps one key of its own,
+ * which `quiche_config_set_ticket_key` replaces, dropping the previous
+ * one's tickets.) Returns NULL for an unknown version or when BoringSSL
+ * fails (the last error says why).
+ */
+quiche_config *quiche_ev_config_new(uint32_t version);
+
+/**
+ * Sets the TLS session-ticket keys of every config made by
+ * `quiche_ev_config_new` in this process, from any thread, effective for
+ * the next handshake: new tickets are issued under `current`; a ticket
+ * under `previous` (NULL: none) still resumes and its client gets a
+ * fresh one under `current`. Each key is 48 bytes, the format of
+ * `quiche_config_set_ticket_key`: a 16-byte name (in the clear in every
+ * ticket), a 16-byte HMAC-SHA256 key, a 16-byte AES-128 key. Give every
+ * host of a fleet the same keys; rotate in two steps, as for
+ * `quiche_ev_server_set_token_keys`, and drop the old key once the
+ * tickets made under it have expired (BoringSSL: 2 days). Keep them secret:
+ * whoever holds them can decrypt the resumption secrets. Until called,
+ * the process uses one random key. Returns 0, `QUICHE_EV_ERR_NULL` or
+ * `QUICHE_EV_ERR_INVALID` (`len` is not 48).
+ */
+int quiche_ev_set_ticket_keys(const uint8_t *current,
+                              const uint8_t *previous,
+                              size_t len);
+
+/**
+ * Makes a group of `count` workers (1..=32) on `local`: binds `count`
+ * UDP sockets to it with `SO_REUSEPORT` (port 0: one port the kernel
+ * chooses, the same for all; an address some other socket holds is
+ * refused) and, for more than one worker, attaches a classic BPF program
+ * to their group (`SO_ATTACH_REUSEPORT_CBPF`, no privilege needed) that
+ * gives each datagram to the worker whose connection IDs it carries: a
+ * short-header packet by the worker index in its connection ID's first
+ * octet, a long-header one by that index too once the client knows a CID
+ * of ours, or else by a hash of the client's connection ID, so every
+ * packet of a connection reaches one worker from any client address
+ * (NAT rebinding, migration). Nothing runs until
+ * `quiche_ev_workers_start`. Returns NULL (the last error says why) for
+ * a bad count or address, an address in use, or a kernel that refuses the
+ * program (without it, a client that moves would land on a worker that
+ * does not know it).
+ */
+quiche_ev_workers *quiche_ev_workers_new(const struct sockaddr *local,
+                                         socklen_t local_len,
+                                         unsigned int count);
+
+/**
+ * The pointer every group callback receives as `user` (default NULL):
+ * shared by every worker's thread. Before the start only. Returns 0,
+ * `QUICHE_EV_ERR_NULL` or `QUICHE_EV_ERR_STATE`.
+ */
+int quiche_ev_workers_set_user_data(quiche_ev_workers *workers,
+                                    void *user);
+
+/**
+ * Sets the start callback (required): `cb(info, user)` runs on worker
+ * `info->index`'s own thread, before its loop runs, and returns the
+ * worker's server: made with `quiche_ev_server_new(info->loop_,
+ * info->sock, info->local, info->local_len, config, h3_config)` on a
+ * `quiche_config` of this worker's own (configs are not thread-safe:
+ * make one per worker, e.g. with `quiche_ev_config_new` so that session
+ * tickets resume across workers), with your callbacks, user data and
+ * options set. Do not start a watcher on `info->sock`: the group starts
+ * the server (`quiche_ev_server_start`). The group then gives the server
+ * its CID layout (with the worker's index in every CID), its token and
+ * reset keys, and the set of live workers: set those on the group, not
+ * on the server. NULL (the worker's last error, if any, is kept) fails
+ * `quiche_ev_workers_start`. Before the start only. Returns 0,
+ * `QUICHE_EV_ERR_NULL` or `QUICHE_EV_ERR_STATE`.
+ */
+int quiche_ev_workers_on_start(quiche_ev_workers *workers,
+                               quiche_ev_worker_start_cb cb);
+
+/**
+ * Sets the stop callback: `cb(info, user)` runs on the worker's thread
+ * once its loop is over (its server stopped, failed, or the worker was
+ * aborted) and the group has freed its server (as
+ * `quiche_ev_server_free`: requests still open are dropped without
+ * callbacks), before the loop is destroyed: stop your watchers on
+ * `info->loop_` and free what the start callback made (its
+ * `quiche_config`, which had to outlive the server). Before the start
+ * only. Returns 0, `QUICHE_EV_ERR_NULL` or `QUICHE_EV_ERR_STATE`.
+ */
+int quiche_ev_workers_on_stop(quiche_ev_workers *workers,
+                              quiche_ev_worker_stop_cb cb);
+
+/**
+ * Sets the exit callback: `cb(workers, index, status, user)` runs on the
+ * program's loop (the one given to `quiche_ev_workers_start`) after
+ * worker `index` ended: status 0 (its server stopped after a shutdown),
+ * `QUICHE_EV_ERR_INTERNAL` (an internal error stopped it) or
+ * `QUICHE_EV_ERR_CLOSED` (aborted). A worker that ends alone leaves the
+ * group at once: its socket is closed and the steering rebuilt, and the
+ * other workers answer its clients with stateless resets, so they fail
+ * at once. Before the start only. Returns 0, `QUICHE_EV_ERR_NULL` or
+ * `QUICHE_EV_ERR_STATE`.
+ */
+int quiche_ev_workers_on_exit(quiche_ev_workers *workers,
+                              quiche_ev_worker_exit_cb cb);
+
+/**
+ * Sets the stopped callback: `cb(workers, status, user)` runs on the
+ * program's loop after the last exit callback: status 0 when every worker
+ * stopped after a shutdown, else the first other exit status. The group
+ * then leaves nothing on the program's loop (`ev_run` returns when the
+ * program has nothing else). Before the start only. Returns 0,
+ * `QUICHE_EV_ERR_NULL` or `QUICHE_EV_ERR_STATE`.
+ */
+int quiche_ev_workers_on_stopped(quiche_ev_workers *workers,
+                                 quiche_ev_workers_stopped_cb cb);
+
+/**
+ * Gives every worker's server QUIC-LB connection IDs, as
+ * `quiche_ev_server_set_cid_layout` does, each with its worker's index in
+ * the first octet (that is what the steering program reads). Without
+ * this call the workers issue random 16-byte CIDs with their index in the
+ * first octet. Before the start only. Returns 0, `QUICHE_EV_ERR_NULL`,
+ * `QUICHE_EV_ERR_INVALID` (a layout the draft does not allow; the last
+ * error says why) or `QUICHE_EV_ERR_STATE`.
+ */
+int quiche_ev_workers_set_cid_layout(quiche_ev_workers *workers,
+                                     int config_id,
+                                     const uint8_t *server_id,
+                                     size_t server_id_len,
+                                     size_t nonce_len,
+                                     const uint8_t *key,
+                                     size_t key_len);
+
+/**
+ * As `quiche_ev_server_cid_layout`, for the group's workers. Any thread.
+ */
+ssize_t quiche_ev_workers_cid_layout(const quiche_ev_workers *workers,
+                                     char *buf,
+                                     size_t len);
+
+/**
+ * The Retry token keys of every worker, as
+ * `quiche_ev_server_set_token_keys`: all workers hold the same ones, so a
+ * token one minted is accepted by any. Default: random per group. Any
+ * thread, any time (a rotation). Returns 0, `QUICHE_EV_ERR_NULL` or
+ * `QUICHE_EV_ERR_INVALID`.
+ */
+int quiche_ev_workers_set_token_keys(quiche_ev_workers *workers,
+                                     const uint8_t *current,
+                                     const uint8_t *previous,
+                                     size_t len);
+
+/**
+ * The stateless-reset keys of every worker, as
+ * `quiche_ev_server_set_reset_keys`: any worker can reset a connection
+ * of any other (one that died, or another host's). Default: random per
+ * group. Any thread, any time. Returns 0, `QUICHE_EV_ERR_NULL` or
+ * `QUICHE_EV_ERR_INVALID`.
+ */
+int quiche_ev_workers_set_reset_keys(quiche_ev_workers *workers,
+                                     const uint8_t *current,
+                                     const uint8_t *previous,
+                                     size_t len);
+
+/**
+ * Starts the workers: one thread each, each running its own loop, its
+ * server made by the start callback on that thread. Returns when every
+ * worker has its server (0), or, when one could not (its reason is the
+ * last error), after stopping the others again (`QUICHE_EV_ERR_INVALID`;
+ * free the group then). `loop_` is the program's loop, on this thread:
+ * the exit and stopped callbacks run there, and the group keeps it
+ * running until every worker has exited. Call it once. Returns also
+ * `QUICHE_EV_ERR_NULL` or `QUICHE_EV_ERR_STATE` (already started, or no
+ * start callback).
+ */
+int quiche_ev_workers_start(quiche_ev_workers *workers,
+                            struct ev_loop *loop_);
+
+/**
+ * Shuts every worker's server down gracefully, as
+ * `quiche_ev_server_shutdown(server, drain_ms)` on each worker's own
+ * thread; a second call with 0 closes everything at once. Each worker
+ * exits once its server has stopped. Any thread. Returns 0 or
+ * `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_workers_shutdown(quiche_ev_workers *workers,
+                               uint64_t drain_ms);
+
+/**
+ * Ends worker `index` at once, as if it had crashed: its connections are
+ * dropped without a word (no CONNECTION_CLOSE), its socket leaves the
+ * group and the steering is rebuilt; the other workers answer its
+ * clients' next packets with stateless resets (the shared key), so they
+ * fail at once instead of at their idle timeout. For taking a wedged
+ * worker out, and for testing a deployment's failover. Any thread.
+ * Returns 0, `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_INVALID` (no such
+ * worker) or `QUICHE_EV_ERR_STATE` (not running).
+ */
+int quiche_ev_workers_abort(quiche_ev_workers *workers,
+                            unsigned int index);
+
+/**
+ * The number of workers, or `QUICHE_EV_ERR_NULL`. Any thread.
+ */
+int quiche_ev_workers_count(const quiche_ev_workers *workers);
+
+/**
+ * Worker `index`'s socket (to read its address, e.g. the port chosen for
+ * port 0), or `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_INVALID` (no such
+ * worker) or `QUICHE_EV_ERR_STATE` (its socket is closed: it exited
+ * alone). The group owns it: do not close it or watch it. Any thread.
+ */
+int quiche_ev_workers_socket(const quiche_ev_workers *workers,
+                             unsigned int index);
+
+/**
+ * 1 while worker `index` runs, 0 before its start and after its exit,
+ * or `QUICHE_EV_ERR_NULL` / `QUICHE_EV_ERR_INVALID`. Any thread.
+ */
+int quiche_ev_workers_running(const quiche_ev_workers *workers,
+                              unsigned int index);
+
+/**
+ * Fills `out` with worker `index`'s counters (set `out->size` first), as
+ * `quiche_ev_server_counters`, taken each time its loop is about to wait
+ * (so at most one loop iteration old) and when it exits. Any thread.
+ * Returns 0, `QUICHE_EV_ERR_NULL` or `QUICHE_EV_ERR_INVALID` (no such
+ * worker, or a size too small).
+ */
+int quiche_ev_workers_counters(const quiche_ev_workers *workers,
+                               unsigned int index,
+                               quiche_ev_counters *out);
+
+/**
+ * Frees the group: aborts the workers still running (as
+ * `quiche_ev_workers_abort`; shut down first for a graceful end), waits
+ * for their threads, closes the sockets. From the program's thread only
+ * (never from a worker's: it would wait for itself; refused, with the
+ * last error saying so); inside the group's exit or stopped callback the
+ * free happens when the callback returns. NULL is a no-op.
+ */
+void quiche_ev_workers_free(quiche_ev_workers *workers);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1,5 +1,6 @@
-# Memory checks (issue "Hardening"). Both run the hq pair (server/client)
-# and the h3 pair (http3-server/http3-client) through the scenario of
+# Memory checks (issue "Hardening"). Both run the hq pair (server/client),
+# the h3 pair (http3-server/http3-client) and the h3 pair with two workers
+# (--workers 2) through the scenario of
 # scripts/mem-scenario.sh: a full download, a client SIGKILLed mid-download,
 # then SIGTERM to the server with that connection live (and a second round
 # with SIGTERM + SIGINT at once, so the server frees a still-open

@@ -8,7 +8,8 @@
 #   report_clean REPORT    true when REPORT shows no error and no leak
 # REPORT is always DIR/X.report, and the command's stderr is in DIR/X.err.
 #
-# run_pair NAME SERVER CLIENT (absolute paths; the cwd must be c-examples/,
+# run_pair NAME SERVER CLIENT [SERVER-OPTION...] (absolute paths; the
+# options go before the server's own, e.g. --workers 2; the cwd must be c-examples/,
 # where the servers find ./cert.crt and ./cert.key) runs two rounds, each
 # with a fresh server under the checker serving a document root
 # (index.html = "byez", big = 1 GiB) on a free port:
@@ -80,7 +81,7 @@ has_line() { grep -q "$2" "$1" 2>/dev/null; }
 # start_server DIR SERVER: sets SPID and PORT.
 start_server() {
     local dir=$1 server=$2
-    checked "$dir/server.report" "$server" --root "$ROOT" 127.0.0.1 0 2>"$dir/server.err" &
+    checked "$dir/server.report" "$server" "${SERVER_OPTS[@]}" --root "$ROOT" 127.0.0.1 0 2>"$dir/server.err" &
     SPID=$!
     wait_until "$dir" "'listening on'" "$SPID" has_line "$dir/server.err" 'listening on'
     PORT=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$dir/server.err")
@@ -153,8 +154,11 @@ round() {
     echo "$name: ok ($((SECONDS - start)) s; logs in $DIR)"
 }
 
+SERVER_OPTS=()
+
 run_pair() {
     SERVER=$2 CLIENT=$3
+    SERVER_OPTS=("${@:4}")
     round "$1" signal_once
     round "$1-twice" signal_twice
 }

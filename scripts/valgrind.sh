@@ -29,6 +29,8 @@ report_clean() {
 cd c-examples
 run_pair hq "$bin/server" "$bin/client"
 run_pair h3 "$bin/http3-server" "$bin/http3-client"
+# Two workers: threads, their loops, the group's sockets and its free.
+run_pair h3-workers "$bin/http3-server" "$bin/http3-client" --workers 2
 for t in ${MEM_TESTS:-free_in_callbacks logs_and_errors}; do
     run_c_test "$tests/$t"
 done

@@ -870,3 +870,152 @@ fn an_internal_error_stops_the_server_tells_the_host_from_the_loop_and_leaves_no
         free_client(c);
     }
 }
+
+/// A server's connection IDs as configuration: QUIC-LB layouts of 20
+/// (keyed) and 8 (plaintext) octets, set through the exported call, carry
+/// a whole exchange end to end (short headers are routed by CIDs of the
+/// layout's length, not 16), every CID the server issued decodes to its
+/// server ID, the description names the layout, and layouts the draft does
+/// not allow are refused with the reason as the last error.
+#[test]
+fn a_quic_lb_layout_of_any_length_serves_end_to_end_and_its_cids_decode_to_the_server_id() {
+    use crate::quic_lb::Layout;
+    for (sid, nonce, key) in [(&[0x0a, 0x0b, 0x0c][..], 16, Some([3u8; 16])), (&[0x42][..], 6, None)] {
+        let mut w = World::new(true);
+        let s = w.server(Watch::Own);
+        let (kp, kl) = key.as_ref().map_or((std::ptr::null(), 0), |k| (k.as_ptr(), 16));
+        assert_eq!(quiche_ev_server_set_cid_layout(s, 3, sid.as_ptr(), sid.len(), nonce, kp, kl, 7), 0);
+        let mut line = [0 as libc::c_char; 256];
+        let n = quiche_ev_server_cid_layout(s, line.as_mut_ptr(), line.len());
+        let text = unsafe { CStr::from_ptr(line.as_ptr()) }.to_string_lossy().into_owned();
+        assert_eq!(n as usize, text.len());
+        assert!(text.starts_with(&format!("QUIC-LB connection IDs of {} octets: config ID 3", 1 + sid.len() + nonce)),
+                "{text}");
+        let c = w.client(Watch::Own);
+        hook_server(s);
+        hook_client(c);
+        set_script(Defaults);
+        get(c, &format!("/p/{}/9", size(20_000)));
+        for _ in 0..LIMIT {
+            if count("done") > 0 || !w.lp.run_once() {
+                break;
+            }
+        }
+        assert_eq!(count("done 0 0"), 1, "the response came through: {:?}", calls());
+        let srv = quiche_ev_server::get(s).unwrap();
+        // SAFETY: a live server, outside its callbacks.
+        let cids: Vec<_> = unsafe {
+            let st = crate::server::ServerCore::state(srv);
+            st.conn_ids().into_iter().flat_map(|id| crate::server::ServerCore::cids_of(srv, id)).collect()
+        };
+        assert!(cids.len() >= 2, "the first CID and a spare one: {cids:?}");
+        let layout = Layout::new(3, sid.len(), nonce, key).unwrap();
+        for cid in &cids {
+            assert_eq!(cid.len(), 1 + sid.len() + nonce);
+            assert_eq!(&*layout.decode(cid).unwrap().server_id, sid, "{cid:?}");
+            assert_eq!(crate::steer::worker_of(cid), Some(7));
+        }
+        assert_eq!(quiche_ev_server_shutdown(s, 0), 0);
+        assert_eq!(w.lp.run(LIMIT), Ran::Idle);
+        no_violations();
+        free_client(c);
+        free_server(s);
+    }
+    let mut w = World::new(true);
+    let s = w.server(Watch::Own);
+    let refused = |config_id: c_int, sid: &[u8], nonce: usize, klen: usize, worker: c_int, why: &str| {
+        let key = [0u8; 16];
+        let kp = if klen == 0 { std::ptr::null() } else { key.as_ptr() };
+        assert_eq!(quiche_ev_server_set_cid_layout(s, config_id, sid.as_ptr(), sid.len(), nonce, kp, klen, worker),
+                   crate::ffi::QUICHE_EV_ERR_INVALID);
+        let last = unsafe { CStr::from_ptr(quiche_ev_last_error()) }.to_string_lossy().into_owned();
+        assert!(last.contains(why), "{last:?} should say {why:?}");
+    };
+    refused(7, &[1], 8, 0, -1, "config ID 7");
+    refused(0, &[1; 16], 4, 0, -1, "server ID of 16 octets");
+    refused(0, &[1], 3, 0, -1, "nonce of 3 octets");
+    refused(0, &[1; 10], 10, 0, -1, "more than 19");
+    refused(0, &[1], 8, 15, -1, "16 bytes");
+    refused(0, &[1], 8, 0, 32, "worker");
+    assert_eq!(quiche_ev_server_set_cid_layout(std::ptr::null_mut(), 0, [1u8].as_ptr(), 1, 8, std::ptr::null(), 0, -1),
+               crate::ffi::QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_server_set_cid_layout(s, 0, std::ptr::null(), 1, 8, std::ptr::null(), 0, -1),
+               crate::ffi::QUICHE_EV_ERR_NULL);
+    let mut line = [0 as libc::c_char; 8];
+    let n = quiche_ev_server_cid_layout(s, line.as_mut_ptr(), line.len());
+    assert_eq!(n as usize, "random 16-octet connection IDs".len(), "the default, untouched by the refusals");
+    assert_eq!(unsafe { CStr::from_ptr(line.as_ptr()) }.to_bytes(), b"random ", "truncated, NUL-terminated");
+    free_server(s);
+}
+
+/// Token and reset keys as the C API takes them: 32 bytes each, the
+/// previous one optional; anything else refused with the reason.
+#[test]
+fn token_and_reset_keys_are_checked_and_a_rotation_keeps_both() {
+    let mut w = World::new(true);
+    let s = w.server(Watch::Own);
+    let (a, b) = ([1u8; 32], [2u8; 32]);
+    assert_eq!(quiche_ev_server_set_token_keys(s, a.as_ptr(), b.as_ptr(), 32), 0);
+    assert_eq!(quiche_ev_server_set_reset_keys(s, b.as_ptr(), std::ptr::null(), 32), 0);
+    let srv = quiche_ev_server::get(s).unwrap();
+    // SAFETY: a live server, outside its callbacks.
+    let keys = unsafe { crate::server::ServerCore::state(srv).secrets().get() };
+    assert!(keys.token == crate::secrets::KeyPair { current: a, previous: Some(b) });
+    assert!(keys.reset == crate::secrets::KeyPair { current: b, previous: None });
+    assert_eq!(quiche_ev_server_set_token_keys(s, a.as_ptr(), std::ptr::null(), 16), crate::ffi::QUICHE_EV_ERR_INVALID);
+    let last = unsafe { CStr::from_ptr(quiche_ev_last_error()) }.to_string_lossy().into_owned();
+    assert!(last.contains("32 bytes, not 16"), "{last}");
+    assert_eq!(quiche_ev_server_set_reset_keys(s, std::ptr::null(), a.as_ptr(), 32), crate::ffi::QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_server_set_reset_key(s, a.as_ptr(), 32), 0);
+    // SAFETY: as above.
+    let keys = unsafe { crate::server::ServerCore::state(srv).secrets().get() };
+    assert!(keys.reset == crate::secrets::KeyPair { current: a, previous: None }, "the old call: no previous key");
+    free_server(s);
+}
+
+/// Once a stopped server has stopped the host's socket watcher, the
+/// watcher is the host's again: here the host reuses the very same
+/// `ev_io` for another socket, and freeing the server afterwards must not
+/// touch it (it used to stop it a second time, from its stale list: a
+/// watcher on a returned stack frame, in the examples).
+#[test]
+fn a_watcher_the_stopped_server_gave_back_is_never_touched_again() {
+    unsafe extern "C" fn other_cb(_lp: *mut libev_sys::ev_loop, _w: *mut libev_sys::ev_io, _r: c_int) {}
+    let mut w = World::new(true);
+    let s = w.server(Watch::Host);
+    let watcher = *w.watchers.last().unwrap();
+    let c = w.client(Watch::Own);
+    hook_server(s);
+    hook_client(c);
+    set_script(Defaults);
+    get(c, "/p/100/3");
+    for _ in 0..LIMIT {
+        if count("done") > 0 || !w.lp.run_once() {
+            break;
+        }
+    }
+    assert_eq!(quiche_ev_server_shutdown(s, 0), 0);
+    for _ in 0..LIMIT {
+        if quiche_ev_server_is_stopped(s) == 1 || !w.lp.run_once() {
+            break;
+        }
+    }
+    assert_eq!(quiche_ev_server_is_stopped(s), 1);
+    // libev calls the host's watcher once more (ev_feed_fd_event; the fake
+    // loop on its next iteration), and recv_cb stops it.
+    w.lp.run_once();
+    assert!(!w.lp.is_active(watcher), "the stopped server stopped the host's watcher");
+    // The host reuses its watcher for a socket of its own.
+    let fd = w.net.socket(None);
+    // SAFETY: the host's own watcher, inactive, at a stable address.
+    unsafe {
+        crate::evloop::EvLoop::io_init(&w.lp, watcher, other_cb, fd, libev_sys::EV_READ, std::ptr::null_mut());
+        crate::evloop::EvLoop::io_start(&w.lp, watcher);
+    }
+    free_server(s);
+    assert!(w.lp.is_active(watcher), "freeing the server left the host's reused watcher alone");
+    // SAFETY: as above.
+    unsafe { crate::evloop::EvLoop::io_stop(&w.lp, watcher) };
+    free_client(c);
+    no_violations();
+}

@@ -184,8 +184,8 @@ impl<P: Platform, A: ClientApp<P>> ClientCore<P, A> {
             }
             let key = st.reset_key;
             drv.manage_scids(|| {
-                let cid = gen_cid();
-                (cid, crate::stateless::reset_token(&key, &cid))
+                let cid = crate::table::Cid::from_slice(&gen_cid())?;
+                Some((cid, crate::stateless::reset_token(&key, &cid)))
             }, |_| {}, |_| {});
             if st.close_when_done && st.phase == Phase::Established && st.app.is_done() {
                 st.phase = Phase::Closing;

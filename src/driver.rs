@@ -286,9 +286,9 @@ impl<P: Platform> DriverState<P> {
 
     /// Offers the peer spare connection IDs (up to what it accepts and
     /// [`MAX_SPARE_SCIDS`]) made by `mint`, which returns a new CID and its
-    /// stateless-reset token; `map` learns each one issued. Retired ones
-    /// are given to `unmap`.
-    pub fn manage_scids(&mut self, mut mint: impl FnMut() -> ([u8; crate::LOCAL_CONN_ID_LEN], u128),
+    /// stateless-reset token (or nothing: no CID left to give); `map`
+    /// learns each one issued. Retired ones are given to `unmap`.
+    pub fn manage_scids(&mut self, mut mint: impl FnMut() -> Option<(crate::table::Cid, u128)>,
                         mut map: impl FnMut(&[u8]), mut unmap: impl FnMut(&[u8])) {
         while let Some(cid) = self.conn.retired_scid_next() {
             unmap(cid.as_ref());
@@ -298,7 +298,7 @@ impl<P: Platform> DriverState<P> {
         }
         let mut issued = 0;
         while self.conn.scids_left() > 0 && issued < MAX_SPARE_SCIDS {
-            let (cid, token) = mint();
+            let Some((cid, token)) = mint() else { break };
             match self.conn.new_scid(&cid, token) {
                 Ok(_) => {
                     map(&cid);

@@ -13,7 +13,8 @@
 //! socket      -> transport                       -> application -> C API
 //! (batch_io,     (handle, server/, client, driver,   (app/)         (ffi/)
 //!  dgram,         egress, table, cid, token,
-//!  socket)        stateless, hooks)
+//!  socket)        stateless, secrets, hooks,
+//!                 tickets, quic_lb, steer)
 //! ```
 //!
 //! Under all of them: `log`, `unwind` (the panic boundary), `crypto`.
@@ -37,6 +38,7 @@ pub mod observe;
 pub mod platform;
 pub mod quic_lb;
 pub mod reentry;
+pub mod secrets;
 pub mod server;
 pub mod socket;
 pub mod stateless;
@@ -44,9 +46,11 @@ pub mod stateless;
 #[cfg(target_os = "linux")]
 pub mod steer;
 pub mod table;
+pub mod tickets;
 pub mod token;
 pub mod transport;
 pub mod unwind;
+pub mod workers;
 
 #[cfg(test)]
 mod testing;

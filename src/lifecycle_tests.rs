@@ -85,7 +85,7 @@ impl Fixture {
     }
 
     /// The server's CIDs for its only connection.
-    fn cids(&self) -> Vec<[u8; 16]> {
+    fn cids(&self) -> Vec<crate::table::Cid> {
         unsafe {
             let ids = SC::state(self.s).conn_ids();
             SC::cids_of(self.s, ids[0])
@@ -337,4 +337,44 @@ fn client_idle_timeout_is_a_failure() {
     assert!(why.contains("idle timeout"), "{why}");
     assert_eq!(*seen.borrow(), ["closed: failed"]);
     unsafe { Handle::destroy(c) };
+}
+
+/// Stateless resets with shared, rotating keys: a CID this server never
+/// issued (another worker's, another host's) is answered under the reset
+/// key, and during a rotation under both keys, each reset ending in the
+/// token that key gives the CID; a CID naming another live worker of the
+/// group is that worker's and is dropped, never reset; once that worker
+/// is gone, it is reset.
+#[test]
+fn unknown_cids_are_reset_under_every_key_but_never_those_of_a_live_sibling_worker() {
+    use crate::cid::CidSource;
+    use crate::secrets::KeyPair;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let f = server();
+    let (cur, prev) = ([5u8; 32], [6u8; 32]);
+    let live = Arc::new(AtomicU32::new(0b11));
+    unsafe {
+        let st = SC::state(f.s);
+        st.set_reset_keys(KeyPair { current: cur, previous: Some(prev) });
+        st.set_cid_source(CidSource::random_for_worker(0).unwrap());
+        st.set_peers(crate::server::Peers { index: 0, live: live.clone() });
+    }
+    let peer = addr("127.0.0.1:5560");
+    // Worker 1's CID, worker 1 alive: not ours to answer.
+    let mut theirs = [0x21u8; 16];
+    theirs[0] = 0x41; // low five bits: worker 1
+    f.deliver(fake_short(&theirs, 60), peer);
+    assert!(f.sent().is_empty());
+    assert_eq!(unsafe { SC::state(f.s).counters.dropped_misrouted }, 1);
+    // Worker 1 died: its clients are told at once, under both keys.
+    live.store(0b01, Ordering::Release);
+    f.deliver(fake_short(&theirs, 60), peer);
+    let sent = f.sent();
+    assert_eq!(sent.len(), 2, "one reset per key");
+    for (d, k) in sent.iter().zip([cur, prev]) {
+        assert_eq!(d.0[d.0.len() - 16..], stateless::reset_token(&k, &theirs).to_be_bytes(), "ends in its token");
+        assert!(d.0.len() < 60 && d.2 == peer);
+    }
+    unsafe { Handle::destroy(f.s) };
 }

@@ -65,7 +65,7 @@
 
 use std::fmt;
 
-use crate::cid::random_bytes;
+use crate::crypto::random_bytes;
 
 mod cipher;
 mod generator;

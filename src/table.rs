@@ -3,7 +3,9 @@
 //!
 //! - Every source CID a connection issued (its first one and every spare
 //!   one given out later) maps to it until the peer retires it, so a
-//!   short-header packet is routed by its 16 DCID bytes with one lookup.
+//!   short-header packet is routed by its DCID bytes with one lookup per
+//!   CID length in use (one, unless the host changed the CID layout while
+//!   connections of the old one were alive: [`Table::cid_lens`]).
 //! - A client's own first DCID maps to its connection while the handshake
 //!   runs without a Retry (its Initials and 0-RTT still carry it).
 //! - The CIDs of a connection just freed are remembered for a while, so a
@@ -16,9 +18,8 @@ use std::collections::{HashMap, VecDeque};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use crate::LOCAL_CONN_ID_LEN;
-
-pub type Cid = [u8; LOCAL_CONN_ID_LEN];
+/// A connection ID of ours: up to 20 bytes, held by value.
+pub type Cid = crate::quic_lb::Octets;
 
 /// A connection's number in the table. Never reused, so a stale number
 /// (in a deferred list) finds nothing rather than another connection.
@@ -42,12 +43,15 @@ pub struct Table<T> {
     tomb_order: VecDeque<(Vec<u8>, Instant)>,
     tomb_life: Duration,
     next_id: ConnId,
+    /// How many mapped CIDs have each length (index: the length).
+    lens: [u32; quiche::MAX_CONN_ID_LEN + 1],
 }
 
 impl<T> Table<T> {
     pub fn new(tomb_life: Duration) -> Table<T> {
         Table { slots: HashMap::new(), by_cid: HashMap::new(), by_odcid: HashMap::new(),
-                tombstones: HashMap::new(), tomb_order: VecDeque::new(), tomb_life, next_id: 1 }
+                tombstones: HashMap::new(), tomb_order: VecDeque::new(), tomb_life, next_id: 1,
+                lens: [0; quiche::MAX_CONN_ID_LEN + 1] }
     }
 
     pub fn len(&self) -> usize {
@@ -74,6 +78,7 @@ impl<T> Table<T> {
         let id = self.next_id;
         self.next_id += 1;
         self.by_cid.insert(scid, id);
+        self.lens[scid.len()] += 1;
         if let Some(o) = odcid {
             self.by_odcid.insert(o.to_vec(), id);
         }
@@ -89,10 +94,21 @@ impl<T> Table<T> {
         self.slots.keys().copied().collect()
     }
 
-    /// The connection a 16-byte DCID leads to.
+    /// The connection a DCID leads to.
     pub fn by_cid(&self, dcid: &[u8]) -> Option<ConnId> {
-        let cid: &Cid = dcid.try_into().ok()?;
-        self.by_cid.get(cid).copied()
+        self.by_cid.get(&Cid::from_slice(dcid)?).copied()
+    }
+
+    /// The lengths of the CIDs mapped now, shortest first: where a
+    /// short-header packet's DCID may end (its length is not on the wire).
+    pub fn cid_lens(&self) -> impl Iterator<Item = usize> + '_ {
+        self.lens.iter().enumerate().filter(|(_, &n)| n > 0).map(|(len, _)| len)
+    }
+
+    /// The connection a short-header packet leads to: its DCID starts at
+    /// the second byte, as long as one of the lengths in use.
+    pub fn by_short_header(&self, pkt: &[u8]) -> Option<ConnId> {
+        self.cid_lens().find_map(|len| self.by_cid(pkt.get(1..1 + len)?))
     }
 
     /// The connection whose handshake uses this client-chosen DCID.
@@ -102,16 +118,31 @@ impl<T> Table<T> {
 
     /// A spare CID `id` issued.
     pub fn map(&mut self, id: ConnId, cid: &[u8]) {
-        let (Some(slot), Ok(cid)) = (self.slots.get_mut(&id), Cid::try_from(cid)) else { return };
-        self.by_cid.insert(cid, id);
-        slot.cids.push(cid);
+        let Some(cid) = Cid::from_slice(cid) else { return };
+        if !self.slots.contains_key(&id) {
+            return;
+        }
+        match self.by_cid.insert(cid, id) {
+            Some(was) if was == id => return,
+            // (Our CIDs do not repeat; should one, the newest owner wins.)
+            Some(was) => {
+                if let Some(s) = self.slots.get_mut(&was) {
+                    s.cids.retain(|c| *c != cid);
+                }
+            }
+            None => self.lens[cid.len()] += 1,
+        }
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.cids.push(cid);
+        }
     }
 
     /// A CID the peer retired.
     pub fn unmap(&mut self, id: ConnId, cid: &[u8]) {
-        let (Some(slot), Ok(cid)) = (self.slots.get_mut(&id), Cid::try_from(cid)) else { return };
+        let (Some(slot), Some(cid)) = (self.slots.get_mut(&id), Cid::from_slice(cid)) else { return };
         if self.by_cid.get(&cid) == Some(&id) {
             self.by_cid.remove(&cid);
+            self.lens[cid.len()] -= 1;
         }
         slot.cids.retain(|c| *c != cid);
     }
@@ -139,6 +170,7 @@ impl<T> Table<T> {
         for cid in slot.cids {
             if self.by_cid.get(&cid) == Some(&id) {
                 self.by_cid.remove(&cid);
+                self.lens[cid.len()] -= 1;
             }
             if bury {
                 self.bury(cid.to_vec(), now);
@@ -157,6 +189,7 @@ impl<T> Table<T> {
     pub fn drain(&mut self) -> Vec<NonNull<T>> {
         self.by_cid.clear();
         self.by_odcid.clear();
+        self.lens = [0; quiche::MAX_CONN_ID_LEN + 1];
         self.slots.drain().map(|(_, s)| s.ptr).collect()
     }
 
@@ -189,12 +222,16 @@ impl<T> Table<T> {
 mod tests {
     use super::*;
 
+    fn cid(b: &[u8]) -> Cid {
+        Cid::from_slice(b).unwrap()
+    }
+
     #[test]
     fn cids_route_until_retired_and_are_remembered_after_removal() {
         let mut t: Table<u8> = Table::new(Duration::from_secs(10));
         let mut entry = Box::new(7u8);
         let ptr = NonNull::from(&mut *entry);
-        let id = t.insert(ptr, [1; 16], Some(&[9; 8]));
+        let id = t.insert(ptr, cid(&[1; 16]), Some(&[9; 8]));
         assert_eq!(t.by_cid(&[1; 16]), Some(id));
         assert_eq!(t.by_odcid(&[9; 8]), Some(id));
         t.map(id, &[2; 16]);
@@ -209,8 +246,38 @@ mod tests {
         assert!(t.is_buried(&[2; 16]));
         assert!(!t.is_buried(&[3; 16]));
         assert!(t.get(id).is_none(), "a freed number finds nothing");
-        let id2 = t.insert(ptr, [4; 16], None);
+        let id2 = t.insert(ptr, cid(&[4; 16]), None);
         assert_ne!(id, id2, "numbers are never reused");
+    }
+
+    #[test]
+    fn short_headers_find_cids_of_every_length_in_use() {
+        let mut t: Table<u8> = Table::new(Duration::from_secs(10));
+        let mut entry = Box::new(7u8);
+        let ptr = NonNull::from(&mut *entry);
+        let a = t.insert(ptr, cid(&[1; 16]), None);
+        let b = t.insert(ptr, cid(&[2; 11]), None);
+        t.map(b, &[3; 20]);
+        assert_eq!(t.cid_lens().collect::<Vec<_>>(), vec![11, 16, 20]);
+        let short = |dcid: &[u8]| {
+            let mut p = vec![0x40];
+            p.extend_from_slice(dcid);
+            p.extend_from_slice(&[0xee; 30]);
+            p
+        };
+        assert_eq!(t.by_short_header(&short(&[1; 16])), Some(a));
+        assert_eq!(t.by_short_header(&short(&[2; 11])), Some(b));
+        assert_eq!(t.by_short_header(&short(&[3; 20])), Some(b));
+        assert_eq!(t.by_short_header(&short(&[4; 20])), None);
+        assert_eq!(t.by_short_header(&[0x40, 2, 2]), None, "too short for any length");
+        t.unmap(b, &[3; 20]);
+        assert_eq!(t.cid_lens().collect::<Vec<_>>(), vec![11, 16]);
+        t.map(b, &[2; 11]);
+        assert_eq!(t.cid_lens().collect::<Vec<_>>(), vec![11, 16], "mapping twice counts once");
+        t.remove(b, false);
+        assert_eq!(t.cid_lens().collect::<Vec<_>>(), vec![16]);
+        t.remove(a, true);
+        assert_eq!(t.cid_lens().count(), 0);
     }
 
     #[test]

@@ -9,13 +9,16 @@
 //! ```
 //!
 //! where the MAC covers the body above, the client's IP and port, and the
-//! connection ID the Retry told the client to use next, under a key drawn
-//! from the CSPRNG at start-up. A token is good for `lifetime` after issue.
+//! connection ID the Retry told the client to use next, under the server's
+//! token key (see `secrets`: random at start-up unless the host shares one
+//! between servers). A token is good for `lifetime` after issue, under the
+//! current key or, during a rotation, the previous one.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::crypto::{hmac_sha256, random_bytes};
+use crate::crypto::hmac_sha256;
+use crate::secrets::KeyPair;
 
 const FORMAT: u8 = 1;
 const TAG_LEN: usize = 32;
@@ -39,61 +42,49 @@ pub enum TokenError {
     Expired,
 }
 
-/// The per-process token key and policy.
-pub struct TokenKey {
-    key: [u8; 32],
+/// How long tokens live; the keys come with each call (they may be
+/// shared and rotated by other threads).
+pub struct TokenPolicy {
     lifetime: Duration,
 }
 
-impl TokenKey {
-    /// A key drawn from the CSPRNG.
+fn tag(key: &[u8; 32], body: &[u8], peer: &SocketAddr, retry_scid: &[u8]) -> [u8; TAG_LEN] {
+    let mut msg = Vec::with_capacity(body.len() + 19 + retry_scid.len());
+    msg.extend_from_slice(body);
+    match peer {
+        SocketAddr::V4(a) => msg.extend_from_slice(&a.ip().octets()),
+        SocketAddr::V6(a) => msg.extend_from_slice(&a.ip().octets()),
+    }
+    msg.extend_from_slice(&peer.port().to_be_bytes());
+    msg.extend_from_slice(retry_scid);
+    hmac_sha256(key, &msg)
+}
+
+impl TokenPolicy {
     pub fn new(lifetime: Duration) -> Self {
-        let mut key = [0; 32];
-        random_bytes(&mut key);
-        TokenKey { key, lifetime }
+        TokenPolicy { lifetime }
     }
 
     pub fn set_lifetime(&mut self, lifetime: Duration) {
         self.lifetime = lifetime;
     }
 
-    fn tag(&self, body: &[u8], peer: &SocketAddr, retry_scid: &[u8]) -> [u8; TAG_LEN] {
-        let mut msg = Vec::with_capacity(body.len() + 19 + retry_scid.len());
-        msg.extend_from_slice(body);
-        match peer {
-            SocketAddr::V4(a) => msg.extend_from_slice(&a.ip().octets()),
-            SocketAddr::V6(a) => msg.extend_from_slice(&a.ip().octets()),
-        }
-        msg.extend_from_slice(&peer.port().to_be_bytes());
-        msg.extend_from_slice(retry_scid);
-        hmac_sha256(&self.key, &msg)
-    }
-
-    /// `mint_token`: a token for `peer` that remembers `odcid` (the client's
-    /// first destination CID) and is valid only together with `retry_scid`.
-    pub fn mint_token(&self, odcid: &[u8], peer: &SocketAddr, retry_scid: &[u8]) -> Vec<u8> {
-        self.mint_at(odcid, peer, retry_scid, now_ms())
-    }
-
-    fn mint_at(&self, odcid: &[u8], peer: &SocketAddr, retry_scid: &[u8], issued_ms: u64) -> Vec<u8> {
-        assert!(odcid.len() <= MAX_CID_LEN);
-        let mut token = Vec::with_capacity(MAX_TOKEN_LEN);
-        token.push(FORMAT);
-        token.extend_from_slice(&issued_ms.to_be_bytes());
-        token.push(odcid.len() as u8);
-        token.extend_from_slice(odcid);
-        let tag = self.tag(&token, peer, retry_scid);
-        token.extend_from_slice(&tag);
-        token
+    /// `mint_token`: a token for `peer` under `key` that remembers `odcid`
+    /// (the client's first destination CID) and is valid only together
+    /// with `retry_scid`.
+    pub fn mint_token(&self, key: &[u8; 32], odcid: &[u8], peer: &SocketAddr, retry_scid: &[u8]) -> Vec<u8> {
+        mint_at(key, odcid, peer, retry_scid, now_ms())
     }
 
     /// `validate_token`: the original destination CID if `token` was minted
-    /// by this key for `peer` and `dcid`, within its lifetime.
-    pub fn validate_token(&self, token: &[u8], peer: &SocketAddr, dcid: &[u8]) -> Result<Vec<u8>, TokenError> {
-        self.validate_at(token, peer, dcid, now_ms())
+    /// under one of `keys` for `peer` and `dcid`, within its lifetime.
+    pub fn validate_token(&self, keys: &KeyPair, token: &[u8], peer: &SocketAddr, dcid: &[u8])
+                          -> Result<Vec<u8>, TokenError> {
+        self.validate_at(keys, token, peer, dcid, now_ms())
     }
 
-    fn validate_at(&self, token: &[u8], peer: &SocketAddr, dcid: &[u8], now: u64) -> Result<Vec<u8>, TokenError> {
+    fn validate_at(&self, keys: &KeyPair, token: &[u8], peer: &SocketAddr, dcid: &[u8], now: u64)
+                   -> Result<Vec<u8>, TokenError> {
         if token.len() < 1 + 8 + 1 + TAG_LEN || token[0] != FORMAT {
             return Err(TokenError::Malformed);
         }
@@ -101,8 +92,11 @@ impl TokenKey {
         if odcid_len > MAX_CID_LEN || token.len() != 10 + odcid_len + TAG_LEN {
             return Err(TokenError::Malformed);
         }
-        let (body, tag) = token.split_at(10 + odcid_len);
-        if !boring::memcmp::eq(tag, &self.tag(body, peer, dcid)) {
+        let (body, tag_got) = token.split_at(10 + odcid_len);
+        // Both keys are always tried, so the time taken does not say which
+        // one a token was minted under.
+        let matches = keys.all().fold(false, |ok, k| boring::memcmp::eq(tag_got, &tag(k, body, peer, dcid)) | ok);
+        if !matches {
             return Err(TokenError::BadTag);
         }
         let issued = u64::from_be_bytes(body[1..9].try_into().unwrap());
@@ -112,6 +106,18 @@ impl TokenKey {
         }
         Ok(body[10..].to_vec())
     }
+}
+
+fn mint_at(key: &[u8; 32], odcid: &[u8], peer: &SocketAddr, retry_scid: &[u8], issued_ms: u64) -> Vec<u8> {
+    assert!(odcid.len() <= MAX_CID_LEN);
+    let mut token = Vec::with_capacity(MAX_TOKEN_LEN);
+    token.push(FORMAT);
+    token.extend_from_slice(&issued_ms.to_be_bytes());
+    token.push(odcid.len() as u8);
+    token.extend_from_slice(odcid);
+    let t = tag(key, &token, peer, retry_scid);
+    token.extend_from_slice(&t);
+    token
 }
 
 /// Milliseconds on the monotonic clock (CLOCK_MONOTONIC: system-wide, so
@@ -128,8 +134,12 @@ fn now_ms() -> u64 {
 mod tests {
     use super::*;
 
-    fn key() -> TokenKey {
-        TokenKey::new(Duration::from_secs(5))
+    fn keys() -> KeyPair {
+        KeyPair::random()
+    }
+
+    fn policy() -> TokenPolicy {
+        TokenPolicy::new(Duration::from_secs(5))
     }
 
     const ODCID: &[u8] = b"\x01\x02\x03\x04\x05\x06\x07\x08";
@@ -141,51 +151,71 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let k = key();
-        let t = k.mint_token(ODCID, &peer(), SCID);
+        let (p, k) = (policy(), keys());
+        let t = p.mint_token(&k.current, ODCID, &peer(), SCID);
         assert!(t.len() <= MAX_TOKEN_LEN);
-        assert_eq!(k.validate_token(&t, &peer(), SCID), Ok(ODCID.to_vec()));
+        assert_eq!(p.validate_token(&k, &t, &peer(), SCID), Ok(ODCID.to_vec()));
     }
 
     #[test]
     fn other_address_port_or_cid_is_refused() {
-        let k = key();
-        let t = k.mint_token(ODCID, &peer(), SCID);
-        assert_eq!(k.validate_token(&t, &"127.0.0.2:5555".parse().unwrap(), SCID), Err(TokenError::BadTag));
-        assert_eq!(k.validate_token(&t, &"127.0.0.1:5556".parse().unwrap(), SCID), Err(TokenError::BadTag));
-        assert_eq!(k.validate_token(&t, &peer(), b"fedcba9876543210"), Err(TokenError::BadTag));
+        let (p, k) = (policy(), keys());
+        let t = p.mint_token(&k.current, ODCID, &peer(), SCID);
+        assert_eq!(p.validate_token(&k, &t, &"127.0.0.2:5555".parse().unwrap(), SCID), Err(TokenError::BadTag));
+        assert_eq!(p.validate_token(&k, &t, &"127.0.0.1:5556".parse().unwrap(), SCID), Err(TokenError::BadTag));
+        assert_eq!(p.validate_token(&k, &t, &peer(), b"fedcba9876543210"), Err(TokenError::BadTag));
     }
 
     #[test]
     fn altered_truncated_or_foreign_tokens_are_refused() {
-        let k = key();
-        let t = k.mint_token(ODCID, &peer(), SCID);
+        let (p, k) = (policy(), keys());
+        let t = p.mint_token(&k.current, ODCID, &peer(), SCID);
         for i in 0..t.len() {
             let mut bad = t.clone();
             bad[i] ^= 0x40;
-            assert!(k.validate_token(&bad, &peer(), SCID).is_err(), "flip at {i}");
+            assert!(p.validate_token(&k, &bad, &peer(), SCID).is_err(), "flip at {i}");
         }
         for n in 0..t.len() {
-            assert!(k.validate_token(&t[..n], &peer(), SCID).is_err(), "truncated to {n}");
+            assert!(p.validate_token(&k, &t[..n], &peer(), SCID).is_err(), "truncated to {n}");
         }
         // Another process's key (another server start) does not validate it.
-        assert_eq!(key().validate_token(&t, &peer(), SCID), Err(TokenError::BadTag));
+        assert_eq!(p.validate_token(&keys(), &t, &peer(), SCID), Err(TokenError::BadTag));
         // An upstream-style token: "quiche" + sockaddr + odcid.
         let mut forged = b"quiche".to_vec();
         forged.extend_from_slice(&[2, 0, 0x15, 0xb3, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
         forged.extend_from_slice(ODCID);
-        assert!(k.validate_token(&forged, &peer(), SCID).is_err());
+        assert!(p.validate_token(&k, &forged, &peer(), SCID).is_err());
     }
 
     #[test]
     fn tokens_expire() {
-        let k = key();
+        let (p, k) = (policy(), keys());
         let now = now_ms();
-        let old = k.mint_at(ODCID, &peer(), SCID, now - 5_001);
-        assert_eq!(k.validate_at(&old, &peer(), SCID, now), Err(TokenError::Expired));
-        let fresh = k.mint_at(ODCID, &peer(), SCID, now - 4_000);
-        assert!(k.validate_at(&fresh, &peer(), SCID, now).is_ok());
-        let future = k.mint_at(ODCID, &peer(), SCID, now + 60_000);
-        assert_eq!(k.validate_at(&future, &peer(), SCID, now), Err(TokenError::Expired));
+        let old = mint_at(&k.current, ODCID, &peer(), SCID, now - 5_001);
+        assert_eq!(p.validate_at(&k, &old, &peer(), SCID, now), Err(TokenError::Expired));
+        let fresh = mint_at(&k.current, ODCID, &peer(), SCID, now - 4_000);
+        assert!(p.validate_at(&k, &fresh, &peer(), SCID, now).is_ok());
+        let future = mint_at(&k.current, ODCID, &peer(), SCID, now + 60_000);
+        assert_eq!(p.validate_at(&k, &future, &peer(), SCID, now), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn a_rotation_keeps_tokens_of_the_previous_key_until_it_goes() {
+        let p = policy();
+        let old = keys();
+        let t = p.mint_token(&old.current, ODCID, &peer(), SCID);
+        // Step 1 of a fleet's rotation: the new key is accepted, not used.
+        let next = keys().current;
+        let step1 = KeyPair { current: old.current, previous: Some(next) };
+        assert!(p.validate_token(&step1, &t, &peer(), SCID).is_ok());
+        let t_new = p.mint_token(&next, ODCID, &peer(), SCID);
+        assert!(p.validate_token(&step1, &t_new, &peer(), SCID).is_ok(), "a server already on step 2 minted it");
+        // Step 2: the new key mints; the old one is still accepted.
+        let step2 = KeyPair { current: next, previous: Some(old.current) };
+        assert!(p.validate_token(&step2, &t, &peer(), SCID).is_ok());
+        // Done: the old key is gone, and so are its tokens.
+        let done = KeyPair { current: next, previous: None };
+        assert_eq!(p.validate_token(&done, &t, &peer(), SCID), Err(TokenError::BadTag));
+        assert!(p.validate_token(&done, &t_new, &peer(), SCID).is_ok());
     }
 }

@@ -25,6 +25,14 @@ void libev_sys_signal_init(ev_signal *w,
     ev_signal_init(w, cb, signum);
 }
 
+void libev_sys_async_init(ev_async *w, void (*cb)(struct ev_loop *, ev_async *, int)) {
+    ev_async_init(w, cb);
+}
+
+void libev_sys_prepare_init(ev_prepare *w, void (*cb)(struct ev_loop *, ev_prepare *, int)) {
+    ev_prepare_init(w, cb);
+}
+
 int libev_sys_is_active(const void *w) {
     return ev_is_active((const ev_watcher *) w);
 }
@@ -52,6 +60,13 @@ long libev_sys_layout(int what) {
     case 13: return (long) offsetof(ev_signal, signum);
     case 14: return (long) offsetof(ev_io, next);
     case 15: return (long) offsetof(ev_signal, next);
+    case 16: return (long) sizeof(ev_async);
+    case 17: return (long) offsetof(ev_async, data);
+    case 18: return (long) offsetof(ev_async, cb);
+    case 19: return (long) offsetof(ev_async, sent);
+    case 20: return (long) sizeof(ev_prepare);
+    case 21: return (long) offsetof(ev_prepare, data);
+    case 22: return (long) offsetof(ev_prepare, cb);
     default: return -1;
     }
 }

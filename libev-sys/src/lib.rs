@@ -31,6 +31,8 @@ pub struct ev_watcher_list {
 pub type ev_io_cb = unsafe extern "C" fn(*mut ev_loop, *mut ev_io, c_int);
 pub type ev_timer_cb = unsafe extern "C" fn(*mut ev_loop, *mut ev_timer, c_int);
 pub type ev_signal_cb = unsafe extern "C" fn(*mut ev_loop, *mut ev_signal, c_int);
+pub type ev_async_cb = unsafe extern "C" fn(*mut ev_loop, *mut ev_async, c_int);
+pub type ev_prepare_cb = unsafe extern "C" fn(*mut ev_loop, *mut ev_prepare, c_int);
 
 /// `ev_io`: `EV_WATCHER_LIST(ev_io)` then `fd`, `events`.
 #[repr(C)]
@@ -69,6 +71,28 @@ pub struct ev_signal {
     pub signum: c_int,
 }
 
+/// `ev_async`: `EV_WATCHER(ev_async)` then `sent` (`sig_atomic_t
+/// volatile`): the watcher another thread wakes with `ev_async_send`.
+#[repr(C)]
+pub struct ev_async {
+    pub active: c_int,
+    pub pending: c_int,
+    pub priority: c_int,
+    pub data: *mut c_void,
+    pub cb: Option<ev_async_cb>,
+    pub sent: c_int,
+}
+
+/// `ev_prepare`: `EV_WATCHER(ev_prepare)`: called before the loop blocks.
+#[repr(C)]
+pub struct ev_prepare {
+    pub active: c_int,
+    pub pending: c_int,
+    pub priority: c_int,
+    pub data: *mut c_void,
+    pub cb: Option<ev_prepare_cb>,
+}
+
 macro_rules! zeroed_watcher {
     ($($t:ty),*) => {$(
         impl $t {
@@ -82,12 +106,14 @@ macro_rules! zeroed_watcher {
         }
     )*};
 }
-zeroed_watcher!(ev_io, ev_timer, ev_signal);
+zeroed_watcher!(ev_io, ev_timer, ev_signal, ev_async, ev_prepare);
 
 pub const EV_READ: c_int = 0x01;
 pub const EV_WRITE: c_int = 0x02;
 pub const EV_TIMER: c_int = 0x100;
 pub const EV_SIGNAL: c_int = 0x400;
+pub const EV_PREPARE: c_int = 0x4000;
+pub const EV_ASYNC: c_int = 0x80000;
 pub const EVBREAK_CANCEL: c_int = 0;
 pub const EVBREAK_ONE: c_int = 1;
 pub const EVBREAK_ALL: c_int = 2;
@@ -115,6 +141,17 @@ extern "C" {
     pub fn ev_signal_stop(lp: *mut ev_loop, w: *mut ev_signal);
     pub fn ev_feed_signal_event(lp: *mut ev_loop, signum: c_int);
     pub fn ev_feed_fd_event(lp: *mut ev_loop, fd: c_int, revents: c_int);
+    pub fn ev_async_start(lp: *mut ev_loop, w: *mut ev_async);
+    pub fn ev_async_stop(lp: *mut ev_loop, w: *mut ev_async);
+    /// The one libev call that is safe from any thread (for a started
+    /// watcher of a live loop).
+    pub fn ev_async_send(lp: *mut ev_loop, w: *mut ev_async);
+    pub fn ev_prepare_start(lp: *mut ev_loop, w: *mut ev_prepare);
+    pub fn ev_prepare_stop(lp: *mut ev_loop, w: *mut ev_prepare);
+    /// A started watcher after `ev_unref` does not keep `ev_run` going;
+    /// `ev_ref` before stopping it.
+    pub fn ev_ref(lp: *mut ev_loop);
+    pub fn ev_unref(lp: *mut ev_loop);
 
     // The shim (shim/ev_shim.c).
     #[link_name = "libev_sys_io_init"]
@@ -125,6 +162,10 @@ extern "C" {
     pub fn ev_timer_set(w: *mut ev_timer, after: ev_tstamp, repeat: ev_tstamp);
     #[link_name = "libev_sys_signal_init"]
     pub fn ev_signal_init(w: *mut ev_signal, cb: ev_signal_cb, signum: c_int);
+    #[link_name = "libev_sys_async_init"]
+    pub fn ev_async_init(w: *mut ev_async, cb: ev_async_cb);
+    #[link_name = "libev_sys_prepare_init"]
+    pub fn ev_prepare_init(w: *mut ev_prepare, cb: ev_prepare_cb);
     #[link_name = "libev_sys_is_active"]
     pub fn ev_is_active(w: *const c_void) -> c_int;
     #[link_name = "libev_sys_is_pending"]
@@ -167,8 +208,58 @@ mod tests {
             offset_of!(ev_signal, signum) as i64,
             offset_of!(ev_io, next) as i64,
             offset_of!(ev_signal, next) as i64,
+            size_of::<ev_async>() as i64,
+            offset_of!(ev_async, data) as i64,
+            offset_of!(ev_async, cb) as i64,
+            offset_of!(ev_async, sent) as i64,
+            size_of::<ev_prepare>() as i64,
+            offset_of!(ev_prepare, data) as i64,
+            offset_of!(ev_prepare, cb) as i64,
         ];
         assert_eq!(rust, c_layout());
+    }
+
+    unsafe extern "C" fn on_async(lp: *mut ev_loop, w: *mut ev_async, revents: c_int) {
+        assert_eq!(revents & EV_ASYNC, EV_ASYNC);
+        *((*w).data as *mut u32) += 1;
+        ev_async_stop(lp, w);
+    }
+
+    unsafe extern "C" fn on_prepare(_lp: *mut ev_loop, w: *mut ev_prepare, revents: c_int) {
+        assert_eq!(revents & EV_PREPARE, EV_PREPARE);
+        *((*w).data as *mut u32) += 1;
+    }
+
+    /// Another thread wakes the loop through an `ev_async`; an unref'd
+    /// prepare watcher runs before the loop blocks but does not keep it
+    /// going once the async watcher stopped.
+    #[test]
+    fn an_async_watcher_wakes_the_loop_from_another_thread() {
+        unsafe {
+            let lp = ev_loop_new(EVFLAG_AUTO);
+            let (mut woken, mut prepared) = (0u32, 0u32);
+            let mut a = Box::new(ev_async::zeroed());
+            ev_async_init(&mut *a, on_async);
+            a.data = &mut woken as *mut u32 as *mut c_void;
+            ev_async_start(lp, &mut *a);
+            let mut p = Box::new(ev_prepare::zeroed());
+            ev_prepare_init(&mut *p, on_prepare);
+            p.data = &mut prepared as *mut u32 as *mut c_void;
+            ev_prepare_start(lp, &mut *p);
+            ev_unref(lp);
+            let (lpn, an) = (lp as usize, &mut *a as *mut ev_async as usize);
+            let t = std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                ev_async_send(lpn as *mut ev_loop, an as *mut ev_async);
+            });
+            ev_run(lp, 0);
+            t.join().unwrap();
+            assert_eq!(woken, 1);
+            assert!(prepared >= 1);
+            ev_ref(lp);
+            ev_prepare_stop(lp, &mut *p);
+            ev_loop_destroy(lp);
+        }
     }
 
     #[test]

@@ -70,6 +70,11 @@ thread_local! {
     static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
 }
 
+/// This thread's last error, as text.
+pub fn last_error_text() -> Option<String> {
+    LAST_ERROR.with(|e| e.borrow().as_ref().map(|c| c.to_string_lossy().into_owned()))
+}
+
 /// A call failed for `why`: logged (error level) and kept as this
 /// thread's last error.
 pub fn report(why: String) {

@@ -4,7 +4,9 @@
 //!
 //! Threads and re-entrancy: a handle (server, client, and the requests and
 //! connections it hands out) belongs to the thread running its loop; call
-//! its functions only there. Any function may be called from inside the
+//! its functions only there. A group of workers runs each worker's server
+//! on the worker's own thread; the group's functions say which thread may
+//! call them (`workers`). Any function may be called from inside the
 //! library's callbacks, including `_free` of the handle whose callback is
 //! running (the free then waits until that callback returns) — except from
 //! the log callback, which must call nothing.
@@ -26,6 +28,11 @@ pub mod log;
 pub mod meta;
 pub mod request;
 pub mod server;
+pub mod tls;
 pub mod types;
+/// (Threads, sockets and the kernel's steering: the real platform only;
+/// tests/workers_api.rs calls it.)
+#[cfg(not(test))]
+pub mod workers;
 
 pub use errors::*;

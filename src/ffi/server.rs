@@ -216,22 +216,20 @@ pub extern "C" fn quiche_ev_server_set_retry(server: *mut quiche_ev_server, on: 
 }
 
 /// The 32-byte secret that stateless-reset tokens are derived from
-/// (default: random per server). A server restarted with the same key can
-/// reset the connections of its previous run, so their clients stop at
-/// once instead of waiting for their idle timeout. Keep it secret.
-/// Returns 0, `QUICHE_EV_ERR_NULL`, or `QUICHE_EV_ERR_INVALID` when `len`
-/// is not 32.
+/// (default: random per server), with no previous one: the same as
+/// `quiche_ev_server_set_reset_keys(server, key, NULL, len)`. A server
+/// restarted with the same key can reset the connections of its previous
+/// run, so their clients stop at once instead of waiting for their idle
+/// timeout. Keep it secret. Returns 0, `QUICHE_EV_ERR_NULL`, or
+/// `QUICHE_EV_ERR_INVALID` when `len` is not 32.
 #[no_mangle]
 pub extern "C" fn quiche_ev_server_set_reset_key(server: *mut quiche_ev_server, key: *const u8, len: usize) -> c_int {
-    with_state(server, |st| {
-        // SAFETY: key is NULL or len readable bytes.
-        let Some(key) = (unsafe { as_bytes(key, len) }) else { return QUICHE_EV_ERR_NULL };
-        let Ok(key) = <[u8; 32]>::try_from(key) else {
-            report(format!("quiche_ev_server_set_reset_key: the key must be 32 bytes, not {len}"));
-            return QUICHE_EV_ERR_INVALID;
-        };
-        st.set_reset_key(key);
-        0
+    with_state(server, |st| match key_pair("quiche_ev_server_set_reset_key", key, std::ptr::null(), len, 32) {
+        Ok(keys) => {
+            st.set_reset_keys(keys);
+            0
+        }
+        Err(e) => e,
     })
 }
 
@@ -513,4 +511,176 @@ pub unsafe fn inject_datagram(server: *mut quiche_ev_server, pkt: &mut [u8], fro
         Some(s) => ServerCore::inject(s, pkt, from),
         None => false,
     }
+}
+
+/// A key pair from C: `current` (required) and `previous` (NULL: none),
+/// each `len` bytes, which must be `want`.
+pub(crate) fn key_pair(what: &str, current: *const u8, previous: *const u8, len: usize, want: usize)
+            -> Result<crate::secrets::KeyPair, c_int> {
+    if current.is_null() {
+        report(format!("{what}: the current key is required"));
+        return Err(QUICHE_EV_ERR_NULL);
+    }
+    if len != want {
+        report(format!("{what}: keys must be {want} bytes, not {len}"));
+        return Err(QUICHE_EV_ERR_INVALID);
+    }
+    // SAFETY: non-NULL pointers to `len` readable bytes (C API contract).
+    let read = |p: *const u8| unsafe { as_bytes(p, len) }.and_then(|b| <[u8; 32]>::try_from(b).ok());
+    let current = read(current).ok_or(QUICHE_EV_ERR_INVALID)?;
+    let previous = if previous.is_null() { None } else { Some(read(previous).ok_or(QUICHE_EV_ERR_INVALID)?) };
+    Ok(crate::secrets::KeyPair { current, previous })
+}
+
+/// The keys stateless-reset tokens are derived from, 32 bytes each:
+/// `current` for every connection ID issued from now on, and `previous`
+/// (NULL: none) during a rotation. A datagram for a connection the server
+/// does not know is answered with a reset under each key, so a connection
+/// whose CIDs another holder of either key issued (a worker of the same
+/// group that died, another host, this server's previous run) is ended at
+/// once instead of waiting for its idle timeout. Share them across every
+/// worker and host behind one address; keep them secret. Default: random
+/// per server (per group for a worker's server). Returns 0,
+/// `QUICHE_EV_ERR_NULL` (no current key, or no server), or
+/// `QUICHE_EV_ERR_INVALID` when `len` is not 32.
+#[no_mangle]
+pub extern "C" fn quiche_ev_server_set_reset_keys(server: *mut quiche_ev_server, current: *const u8,
+                                                  previous: *const u8, len: usize) -> c_int {
+    with_state(server, |st| match key_pair("quiche_ev_server_set_reset_keys", current, previous, len, 32) {
+        Ok(keys) => {
+            st.set_reset_keys(keys);
+            0
+        }
+        Err(e) => e,
+    })
+}
+
+/// The keys Retry tokens are made with, 32 bytes each: `current` mints
+/// them; a token made under `current` or `previous` (NULL: none) is
+/// accepted. A fleet that shares them accepts on any server a token any
+/// other minted. Rotate in two steps across every server so that none
+/// meets a token it cannot read: first (old, new) everywhere, then (new,
+/// old); drop the old key once tokens made under it have expired (see
+/// `quiche_ev_server_set_token_lifetime`). Default: random per server
+/// (per group for a worker's server). Returns 0, `QUICHE_EV_ERR_NULL` or
+/// `QUICHE_EV_ERR_INVALID` (`len` is not 32).
+#[no_mangle]
+pub extern "C" fn quiche_ev_server_set_token_keys(server: *mut quiche_ev_server, current: *const u8,
+                                                  previous: *const u8, len: usize) -> c_int {
+    with_state(server, |st| match key_pair("quiche_ev_server_set_token_keys", current, previous, len, 32) {
+        Ok(keys) => {
+            st.set_token_keys(keys);
+            0
+        }
+        Err(e) => e,
+    })
+}
+
+/// The CID source a QUIC-LB layout makes, or the reason it cannot.
+pub(crate) fn cid_layout(what: &str, config_id: c_int, server_id: *const u8, server_id_len: usize,
+                         nonce_len: usize, key: *const u8, key_len: usize, worker: c_int)
+                         -> Result<crate::cid::CidSource, c_int> {
+    // SAFETY: NULL or server_id_len readable bytes (C API contract).
+    let Some(sid) = (unsafe { as_bytes(server_id, server_id_len) }) else {
+        report(format!("{what}: server_id is NULL"));
+        return Err(QUICHE_EV_ERR_NULL);
+    };
+    let key = match (key.is_null(), key_len) {
+        (true, 0) => None,
+        (false, 16) => {
+            // SAFETY: 16 readable bytes at key (C API contract).
+            let k = unsafe { as_bytes(key, 16) }.and_then(|b| <[u8; 16]>::try_from(b).ok());
+            Some(k.ok_or(QUICHE_EV_ERR_INVALID)?)
+        }
+        _ => {
+            report(format!("{what}: the key is 16 bytes (or NULL with length 0 for plaintext), not {key_len}"));
+            return Err(QUICHE_EV_ERR_INVALID);
+        }
+    };
+    let (Ok(config_id), Ok(worker)) = (u8::try_from(config_id), i16::try_from(worker)) else {
+        report(format!("{what}: config ID {config_id} or worker {worker} out of range"));
+        return Err(QUICHE_EV_ERR_INVALID);
+    };
+    let worker = match worker {
+        -1 => None,
+        w => match u8::try_from(w) {
+            Ok(w) => Some(w),
+            Err(_) => {
+                report(format!("{what}: worker {w} is neither -1 nor 0..=31"));
+                return Err(QUICHE_EV_ERR_INVALID);
+            }
+        },
+    };
+    crate::cid::CidSource::quic_lb(config_id, sid, nonce_len, key, worker).map_err(|e| {
+        report(format!("{what}: {e}"));
+        QUICHE_EV_ERR_INVALID
+    })
+}
+
+/// Makes every connection ID the server issues from now on (the first of
+/// each new connection, every spare one, a Retry's) a QUIC-LB connection
+/// ID (draft-ietf-quic-load-balancers-21): a first octet whose top three
+/// bits are `config_id` (0..=6), then the `server_id_len` (1..=15) octets
+/// of `server_id` and a nonce of `nonce_len` (4..=18) octets, together at
+/// most 19; plaintext when `key` is NULL (`key_len` 0), else encrypted
+/// under the 16-byte `key` (one AES pass when server ID and nonce make 16
+/// octets, four otherwise). A QUIC-LB load balancer configured with the
+/// same config ID, lengths and key routes every packet of a connection to
+/// this server, whatever address the client moves to. `worker` (0..=31)
+/// goes into the five low bits of the first octet, which QUIC-LB leaves to
+/// the server, for the kernel's steering between the workers of one host
+/// (`quiche_ev_workers_new` sets it for its workers); -1 leaves them
+/// random. Without this call the server issues random 16-byte CIDs, as
+/// upstream's samples do. Connections already up keep their CIDs. Returns
+/// 0, `QUICHE_EV_ERR_NULL`, or `QUICHE_EV_ERR_INVALID` for a layout the
+/// draft does not allow (the last error says which part).
+#[no_mangle]
+pub extern "C" fn quiche_ev_server_set_cid_layout(server: *mut quiche_ev_server, config_id: c_int,
+                                                  server_id: *const u8, server_id_len: usize, nonce_len: usize,
+                                                  key: *const u8, key_len: usize, worker: c_int) -> c_int {
+    with_state(server, |st| {
+        match cid_layout("quiche_ev_server_set_cid_layout", config_id, server_id, server_id_len, nonce_len, key,
+                         key_len, worker) {
+            Ok(source) => {
+                st.set_cid_source(source);
+                0
+            }
+            Err(e) => e,
+        }
+    })
+}
+
+/// Writes into `buf` (`len` bytes, NUL-terminated, truncated to fit) one
+/// line describing the connection IDs the server issues: random 16-byte,
+/// or the QUIC-LB layout (config ID, server ID, lengths, plaintext or
+/// encrypted, the worker bits; never the key). Returns the length of the
+/// whole line (without the NUL, as `snprintf`), or `QUICHE_EV_ERR_NULL`.
+#[no_mangle]
+pub extern "C" fn quiche_ev_server_cid_layout(server: *const quiche_ev_server, buf: *mut c_char, len: usize)
+                                              -> ssize_t {
+    guard(QUICHE_EV_ERR_INTERNAL as ssize_t, || {
+        let Some(s) = quiche_ev_server::get(server) else { return QUICHE_EV_ERR_NULL as ssize_t };
+        // SAFETY: as in with_state.
+        let line = unsafe { ServerCore::state(s).cid_source().to_string() };
+        // SAFETY: buf is NULL or len writable bytes (C API contract).
+        unsafe { copy_line(&line, buf, len) }
+    })
+}
+
+/// Copies `line` into the caller's `buf` of `len` bytes as a C string
+/// (truncated, always NUL-terminated when `len` > 0); returns the whole
+/// line's length.
+///
+/// # Safety
+/// `buf` is NULL or points to `len` writable bytes.
+pub(crate) unsafe fn copy_line(line: &str, buf: *mut c_char, len: usize) -> ssize_t {
+    if !buf.is_null() && len > 0 {
+        let n = line.len().min(len - 1);
+        // SAFETY: n + 1 <= len bytes of buf are written.
+        unsafe {
+            std::ptr::copy_nonoverlapping(line.as_ptr(), buf.cast(), n);
+            *buf.add(n) = 0;
+        }
+    }
+    line.len() as ssize_t
 }

@@ -205,6 +205,10 @@ pub struct quiche_ev_counters {
     pub dropped_short: u64,
     pub dropped_late: u64,
     pub dropped_rate_limited: u64,
+    /// Short-header datagrams for a connection of another live worker of
+    /// the same group (see `quiche_ev_workers_new`): dropped, never
+    /// answered with a reset.
+    pub dropped_misrouted: u64,
 }
 
 impl quiche_ev_counters {
@@ -215,7 +219,7 @@ impl quiche_ev_counters {
             invalid_tokens: c.invalid_tokens, version_negotiations: c.version_negotiations,
             stateless_resets: c.stateless_resets, dropped_malformed: c.dropped_malformed,
             dropped_unknown: c.dropped_unknown, dropped_short: c.dropped_short, dropped_late: c.dropped_late,
-            dropped_rate_limited: c.dropped_rate_limited,
+            dropped_rate_limited: c.dropped_rate_limited, dropped_misrouted: c.dropped_misrouted,
         }
     }
 }

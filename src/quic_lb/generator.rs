@@ -2,7 +2,7 @@
 //! counter (draft-ietf-quic-load-balancers-21 §9.6) for keyed layouts.
 
 use super::{Config, EncodeError, FirstOctet, NonceSpaceExhausted, Octets, LOW_BITS_MASK};
-use crate::cid::random_bytes;
+use crate::crypto::random_bytes;
 
 // ---------------------------------------------------------------------------
 // Generator: one worker's source of CIDs

@@ -22,6 +22,8 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::ptr::{addr_of, NonNull};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use libc::{c_int, c_void};
@@ -36,7 +38,9 @@ use crate::observe::Observe;
 use crate::platform::Platform;
 use crate::stateless::RateLimiter;
 use crate::table::{Cid, ConnId, Table};
-use crate::token::{TokenKey, DEFAULT_LIFETIME};
+use crate::cid::CidSource;
+use crate::secrets::{KeyPair, Secrets, SharedSecrets};
+use crate::token::{TokenPolicy, DEFAULT_LIFETIME};
 use crate::transport::ConnStats;
 
 pub use shutdown::Stopping;
@@ -71,6 +75,10 @@ pub struct Counters {
     pub dropped_short: u64,
     pub dropped_late: u64,
     pub dropped_rate_limited: u64,
+    /// Short-header datagrams for a connection of another live worker of
+    /// the group (the kernel's steering missed: a GRO batch, a socket
+    /// leaving the group): dropped, never reset.
+    pub dropped_misrouted: u64,
 }
 
 /// What the host set, beyond the quiche config.
@@ -120,8 +128,13 @@ pub struct ServerState<P: Platform, A: ServerApp<P>> {
     /// Connections whose application waits for the disk: serviced again
     /// after `RETRY_SOON_SECS`.
     retry_soon: Vec<ConnId>,
-    tokens: TokenKey,
-    reset_key: [u8; 32],
+    tokens: TokenPolicy,
+    /// Token and reset keys: the server's own, or its group's.
+    secrets: SharedSecrets,
+    /// Where every CID the server issues comes from.
+    cids: CidSource,
+    /// The server is one worker of a group (see `workers`).
+    peers: Option<Peers>,
     stateless_limit: RateLimiter,
     pub settings: Settings,
     pub observe: Observe,
@@ -155,8 +168,6 @@ impl<P: Platform, A: ServerApp<P>> ServerCore<P, A> {
     /// until the server is destroyed; `lp` outlives it.
     pub unsafe fn create(lp: P::Loop, io: P::Io, fd: RawFd, local: SocketAddr, config: *mut P::Config,
                          app: A::Shared) -> *mut Server<P, A> {
-        let mut reset_key = [0u8; 32];
-        crate::cid::random_bytes(&mut reset_key);
         let core = ServerCore {
             stop_timer: UnsafeCell::new(ev_timer::zeroed()),
             state: UnsafeCell::new(ServerState {
@@ -165,8 +176,10 @@ impl<P: Platform, A: ServerApp<P>> ServerCore<P, A> {
                 touched: Vec::new(),
                 blocked: Vec::new(),
                 retry_soon: Vec::new(),
-                tokens: TokenKey::new(DEFAULT_LIFETIME),
-                reset_key,
+                tokens: TokenPolicy::new(DEFAULT_LIFETIME),
+                secrets: SharedSecrets::new(Secrets::random()),
+                cids: CidSource::default(),
+                peers: None,
                 stateless_limit: RateLimiter::new(STATELESS_PER_SEC, STATELESS_BURST),
                 settings: Settings { max_conns: DEFAULT_MAX_CONNS, retry: true, gso: true },
                 observe: Observe::default(),
@@ -337,13 +350,67 @@ unsafe impl<P: Platform, A: ServerApp<P>> Role<P> for ServerCore<P, A> {
 
 impl<P: Platform, A: ServerApp<P>> ServerState<P, A> {
     pub fn set_token_lifetime(&mut self, d: Duration) {
+        // (the table remembers closed CIDs at least as long)
         self.tokens.set_lifetime(d);
         self.table.set_tomb_life(d.max(DEFAULT_LIFETIME) + Duration::from_secs(1));
     }
 
-    /// The key stateless-reset tokens are derived from.
-    pub fn set_reset_key(&mut self, key: [u8; 32]) {
-        self.reset_key = key;
+    /// The keys stateless-reset tokens are derived from (the previous
+    /// one, during a rotation, still makes resets).
+    pub fn set_reset_keys(&self, keys: KeyPair) {
+        self.secrets.set_reset(keys);
+    }
+
+    /// The keys Retry tokens are minted (current) and accepted (both)
+    /// under.
+    pub fn set_token_keys(&self, keys: KeyPair) {
+        self.secrets.set_token(keys);
+    }
+
+    /// From now on the server's keys are `secrets`, shared with whoever
+    /// else holds them (the workers of a group).
+    pub fn share_secrets(&mut self, secrets: SharedSecrets) {
+        self.secrets = secrets;
+    }
+
+    pub fn secrets(&self) -> &SharedSecrets {
+        &self.secrets
+    }
+
+    /// Where the CIDs issued from now on come from. Connections already
+    /// up keep the CIDs they have (and are still found by them).
+    pub fn set_cid_source(&mut self, cids: CidSource) {
+        log_info!("connection IDs: {cids}");
+        self.cids = cids;
+    }
+
+    pub fn cid_source(&self) -> &CidSource {
+        &self.cids
+    }
+
+    /// The server is worker `peers.index` of a group.
+    pub fn set_peers(&mut self, peers: Peers) {
+        self.peers = Some(peers);
+    }
+
+    /// The next CID to issue, or `None` (logged, once per call) when the
+    /// layout has none left.
+    pub fn next_cid(&mut self) -> Option<Cid> {
+        match self.cids.next() {
+            Ok(cid) => {
+                log_debug!("new connection ID {}", Hex(&cid));
+                Some(cid)
+            }
+            Err(e) => {
+                log_error!("cannot issue a connection ID: {e}");
+                None
+            }
+        }
+    }
+
+    /// The stateless-reset token of our CID `cid` (current reset key).
+    pub fn reset_token(&self, cid: &[u8]) -> u128 {
+        crate::stateless::reset_token(&self.secrets.get().reset.current, cid)
     }
 
     pub fn config(&self) -> *mut P::Config {
@@ -415,6 +482,31 @@ impl<P: Platform, A: ServerApp<P>> ServerConn<P, A> {
     /// `this` is live.
     pub unsafe fn server(this: *const Self) -> *const Server<P, A> {
         (*this).server
+    }
+}
+
+/// The group a worker's server belongs to: its own index, and which
+/// workers are alive (bit i: worker i), kept by the group.
+#[derive(Clone, Debug)]
+pub struct Peers {
+    pub index: u8,
+    pub live: Arc<AtomicU32>,
+}
+
+impl Peers {
+    /// Whether `worker` is another worker of the group, alive now: a
+    /// connection ID naming it is its to answer, not ours to reset.
+    pub fn is_other_live(&self, worker: u8) -> bool {
+        worker != self.index && worker < 32 && self.live.load(Ordering::Acquire) & (1 << worker) != 0
+    }
+}
+
+/// Bytes in hex, for the log.
+pub struct Hex<'a>(pub &'a [u8]);
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
 

@@ -13,7 +13,6 @@ use libc::c_void;
 use quiche::{ConnectionId, Type};
 
 use super::{timeout_cb, ConnFlags, Server, ServerConn, ServerCore, ServerState, Stopping};
-use crate::cid::gen_cid;
 use crate::dgram::DatagramIo;
 use crate::driver::Driver;
 use crate::handle::Handle;
@@ -21,7 +20,6 @@ use crate::hooks::ServerApp;
 use crate::platform::{NewConn, Platform};
 use crate::stateless;
 use crate::table::{Cid, ConnId};
-use crate::LOCAL_CONN_ID_LEN;
 
 /// Smallest UDP payload that may carry a client's first Initial (RFC 9000
 /// §14.1); we answer nothing shorter, so we cannot be used to amplify.
@@ -43,16 +41,16 @@ impl<P: Platform, A: ServerApp<P>> ServerCore<P, A> {
         let st = Self::state(h);
         let Some(&first) = pkt.first() else { return };
         if first & 0x80 == 0 {
-            // Short header: the DCID is our own 16 bytes right after the
-            // first byte; no allocation, one lookup.
-            let dcid = pkt.get(1..1 + LOCAL_CONN_ID_LEN);
-            match dcid.and_then(|d| st.table.by_cid(d)) {
+            // Short header: the DCID is one of our own right after the
+            // first byte; no allocation, one lookup per CID length in use
+            // (one, unless the layout changed while connections lived).
+            match st.table.by_short_header(pkt) {
                 Some(id) => Self::feed(st, id, pkt, from, to),
                 None => Self::unknown_short(st, pkt, from, to),
             }
             return;
         }
-        let hdr = match quiche::Header::from_slice(pkt, LOCAL_CONN_ID_LEN) {
+        let hdr = match quiche::Header::from_slice(pkt, st.cids.len()) {
             Ok(h) => h,
             Err(e) => {
                 st.counters.dropped_malformed += 1;
@@ -100,9 +98,14 @@ impl<P: Platform, A: ServerApp<P>> ServerCore<P, A> {
     /// (RFC 9000 §10.3) if it is long enough to answer with a shorter one
     /// (so resets bouncing between two endpoints die out) and the rate
     /// allows. The cheap checks come first: a flood of junk costs a
-    /// lookup and the rate limiter, not a HMAC or an allocation each.
+    /// lookup and the rate limiter, not a HMAC or an allocation each. The
+    /// token is derived from the DCID (as long as ours are) under the
+    /// reset key, so a client whose connection another holder of the key
+    /// issued (a dead worker, a restarted server) stops at once; during a
+    /// key rotation a reset goes out under each key. A CID naming another
+    /// live worker of our group is that worker's: dropped, never reset.
     fn unknown_short(st: &mut ServerState<P, A>, pkt: &[u8], from: SocketAddr, to: SocketAddr) {
-        let dcid = match pkt.get(1..1 + LOCAL_CONN_ID_LEN) {
+        let dcid = match pkt.get(1..1 + st.cids.len()) {
             Some(d) if pkt.len() >= stateless::MIN_TRIGGER_LEN => d,
             _ => {
                 st.counters.dropped_unknown += 1;
@@ -110,15 +113,30 @@ impl<P: Platform, A: ServerApp<P>> ServerCore<P, A> {
                 return;
             }
         };
+        if let (Some(peers), Some(_)) = (&st.peers, st.cids.worker()) {
+            if peers.is_other_live(dcid[0] & crate::steer::WORKER_MASK) {
+                st.counters.dropped_misrouted += 1;
+                log_debug!("packet for another worker's connection dropped");
+                return;
+            }
+        }
         if !st.stateless_limit.allow(Instant::now()) {
             st.counters.dropped_rate_limited += 1;
             return;
         }
-        let token = stateless::reset_token(&st.reset_key, dcid);
-        if let Some(n) = stateless::stateless_reset(pkt.len(), token, &mut st.out) {
-            st.counters.stateless_resets += 1;
-            log_debug!("stateless reset for an unknown connection");
-            Self::send_stateless(st, n, to, from);
+        let keys = st.secrets().get().reset;
+        let mut tokens = [0u128; 2];
+        let mut n = 0;
+        for k in keys.all() {
+            tokens[n] = stateless::reset_token(k, dcid);
+            n += 1;
+        }
+        for &token in &tokens[..n] {
+            if let Some(len) = stateless::stateless_reset(pkt.len(), token, &mut st.out) {
+                st.counters.stateless_resets += 1;
+                log_debug!("stateless reset for an unknown connection");
+                Self::send_stateless(st, len, to, from);
+            }
         }
     }
 
@@ -208,7 +226,8 @@ impl<P: Platform, A: ServerApp<P>> ServerCore<P, A> {
         let odcid = if token.is_empty() {
             None
         } else {
-            match st.tokens.validate_token(token, &from, &hdr.dcid) {
+            let keys = st.secrets().get().token;
+            match st.tokens.validate_token(&keys, token, &from, &hdr.dcid) {
                 Ok(odcid) => Some(odcid),
                 // We only ever hand out Retry tokens, so this is one that
                 // is forged, altered, expired, for another address, or from
@@ -226,13 +245,17 @@ impl<P: Platform, A: ServerApp<P>> ServerCore<P, A> {
         match odcid {
             Some(odcid) => {
                 // A valid token binds the DCID we chose in the Retry.
-                let cid = Cid::try_from(hdr.dcid.as_ref()).ok()?;
+                let cid = Cid::from_slice(&hdr.dcid)?;
                 Self::create_conn(h, st, cid, Some(&odcid), None, from, to)
             }
             None if st.settings.retry => {
+                let Some(new_cid) = st.next_cid() else {
+                    Self::refuse_no_cid(st, hdr, from, to);
+                    return None;
+                };
                 log_info!("stateless retry");
-                let new_cid = gen_cid();
-                let token = st.tokens.mint_token(&hdr.dcid, &from, &new_cid);
+                let key = st.secrets().get().token.current;
+                let token = st.tokens.mint_token(&key, &hdr.dcid, &from, &new_cid);
                 match quiche::retry(&hdr.scid, &hdr.dcid, &ConnectionId::from_ref(&new_cid), &token,
                                     hdr.version, &mut st.out) {
                     Ok(n) => {
@@ -243,18 +266,32 @@ impl<P: Platform, A: ServerApp<P>> ServerCore<P, A> {
                 }
                 None
             }
-            None => Self::create_conn(h, st, gen_cid(), None, Some(&hdr.dcid), from, to),
+            None => {
+                let Some(scid) = st.next_cid() else {
+                    Self::refuse_no_cid(st, hdr, from, to);
+                    return None;
+                };
+                Self::create_conn(h, st, scid, None, Some(&hdr.dcid), from, to)
+            }
         }
     }
 
-    /// `create_conn`: a new connection under our own 16-byte `scid`; with
+    /// The CID layout has no connection ID left to give (a keyed QUIC-LB
+    /// layout used its whole nonce space): new clients are refused until
+    /// the host sets a new layout.
+    fn refuse_no_cid(st: &mut ServerState<P, A>, hdr: &quiche::Header, from: SocketAddr, to: SocketAddr) {
+        st.counters.refused += 1;
+        Self::refuse(st, hdr, stateless::CONNECTION_REFUSED, b"server busy", from, to);
+    }
+
+    /// `create_conn`: a new connection under our own `scid`; with
     /// no Retry, the client's own DCID also leads to it until the
     /// handshake is done.
     unsafe fn create_conn(h: *const Server<P, A>, st: &mut ServerState<P, A>, scid: Cid, odcid: Option<&[u8]>,
                           client_dcid: Option<&[u8]>, from: SocketAddr, to: SocketAddr) -> Option<ConnId> {
         let new = NewConn {
             scid: &scid, odcid, local: to, peer: from, host: None,
-            reset_token: Some(stateless::reset_token(&st.reset_key, &scid)),
+            reset_token: Some(st.reset_token(&scid)),
             observe: &st.observe,
         };
         let conn = match P::accept(&mut *st.config, &new) {

@@ -4,13 +4,11 @@
 use std::ptr::addr_of;
 
 use super::{closed_line, ConnFlags, Deferred, Server, ServerConn, ServerCore, ServerState, Stopping};
-use crate::cid::gen_cid;
 use crate::driver::Driver;
 use crate::egress::Flushed;
 use crate::handle::Handle;
 use crate::hooks::{ConnRef, ServerApp};
 use crate::platform::Platform;
-use crate::stateless;
 use crate::table::{Cid, ConnId};
 use crate::transport::Transport;
 
@@ -51,19 +49,17 @@ impl<P: Platform, A: ServerApp<P>> ServerCore<P, A> {
                 app.on_input(&mut drv.conn, &mut st.app, e as ConnRef);
             }
             drv.path_events();
-            let key = st.reset_key;
-            let table = &mut st.table;
             let mut mapped: Vec<Cid> = Vec::new();
             let mut unmapped: Vec<Vec<u8>> = Vec::new();
             drv.manage_scids(|| {
-                let cid = gen_cid();
-                (cid, stateless::reset_token(&key, &cid))
-            }, |c| mapped.extend(Cid::try_from(c)), |c| unmapped.push(c.to_vec()));
+                let cid = st.next_cid()?;
+                Some((cid, st.reset_token(&cid)))
+            }, |c| mapped.extend(Cid::from_slice(c)), |c| unmapped.push(c.to_vec()));
             for c in mapped {
-                table.map(id, &c);
+                st.table.map(id, &c);
             }
             for c in unmapped {
-                table.unmap(id, &c);
+                st.table.unmap(id, &c);
             }
             Self::shutdown_step(st, &mut flags, app, &mut drv.conn);
             if app.wants_retry() && !flags.retry_listed {

@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::cid::random_bytes;
+use crate::crypto::random_bytes;
 use crate::quic_lb::{Config, Generator};
 
 // ---------------------------------------------------------------------------

@@ -466,7 +466,8 @@ impl Transport for FakeConn {
             if self.server {
                 self.established = true;
             }
-            buf.get(1 + 16..).unwrap_or(&[])
+            // Our own CID's length tells where the header ends (as in QUIC).
+            buf.get(1 + self.scid.len().max(16)..).unwrap_or(&[])
         };
         self.received += 1;
         self.idle = self.cfg.idle_ticks;
@@ -497,11 +498,14 @@ impl Transport for FakeConn {
             if !frames_waiting && !std::mem::take(&mut self.confirm_owed) {
                 return Err(quiche::Error::Done);
             }
+            // The peer's CID as it is (any length up to 20), padded to 16
+            // (a server's fake reply names no CID for the client).
             out[0] = 0x40;
-            let n = self.dcid.len().min(16);
-            out[1..1 + n].copy_from_slice(&self.dcid[..n]);
-            out[1 + n..17].fill(0);
-            (17, false)
+            let n = self.dcid.len();
+            out[1..1 + n].copy_from_slice(&self.dcid);
+            let end = 1 + n.max(16);
+            out[1 + n..end].fill(0);
+            (end, false)
         } else {
             return Err(quiche::Error::Done);
         };
