@@ -42,8 +42,8 @@ pub mod secrets;
 pub mod server;
 pub mod socket;
 pub mod stateless;
-/// On-host steering: Linux's classic-BPF reuseport groups.
-#[cfg(target_os = "linux")]
+/// On-host steering: a CID's worker bits everywhere; Linux's classic-BPF
+/// reuseport groups (elsewhere their calls say they need Linux).
 pub mod steer;
 pub mod table;
 pub mod tickets;

@@ -94,8 +94,11 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+#[cfg(target_os = "linux")]
+use std::os::fd::FromRawFd;
+use std::os::fd::{OwnedFd, RawFd};
 
+#[cfg(target_os = "linux")]
 use crate::socket::std_to_sockaddr;
 
 /// Most workers one group can steer: the five low bits of a CID's first
@@ -255,6 +258,7 @@ impl Group {
 
     /// The classic BPF program for the group as it stands (see the module
     /// documentation); at most 20 + 2 * 32 + 1 instructions.
+    #[cfg(target_os = "linux")]
     pub fn program(&self) -> Vec<libc::sock_filter> {
         let n = self.workers as u32;
         // Fixed part: 20 instructions, then two per live worker, then the
@@ -300,26 +304,66 @@ impl Group {
 
     /// Builds the program and attaches it to the group through `fd`, any
     /// socket of the group (see [`attach`]).
+    #[cfg(target_os = "linux")]
     pub fn attach(&self, fd: RawFd) -> io::Result<()> {
         attach(fd, &self.program())
     }
+
+    /// Elsewhere no kernel steers a reuseport group by a program.
+    #[cfg(not(target_os = "linux"))]
+    pub fn attach(&self, _fd: RawFd) -> io::Result<()> {
+        Err(unsupported())
+    }
 }
 
+/// Why workers cannot be had off Linux.
+#[cfg(not(target_os = "linux"))]
+fn unsupported() -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported,
+                   "workers need Linux: a reuseport group steered by a classic BPF program (SO_ATTACH_REUSEPORT_CBPF)")
+}
+
+/// Elsewhere: see [`unsupported`].
+#[cfg(not(target_os = "linux"))]
+pub fn detach(_fd: RawFd) -> io::Result<()> {
+    Err(unsupported())
+}
+
+/// Elsewhere: see [`unsupported`] (a group that nothing steers would
+/// split connections by the 4-tuple).
+#[cfg(not(target_os = "linux"))]
+pub fn bind_reuseport(_addr: &SocketAddr) -> io::Result<OwnedFd> {
+    Err(unsupported())
+}
+
+
+#[cfg(target_os = "linux")]
 const LD_LEN: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_LEN;
+#[cfg(target_os = "linux")]
 const LDB: u32 = libc::BPF_LD | libc::BPF_B | libc::BPF_ABS;
+#[cfg(target_os = "linux")]
 const LDW: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+#[cfg(target_os = "linux")]
 const AND: u32 = libc::BPF_ALU | libc::BPF_AND | libc::BPF_K;
+#[cfg(target_os = "linux")]
 const MOD: u32 = libc::BPF_ALU | libc::BPF_MOD | libc::BPF_K;
+#[cfg(target_os = "linux")]
 const JA: u32 = libc::BPF_JMP | libc::BPF_JA;
+#[cfg(target_os = "linux")]
 const JEQ: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+#[cfg(target_os = "linux")]
 const JGE: u32 = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
+#[cfg(target_os = "linux")]
 const JSET: u32 = libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K;
+#[cfg(target_os = "linux")]
 const RET_K: u32 = libc::BPF_RET | libc::BPF_K;
 
+#[cfg(target_os = "linux")]
 fn stmt(code: u32, k: u32) -> libc::sock_filter {
     libc::sock_filter { code: code as u16, jt: 0, jf: 0, k }
 }
 
+#[cfg(target_os = "linux")]
 fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     libc::sock_filter { code: code as u16, jt, jf, k }
 }
@@ -328,6 +372,7 @@ fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
 /// `SO_REUSEPORT`, bound: the program belongs to the group, not to the
 /// socket, and replaces any program attached before). Attach after the
 /// group's sockets are bound.
+#[cfg(target_os = "linux")]
 pub fn attach(fd: RawFd, program: &[libc::sock_filter]) -> io::Result<()> {
     let len = u16::try_from(program.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let prog = libc::sock_fprog { len, filter: program.as_ptr().cast_mut() };
@@ -346,6 +391,7 @@ pub fn attach(fd: RawFd, program: &[libc::sock_filter]) -> io::Result<()> {
 }
 
 /// Removes the group's program (Linux 5.8+): the 4-tuple hash again.
+#[cfg(target_os = "linux")]
 pub fn detach(fd: RawFd) -> io::Result<()> {
     let zero: libc::c_int = 0;
     // SAFETY: a valid int option value for the duration of the call.
@@ -363,6 +409,7 @@ pub fn detach(fd: RawFd) -> io::Result<()> {
 
 /// A non-blocking, close-on-exec UDP socket with `SO_REUSEPORT`, bound to
 /// `addr`: one worker's member of the group at `addr`.
+#[cfg(target_os = "linux")]
 pub fn bind_reuseport(addr: &SocketAddr) -> io::Result<OwnedFd> {
     let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     // SAFETY: plain socket(2); the descriptor is owned right away.
@@ -395,5 +442,5 @@ pub fn bind_reuseport(addr: &SocketAddr) -> io::Result<OwnedFd> {
     Ok(owned)
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests;

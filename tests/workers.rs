@@ -5,6 +5,9 @@
 //! every CID decodes, by an independent QUIC-LB decoder, to its own server
 //! ID; token keys shared and rotated between two processes.
 
+// Workers are Linux's (a reuseport group steered by classic BPF).
+#![cfg(target_os = "linux")]
+
 mod common;
 use common::aioquic::python;
 use common::ngtcp2::gtlsclient;

@@ -13,6 +13,9 @@
 //!   the group's own callback, the program's loop ending by itself once
 //!   every worker exited.
 
+// Workers are Linux's (a reuseport group steered by classic BPF).
+#![cfg(target_os = "linux")]
+
 mod common;
 use common::*;
 
