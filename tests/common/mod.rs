@@ -389,12 +389,19 @@ pub fn pattern(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// `NAME := VALUE` from the Makefile (its WARNINGS, NATIVE_LIBS, ...).
+/// The value of the Makefile's variable `name` (its WARNINGS,
+/// NATIVE_LIBS, ...), as make itself sees it on this system: NATIVE_LIBS
+/// is set per platform, so the first `NAME := ` line may be another
+/// system's.
 pub fn makefile_var(name: &str) -> Vec<String> {
-    let makefile = std::fs::read_to_string(root().join("Makefile")).unwrap();
-    let line = makefile.lines().find_map(|l| l.strip_prefix(&format!("{name} := ")))
-        .unwrap_or_else(|| panic!("{name} in the Makefile"));
-    line.split_whitespace().map(String::from).collect()
+    let out = Command::new("make").current_dir(root())
+        .args(["-s", "--no-print-directory", &format!("--eval=print-var-for-tests: ; @echo $({name})"),
+               "print-var-for-tests"])
+        .output().expect("make runs");
+    assert!(out.status.success(), "make cannot print {name}: {}", String::from_utf8_lossy(&out.stderr));
+    let value: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
+    assert!(!value.is_empty(), "{name} is empty or not in the Makefile");
+    value
 }
 
 /// Builds a C program from `sources` (paths from the repository root)
