@@ -43,6 +43,8 @@ pub struct Request<P: AppPlatform, H: ServerHost<P>> {
     pub path: CString,
     pub authority: CString,
     pub scheme: CString,
+    /// `:protocol` of an extended CONNECT (RFC 9220; empty otherwise).
+    pub protocol: CString,
     /// The request came over HTTP/3 (not hq-interop).
     pub h3: bool,
     pub user: *mut c_void,
@@ -93,6 +95,7 @@ impl<P: AppPlatform, H: ServerHost<P>> Request<P, H> {
             path: get(b":path"),
             authority: get(b":authority"),
             scheme: get(b":scheme"),
+            protocol: get(b":protocol"),
             conn, stream, headers, h3,
             user: std::ptr::null_mut(),
             host_data: H::PerRequest::default(),
