@@ -519,10 +519,13 @@ pub extern "C" fn quiche_ev_client_stats(client: *const quiche_ev_client, out: *
         if out.is_null() {
             return QUICHE_EV_ERR_NULL;
         }
-        // SAFETY: a live client, no borrow alive.
+        // SAFETY: a live client, no borrow alive; each borrow of the
+        // driver's state ends before the next one starts (close_info's,
+        // then the connection's).
         let full = unsafe {
+            let info = C::close_info(c);
             let app = &C::state(c).app;
-            quiche_ev_stats::of_conn(C::conn(c), &C::close_info(c), |recv| app.dgram_dropped(recv))
+            quiche_ev_stats::of_conn(C::conn(c), &info, |recv| app.dgram_dropped(recv))
         };
         // SAFETY: out points to the caller's structure of out->size bytes.
         if unsafe { copy_sized(&full, out) } { 0 } else { QUICHE_EV_ERR_INVALID }

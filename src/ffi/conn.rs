@@ -81,9 +81,12 @@ pub extern "C" fn quiche_ev_conn_stats(c: *const quiche_ev_conn, out: *mut quich
             return QUICHE_EV_ERR_NULL;
         }
         // SAFETY: as in quiche_ev_conn_set_user_data.
+        // (close_info borrows the driver's state: taken before the
+        // connection is.)
         let full = unsafe {
+            let info = ServerConn::close_info(e);
             let app = ServerConn::app(e);
-            quiche_ev_stats::of_conn(ServerConn::conn(e), &ServerConn::close_info(e), |recv| app.dgram_dropped(recv))
+            quiche_ev_stats::of_conn(ServerConn::conn(e), &info, |recv| app.dgram_dropped(recv))
         };
         // SAFETY: out points to the caller's structure of out->size bytes.
         if unsafe { copy_sized(&full, out) } { 0 } else { QUICHE_EV_ERR_INVALID }
