@@ -77,8 +77,8 @@ pub extern "C" fn quiche_ev_conn_send_datagram(conn: *mut quiche_ev_conn, data: 
 }
 
 /// The largest QUIC datagram payload the connection's peer takes now
-/// (its max_datagram_frame_size, and what fits a packet on the current
-/// path: about 1200 bytes at first), or `QUICHE_EV_ERR_UNSUPPORTED`,
+/// (its max_datagram_frame_size, and what fits one packet: 1310 bytes
+/// with 1350-byte packets), or `QUICHE_EV_ERR_UNSUPPORTED`,
 /// `QUICHE_EV_ERR_CLOSED`, `QUICHE_EV_ERR_NULL`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_conn_datagram_max_len(conn: *const quiche_ev_conn) -> ssize_t {
