@@ -40,7 +40,7 @@ INCS += -I$(LIBEV_DIR)/include
 NATIVE_LIBS := -L$(LIBEV_DIR)/lib $(NATIVE_LIBS)
 endif
 
-EXAMPLES := c-examples/server c-examples/client c-examples/http3-server c-examples/http3-client c-examples/app-server c-examples/fetch
+EXAMPLES := c-examples/server c-examples/client c-examples/http3-server c-examples/http3-client c-examples/app-server c-examples/fetch c-examples/udp-proxy
 UPSTREAM := server client http3-server http3-client
 
 .PHONY: all lib examples cert upstream peers demo test deps clean layers FORCE

@@ -109,6 +109,12 @@
 #define QUICHE_EV_ERR_AGAIN -8
 
 /**
+ * Larger than the peer accepts: a datagram over the size its transport
+ * parameters and the path allow (see the `_datagram_max_len` functions).
+ */
+#define QUICHE_EV_ERR_TOO_LARGE -9
+
+/**
  * Log levels for `quiche_ev_set_log` and `quiche_ev_set_logger`.
  */
 #define QUICHE_EV_LOG_ERROR 1
@@ -321,7 +327,61 @@ typedef struct {
   uint64_t error_code;
   const uint8_t *reason;
   size_t reason_len;
+  /**
+   * QUIC DATAGRAM frames sent and received (RFC 9221).
+   */
+  uint64_t dgram_sent;
+  uint64_t dgram_recv;
+  /**
+   * Received datagrams the program never heard of: discarded by
+   * quiche when its receive queue was full (it keeps the newest; the
+   * queue's length is `quiche_config_enable_dgram`'s `recv_queue_len`),
+   * or delivered to no one (no datagram callback set, or for a request
+   * already over).
+   */
+  uint64_t dgram_dropped;
 } quiche_ev_stats;
+
+/**
+ * A QUIC datagram on a server connection: `(conn, data, len, user)`.
+ */
+typedef void (*quiche_ev_conn_datagram_cb)(quiche_ev_conn*,
+                                           const uint8_t*,
+                                           size_t,
+                                           void*);
+
+/**
+ * A server connection's handshake completed: `(conn, user)`.
+ */
+typedef void (*quiche_ev_conn_cb)(quiche_ev_conn*,
+                                  void*);
+
+/**
+ * An HTTP Datagram's payload for a server request: `(request, data, len,
+ * user)`.
+ */
+typedef void (*quiche_ev_request_datagram_cb)(quiche_ev_request*,
+                                              const uint8_t*,
+                                              size_t,
+                                              void*);
+
+/**
+ * A QUIC datagram on the client's connection: `(client, data, len, user)`.
+ */
+typedef void (*quiche_ev_client_datagram_cb)(quiche_ev_client*,
+                                             const uint8_t*,
+                                             size_t,
+                                             void*);
+
+/**
+ * An HTTP Datagram's payload for a client request: `(client, id, data,
+ * len, request user)`.
+ */
+typedef void (*quiche_ev_response_datagram_cb)(quiche_ev_client*,
+                                               int64_t,
+                                               const uint8_t*,
+                                               size_t,
+                                               void*);
 
 /**
  * Callback types: each is a nullable C function pointer.
@@ -389,12 +449,6 @@ typedef void (*quiche_ev_request_closed_cb)(quiche_ev_request*,
                                             int,
                                             uint64_t,
                                             void*);
-
-/**
- * A server connection's handshake completed: `(conn, user)`.
- */
-typedef void (*quiche_ev_conn_cb)(quiche_ev_conn*,
-                                  void*);
 
 /**
  * A server connection is gone: `(conn, stats, user)`.
@@ -661,6 +715,31 @@ int64_t quiche_ev_client_request_start(quiche_ev_client *client,
                                        const quiche_ev_header *headers,
                                        size_t n,
                                        void *user);
+
+/**
+ * Queues an extended CONNECT (RFC 9220): `:method` CONNECT with
+ * `:protocol` `protocol` (e.g. `connect-udp`, RFC 9298), `:path` `path`
+ * (e.g. `/.well-known/masque/udp/192.0.2.6/443/`), `:scheme` https and
+ * the client's `:authority`, plus `n` extra header fields (e.g.
+ * `capsule-protocol: ?1`). It is sent once the server's HTTP/3 SETTINGS
+ * have arrived and only if they allow extended CONNECT
+ * (SETTINGS_ENABLE_CONNECT_PROTOCOL); otherwise its done callback gets
+ * `QUICHE_EV_RESPONSE_FAILED` (the log says why). The request stream is
+ * the tunnel: it stays open until the program ends it as a streamed body
+ * (`quiche_ev_client_request_write` with `fin`, or
+ * `quiche_ev_client_cancel`), and carries what the protocol puts there
+ * (capsules) both ways; HTTP Datagrams go with
+ * `quiche_ev_client_request_send_datagram` once the response headers
+ * arrived. HTTP/3 only. Returns the request's id (>= 0), or as
+ * `quiche_ev_client_request` (`QUICHE_EV_ERR_INVALID` also for a
+ * `protocol` that is empty or not a token).
+ */
+int64_t quiche_ev_client_extended_connect(quiche_ev_client *client,
+                                          const char *protocol,
+                                          const char *path,
+                                          const quiche_ev_header *headers,
+                                          size_t n,
+                                          void *user);
 
 /**
  * Writes body of a request made with `quiche_ev_client_request_start`:
@@ -936,6 +1015,187 @@ int quiche_ev_conn_close(quiche_ev_conn *c,
                          const char *reason);
 
 /**
+ * Sends one QUIC datagram (RFC 9221) of `len` bytes (copied) on a server
+ * connection. It is unreliable: quiche sends it once, soon, and never
+ * again if it is lost. Returns 0 (queued), `QUICHE_EV_ERR_NULL`,
+ * `QUICHE_EV_ERR_UNSUPPORTED` (the client does not accept datagrams:
+ * its transport parameters have no max_datagram_frame_size),
+ * `QUICHE_EV_ERR_TOO_LARGE` (more than `quiche_ev_conn_datagram_max_len`
+ * says), `QUICHE_EV_ERR_AGAIN` (quiche's send queue, of
+ * `quiche_config_enable_dgram`'s `send_queue_len` datagrams, is full:
+ * nothing was queued; the datagram writable callback says when there is
+ * room), `QUICHE_EV_ERR_CLOSED` (the connection is closing).
+ * On HTTP/3 the client reads every datagram as an HTTP Datagram (RFC
+ * 9297): begin it with a Quarter Stream ID, or use
+ * `quiche_ev_request_send_datagram`.
+ */
+int quiche_ev_conn_send_datagram(quiche_ev_conn *conn,
+                                 const uint8_t *data,
+                                 size_t len);
+
+/**
+ * The largest QUIC datagram payload the connection's peer takes now
+ * (its max_datagram_frame_size, and what fits one packet: 1310 bytes
+ * with 1350-byte packets), or `QUICHE_EV_ERR_UNSUPPORTED`,
+ * `QUICHE_EV_ERR_CLOSED`, `QUICHE_EV_ERR_NULL`.
+ */
+ssize_t quiche_ev_conn_datagram_max_len(const quiche_ev_conn *conn);
+
+/**
+ * Sets the connection datagram callback: `cb(conn, data, len, user)`
+ * once per QUIC datagram received that goes to no request. On hq-interop
+ * that is every datagram; on HTTP/3 every datagram is an HTTP Datagram
+ * (RFC 9297), which goes to the request its Quarter Stream ID names
+ * (`quiche_ev_server_on_request_datagram`), so this one hears those that
+ * name no open request (e.g. arriving after their request ended), whole,
+ * Quarter Stream ID included. `data` is valid during the call. It runs
+ * from the loop, between the connection's established and closed
+ * callbacks. Without a callback such datagrams are dropped and counted
+ * (`quiche_ev_stats.dgram_dropped`).
+ *
+ * Receiving needs `quiche_config_enable_dgram(config, true,
+ * recv_queue_len, send_queue_len)` (quiche then advertises the
+ * max_datagram_frame_size transport parameter, and on HTTP/3 sends
+ * SETTINGS_H3_DATAGRAM): without it a peer's datagram is a protocol
+ * violation that closes the connection. quiche holds at most
+ * `recv_queue_len` received datagrams and, when one more arrives, drops
+ * the oldest; the library empties that queue after every batch of
+ * packets, so only a batch bringing more than `recv_queue_len` for one
+ * connection loses some, and `dgram_dropped` counts them. Returns 0 or
+ * `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_server_on_datagram(quiche_ev_server *server,
+                                 quiche_ev_conn_datagram_cb cb);
+
+/**
+ * Sets the datagram writable callback: `cb(conn, user)` once after a
+ * datagram send on that connection (`quiche_ev_conn_send_datagram`, or
+ * `quiche_ev_request_send_datagram` on one of its requests) returned
+ * `QUICHE_EV_ERR_AGAIN`, when quiche's send queue has room again: send
+ * the next one from it. Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_server_on_datagram_writable(quiche_ev_server *server,
+                                          quiche_ev_conn_cb cb);
+
+/**
+ * Sets the request datagram callback: `cb(req, data, len, user)` once
+ * per HTTP Datagram (RFC 9297) bound to a request that has no callback
+ * of its own (`quiche_ev_request_on_datagram`), with its payload (after
+ * the Quarter Stream ID; for CONNECT-UDP, RFC 9298, the payload starts
+ * with its Context ID). `data` is valid during the call. It runs from the
+ * loop, between the request callback and the request closed callback;
+ * datagrams for a request that is over go to the connection datagram
+ * callback (`quiche_ev_server_on_datagram`), or are dropped and counted.
+ * A request keeps the callback set when it arrived. Returns 0 or
+ * `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_server_on_request_datagram(quiche_ev_server *server,
+                                         quiche_ev_request_datagram_cb cb);
+
+/**
+ * This request's own datagram callback (instead of the server's).
+ * Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_request_on_datagram(quiche_ev_request *req,
+                                  quiche_ev_request_datagram_cb cb);
+
+/**
+ * Sends one HTTP Datagram (RFC 9297) bound to the request's stream:
+ * the library puts the Quarter Stream ID in front of the `len` payload
+ * bytes (copied; for CONNECT-UDP the payload starts with a Context ID).
+ * Unreliable, as QUIC datagrams are. HTTP/3 only, and only once the
+ * client's SETTINGS said it takes them (SETTINGS_H3_DATAGRAM, which
+ * quiche sends when datagrams are enabled in its config). Returns 0
+ * (queued), `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_UNSUPPORTED` (hq-interop,
+ * or the client did not enable HTTP/3 or QUIC datagrams, or its SETTINGS
+ * have not arrived yet; the last error says which),
+ * `QUICHE_EV_ERR_TOO_LARGE` (more than
+ * `quiche_ev_request_datagram_max_len`), `QUICHE_EV_ERR_AGAIN` (quiche's
+ * send queue is full; see `quiche_ev_server_on_datagram_writable`),
+ * `QUICHE_EV_ERR_CLOSED` (the request or the connection is over),
+ * `QUICHE_EV_ERR_STATE` (its response completed).
+ */
+int quiche_ev_request_send_datagram(quiche_ev_request *req,
+                                    const uint8_t *data,
+                                    size_t len);
+
+/**
+ * The largest HTTP Datagram payload the request can send now, or as
+ * `quiche_ev_request_send_datagram`'s errors.
+ */
+ssize_t quiche_ev_request_datagram_max_len(quiche_ev_request *req);
+
+/**
+ * Sends one QUIC datagram (RFC 9221) of `len` bytes (copied) to the
+ * server. Returns 0 (queued), `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_STATE`
+ * (the handshake has not completed: the server's limits are not known
+ * yet), `QUICHE_EV_ERR_UNSUPPORTED`, `QUICHE_EV_ERR_TOO_LARGE`,
+ * `QUICHE_EV_ERR_AGAIN` (see `quiche_ev_client_on_datagram_writable`),
+ * `QUICHE_EV_ERR_CLOSED`, as `quiche_ev_conn_send_datagram`.
+ */
+int quiche_ev_client_send_datagram(quiche_ev_client *client,
+                                   const uint8_t *data,
+                                   size_t len);
+
+/**
+ * The largest QUIC datagram payload the server takes now, or
+ * `QUICHE_EV_ERR_STATE` (not established yet), `QUICHE_EV_ERR_UNSUPPORTED`,
+ * `QUICHE_EV_ERR_CLOSED`, `QUICHE_EV_ERR_NULL`.
+ */
+ssize_t quiche_ev_client_datagram_max_len(quiche_ev_client *client);
+
+/**
+ * Sets the client's datagram callback: `cb(client, data, len, user)` per
+ * QUIC datagram received that goes to no request, as the server's
+ * (`quiche_ev_server_on_datagram`, which says what receiving needs and
+ * what quiche's receive queue does): every one on hq-interop; on HTTP/3
+ * those naming no request still open. Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_client_on_datagram(quiche_ev_client *client,
+                                 quiche_ev_client_datagram_cb cb);
+
+/**
+ * `cb(client, user)` once after a datagram send
+ * (`quiche_ev_client_send_datagram` or
+ * `quiche_ev_client_request_send_datagram`) returned
+ * `QUICHE_EV_ERR_AGAIN`, when quiche's send queue has room again.
+ * Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_client_on_datagram_writable(quiche_ev_client *client,
+                                          quiche_ev_client_cb cb);
+
+/**
+ * `cb(client, id, data, len, user)` per HTTP Datagram (RFC 9297) bound
+ * to request `id`, with its payload (after the Quarter Stream ID) and
+ * the user pointer given with the request; from the loop, until the
+ * request's done callback. Returns 0 or `QUICHE_EV_ERR_NULL`.
+ */
+int quiche_ev_client_on_request_datagram(quiche_ev_client *client,
+                                         quiche_ev_response_datagram_cb cb);
+
+/**
+ * Sends one HTTP Datagram (RFC 9297) bound to request `id` (e.g. an
+ * extended CONNECT, `quiche_ev_client_extended_connect`): the Quarter
+ * Stream ID, then the `len` payload bytes (copied). Returns 0 (queued),
+ * `QUICHE_EV_ERR_NULL`, `QUICHE_EV_ERR_INVALID` (no such request),
+ * `QUICHE_EV_ERR_STATE` (not sent yet: send from its headers callback),
+ * `QUICHE_EV_ERR_UNSUPPORTED` (hq-interop, or the server did not enable
+ * HTTP/3 or QUIC datagrams), `QUICHE_EV_ERR_TOO_LARGE`,
+ * `QUICHE_EV_ERR_AGAIN`, `QUICHE_EV_ERR_CLOSED` (the request is over).
+ */
+int quiche_ev_client_request_send_datagram(quiche_ev_client *client,
+                                           int64_t id,
+                                           const uint8_t *data,
+                                           size_t len);
+
+/**
+ * The largest HTTP Datagram payload request `id` can send now, or as
+ * `quiche_ev_client_request_send_datagram`'s errors.
+ */
+ssize_t quiche_ev_client_request_datagram_max_len(quiche_ev_client *client,
+                                                  int64_t id);
+
+/**
  * A static, NUL-terminated English description of `code`: "success" for
  * 0, one sentence for each `QUICHE_EV_ERR_*` code, and a generic text for
  * any other value. Never NULL; do not free it.
@@ -1018,6 +1278,15 @@ const char *quiche_ev_request_authority(const quiche_ev_request *req);
  * The `:scheme`, NUL-terminated, as `method`.
  */
 const char *quiche_ev_request_scheme(const quiche_ev_request *req);
+
+/**
+ * The `:protocol` of an extended CONNECT (RFC 9220, e.g. `connect-udp`
+ * with method `CONNECT`), NUL-terminated, as `method`; empty for any
+ * other request. A client sends one only to a server whose HTTP/3
+ * SETTINGS allow it: `quiche_h3_config_enable_extended_connect(h3_config,
+ * true)`. NULL for a NULL request.
+ */
+const char *quiche_ev_request_protocol(const quiche_ev_request *req);
 
 /**
  * How many header fields the request has (pseudo-headers included).

@@ -23,6 +23,8 @@ use crate::testing::script::*;
 use crate::testing::world::*;
 use crate::testing::Ran;
 
+mod datagrams;
+
 /// Iterations before a run counts as "never ends".
 const LIMIT: usize = 50_000;
 

@@ -22,6 +22,13 @@ pub struct ConnStats {
     pub lost_bytes: u64,
     pub rtt_ns: u64,
     pub cwnd: u64,
+    /// QUIC DATAGRAM frames sent and received (RFC 9221).
+    pub dgram_sent: u64,
+    pub dgram_recv: u64,
+    /// Received datagrams the host never heard of (quiche's full receive
+    /// queue, or nobody to give them to). The transport leaves it 0: the
+    /// application layer, which delivers them, fills it in.
+    pub dgram_dropped: u64,
 }
 
 /// How a connection ended (or is ending).
@@ -156,6 +163,9 @@ impl Transport for quiche::Connection {
             lost_bytes: s.lost_bytes,
             rtt_ns: path.as_ref().map(|p| p.rtt.as_nanos() as u64).unwrap_or(0),
             cwnd: path.map(|p| p.cwnd as u64).unwrap_or(0),
+            dgram_sent: s.dgram_sent as u64,
+            dgram_recv: s.dgram_recv as u64,
+            dgram_dropped: 0,
         }
     }
     fn close_info(&self) -> CloseInfo {

@@ -10,6 +10,7 @@ use std::ptr;
 use libev_sys::*;
 use quiche_ev::ffi::client::*;
 use quiche_ev::ffi::conn::*;
+use quiche_ev::ffi::datagram::*;
 use quiche_ev::ffi::errors::quiche_ev_strerror;
 use quiche_ev::ffi::log::*;
 use quiche_ev::ffi::meta::{quiche_ev_quiche_version, quiche_ev_version};
@@ -106,6 +107,9 @@ fn server_functions_reject_null_and_invalid_arguments() {
     assert_eq!(quiche_ev_server_on_request_closed(s0, None), QUICHE_EV_ERR_NULL);
     assert_eq!(quiche_ev_server_on_conn(s0, None, None), QUICHE_EV_ERR_NULL);
     assert_eq!(quiche_ev_server_on_stopped(s0, None), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_server_on_datagram(s0, None), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_server_on_request_datagram(s0, None), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_server_on_datagram_writable(s0, None), QUICHE_EV_ERR_NULL);
     assert_eq!(quiche_ev_server_shutdown(s0, 0), QUICHE_EV_ERR_NULL);
     assert_eq!(quiche_ev_server_is_stopped(s0), QUICHE_EV_ERR_NULL);
     let mut counters = quiche_ev_counters { size: std::mem::size_of::<quiche_ev_counters>(), ..Default::default() };
@@ -186,6 +190,10 @@ fn request_and_conn_functions_reject_null() {
     assert_eq!(quiche_ev_respond_trailers(n, ptr::null(), 0), QUICHE_EV_ERR_NULL);
     assert_eq!(quiche_ev_request_reset(n, 0x10c), QUICHE_EV_ERR_NULL);
     assert_eq!(quiche_ev_request_resume_body(n), QUICHE_EV_ERR_NULL);
+    assert!(quiche_ev_request_protocol(n).is_null());
+    assert_eq!(quiche_ev_request_on_datagram(n, None), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_request_send_datagram(n, b"x".as_ptr(), 1), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_request_datagram_max_len(n), QUICHE_EV_ERR_NULL as isize);
 
     let c: *mut quiche_ev_conn = ptr::null_mut();
     assert_eq!(quiche_ev_conn_set_user_data(c, ptr::null_mut()), QUICHE_EV_ERR_NULL);
@@ -198,6 +206,8 @@ fn request_and_conn_functions_reject_null() {
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     assert_eq!(quiche_ev_conn_peer_addr(c, &mut ss, &mut len), QUICHE_EV_ERR_NULL);
     assert_eq!(quiche_ev_conn_close(c, 0, ptr::null()), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_conn_send_datagram(c, b"x".as_ptr(), 1), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_conn_datagram_max_len(c), QUICHE_EV_ERR_NULL as isize);
 
     assert_eq!(quiche_ev_set_log(None, ptr::null_mut(), 0), QUICHE_EV_ERR_INVALID);
     assert_eq!(quiche_ev_set_log(None, ptr::null_mut(), QUICHE_EV_LOG_INFO), 0);
@@ -244,6 +254,15 @@ fn client_functions_reject_null_and_invalid_arguments() {
     assert_eq!(quiche_ev_client_set_session_file(c0, c"/tmp/x".as_ptr()), QUICHE_EV_ERR_NULL);
     assert_eq!(quiche_ev_client_set_keylog_path(c0, c"/tmp/x".as_ptr()), QUICHE_EV_ERR_NULL);
     assert_eq!(quiche_ev_client_set_qlog_dir(c0, c"/tmp".as_ptr()), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_client_extended_connect(c0, c"connect-udp".as_ptr(), c"/".as_ptr(), ptr::null(), 0, n.cast()),
+               QUICHE_EV_ERR_NULL as i64);
+    assert_eq!(quiche_ev_client_send_datagram(c0, b"x".as_ptr(), 1), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_client_datagram_max_len(c0), QUICHE_EV_ERR_NULL as isize);
+    assert_eq!(quiche_ev_client_on_datagram(c0, None), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_client_on_datagram_writable(c0, None), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_client_on_request_datagram(c0, None), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_client_request_send_datagram(c0, 0, b"x".as_ptr(), 1), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_client_request_datagram_max_len(c0, 0), QUICHE_EV_ERR_NULL as isize);
     quiche_ev_client_recv_cb(f.lp, n.cast(), EV_READ);
     quiche_ev_client_free(c0);
 
@@ -272,6 +291,12 @@ fn client_functions_reject_null_and_invalid_arguments() {
     assert_eq!(quiche_ev_client_request(c, c"GET".as_ptr(), c"/".as_ptr(), ptr::null(), 0, ptr::null(), 0, n.cast()), 0);
     assert_eq!(quiche_ev_client_request(c, c"GET".as_ptr(), c"/b".as_ptr(), ptr::null(), 0, ptr::null(), 0, n.cast()), 1);
     assert_eq!(quiche_ev_client_resume(c, 99), QUICHE_EV_ERR_INVALID);
+    // hq-interop has no extended CONNECT; datagrams wait for the handshake.
+    assert_eq!(quiche_ev_client_extended_connect(c, c"connect-udp".as_ptr(), c"/".as_ptr(), ptr::null(), 0, n.cast()),
+               QUICHE_EV_ERR_INVALID as i64);
+    assert_eq!(quiche_ev_client_send_datagram(c, b"x".as_ptr(), 1), QUICHE_EV_ERR_STATE);
+    assert_eq!(quiche_ev_client_send_datagram(c, ptr::null(), 1), QUICHE_EV_ERR_NULL);
+    assert_eq!(quiche_ev_client_request_send_datagram(c, 99, b"x".as_ptr(), 1), QUICHE_EV_ERR_INVALID);
     assert_eq!(quiche_ev_client_migrate(c, -1), QUICHE_EV_ERR_INVALID);
     for bad in unusable_sockets() {
         assert_eq!(quiche_ev_client_migrate(c, bad.as_raw_fd()), QUICHE_EV_ERR_INVALID);
@@ -300,13 +325,16 @@ fn every_exported_function_runs_inside_a_panic_boundary() {
             let body = &after_sig[after_sig.find('{').unwrap() + 1..];
             body.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("//")).unwrap_or("").to_string()
         };
-        // Wrappers: plain `fn name(` whose body starts with `guard(` or
+        // Wrappers: plain `fn name(` (private, or shared with the other
+        // ffi files as `pub(super)`) whose body starts with `guard(` or
         // with another wrapper.
         let mut allowed = vec!["guard(".to_string()];
+        let wrappers: Vec<usize> = ["\nfn ", "\npub(super) fn "].iter()
+            .flat_map(|p| src.match_indices(p).map(|(at, m)| at + m.len())).collect();
         loop {
             let before = allowed.len();
-            for (at, _) in src.match_indices("\nfn ") {
-                let rest = &src[at + 4..];
+            for &at in &wrappers {
+                let rest = &src[at..];
                 let call = format!("{}(", &rest[..rest.find(['(', '<']).unwrap()]);
                 let first = first_statement(rest);
                 if !allowed.contains(&call) && allowed.iter().any(|a| first.starts_with(a.as_str())) {
@@ -349,7 +377,8 @@ fn every_error_code_in_the_header_has_its_own_description() {
         })
         .collect();
     let names: Vec<&str> = codes.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["NULL", "INVALID", "INTERNAL", "STATE", "CLOSED", "TRANSPORT", "UNSUPPORTED", "AGAIN"]);
+    assert_eq!(names, ["NULL", "INVALID", "INTERNAL", "STATE", "CLOSED", "TRANSPORT", "UNSUPPORTED", "AGAIN",
+                       "TOO_LARGE"]);
 
     let unknown = text(quiche_ev_strerror(-1000));
     assert_eq!(text(quiche_ev_strerror(0)), "success");
@@ -361,7 +390,7 @@ fn every_error_code_in_the_header_has_its_own_description() {
         seen.push(s);
     }
     // Anything else: the same generic text, never NULL.
-    for code in [1, 2, -9, 100, libc::c_int::MIN, libc::c_int::MAX] {
+    for code in [1, 2, -10, 100, libc::c_int::MIN, libc::c_int::MAX] {
         assert_eq!(text(quiche_ev_strerror(code)), unknown, "code {code}");
     }
     assert_eq!(quiche_ev_strerror(-2), quiche_ev_strerror(-2), "static strings, not allocations");

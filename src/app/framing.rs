@@ -1,7 +1,8 @@
 //! What the application layer needs of a connection to speak HTTP on it,
-//! as two traits: [`Streams`], QUIC's bidirectional streams (quiche's
-//! stream calls), and [`Framing`], requests and responses on them (HTTP/3
-//! through `quiche::h3`, or hq-interop's bare request lines). The request
+//! as three traits: [`Streams`], QUIC's bidirectional streams (quiche's
+//! stream calls), [`Datagrams`], QUIC's DATAGRAM frames (RFC 9221), and
+//! [`Framing`], requests and responses on the streams (HTTP/3 through
+//! `quiche::h3`, or hq-interop's bare request lines). The request
 //! logic (`server`, `client`) is written once over them, so it runs on
 //! quiche in production and on an in-memory connection in the tests
 //! (under Miri too).
@@ -49,6 +50,52 @@ impl Streams for quiche::Connection {
     fn peer_streams_left_bidi(&self) -> u64 {
         quiche::Connection::peer_streams_left_bidi(self)
     }
+}
+
+/// QUIC DATAGRAM frames (RFC 9221), as quiche offers them (same meanings,
+/// same errors).
+pub trait Datagrams {
+    /// The largest payload the peer accepts on the current path; `None`
+    /// while the peer has not said it accepts any (its transport
+    /// parameters lack `max_datagram_frame_size`, or are not known yet).
+    fn dgram_max_writable_len(&self) -> Option<usize>;
+    /// Queues one datagram: `Err(Done)` when quiche's send queue is full,
+    /// `Err(InvalidState)` when the peer takes none, `Err(BufferTooShort)`
+    /// when it is larger than the peer takes.
+    fn dgram_send(&mut self, data: &[u8]) -> quiche::Result<()>;
+    /// The oldest received datagram, out of quiche's receive queue.
+    fn dgram_recv_vec(&mut self) -> Option<Vec<u8>>;
+    fn is_dgram_send_queue_full(&self) -> bool;
+    fn dgram_send_queue_len(&self) -> usize;
+}
+
+impl Datagrams for quiche::Connection {
+    fn dgram_max_writable_len(&self) -> Option<usize> {
+        quiche::Connection::dgram_max_writable_len(self)
+    }
+    fn dgram_send(&mut self, data: &[u8]) -> quiche::Result<()> {
+        quiche::Connection::dgram_send(self, data)
+    }
+    fn dgram_recv_vec(&mut self) -> Option<Vec<u8>> {
+        quiche::Connection::dgram_recv_buf(self).ok()
+    }
+    fn is_dgram_send_queue_full(&self) -> bool {
+        quiche::Connection::is_dgram_send_queue_full(self)
+    }
+    fn dgram_send_queue_len(&self) -> usize {
+        quiche::Connection::dgram_send_queue_len(self)
+    }
+}
+
+/// What the peer's HTTP/3 SETTINGS allow (hq-interop has none: nothing).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerSettings {
+    /// SETTINGS_H3_DATAGRAM=1 (RFC 9297), and the QUIC transport
+    /// parameter that goes with it: HTTP Datagrams may be sent.
+    pub datagrams: bool,
+    /// SETTINGS_ENABLE_CONNECT_PROTOCOL=1 (RFC 9220): a client may send
+    /// extended CONNECT.
+    pub extended_connect: bool,
 }
 
 /// Something on the connection, as HTTP sees it.
@@ -119,11 +166,14 @@ pub trait Framing<C> {
     fn recv_body(&mut self, conn: &mut C, stream: u64, buf: &mut [u8]) -> Result<(usize, bool), SendError>;
     /// HTTP/3 GOAWAY naming `id` (nothing for hq-interop).
     fn send_goaway(&mut self, conn: &mut C, id: u64);
+    /// The peer's SETTINGS, once they arrived (`None` before); hq-interop
+    /// knows at once that there are none.
+    fn peer_settings(&self, conn: &C) -> Option<PeerSettings>;
 }
 
 /// What the application layer needs of a platform beyond the transport's:
-/// streams on its connections, and its HTTP/3 framing.
-pub trait AppPlatform: Platform<Conn: Streams> {
+/// streams and datagrams on its connections, and its HTTP/3 framing.
+pub trait AppPlatform: Platform<Conn: Streams + Datagrams> {
     /// The HTTP/3 settings a host passes (`quiche_h3_config`).
     type H3Config;
     type H3: Framing<Self::Conn>;

@@ -3,7 +3,7 @@
 
 use quiche::h3;
 
-use super::framing::{AppPlatform, Framing, HttpEvent, Opened, Polled, SendError};
+use super::framing::{AppPlatform, Framing, HttpEvent, Opened, PeerSettings, Polled, SendError};
 use crate::platform::Real;
 
 /// H3_GENERAL_PROTOCOL_ERROR, H3_INTERNAL_ERROR (RFC 9114 §8.1).
@@ -144,6 +144,13 @@ impl Framing<quiche::Connection> for H3 {
                 log_debug!("failed to send GOAWAY: {e:?}");
             }
         }
+    }
+
+    fn peer_settings(&self, conn: &quiche::Connection) -> Option<PeerSettings> {
+        let h3 = self.conn.as_deref()?;
+        h3.peer_settings_raw()?;
+        Some(PeerSettings { datagrams: h3.dgram_enabled_by_peer(conn),
+                            extended_connect: h3.extended_connect_enabled_by_peer() })
     }
 }
 

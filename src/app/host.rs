@@ -68,6 +68,16 @@ pub trait ServerHost<P: AppPlatform>: Clone + 'static {
     fn writable(&self, r: ReqRef);
     /// The request is over; its handle is freed when this returns.
     fn request_closed(&self, r: ReqRef, outcome: Outcome, code: u64);
+    /// The payload of an HTTP Datagram bound to request `r`; false when
+    /// the host takes none (it is dropped, and counted).
+    fn request_datagram(&self, r: ReqRef, data: &[u8]) -> bool;
+    /// A QUIC datagram on `conn` that goes to no request (every one on
+    /// hq-interop; on HTTP/3 those naming no open request, whole); false
+    /// when the host takes none (it is dropped, and counted).
+    fn datagram(&self, conn: ConnRef, data: &[u8]) -> bool;
+    /// A datagram send on `conn` found quiche's queue full; now it has
+    /// room.
+    fn datagram_writable(&self, conn: ConnRef);
     /// Whether the host hears connections come and go (if not, those
     /// events are not even made).
     fn hears_conns(&self) -> bool;
@@ -92,6 +102,14 @@ pub trait ClientHost: Clone + 'static {
     fn done(&self, client: HandleRef, id: ReqId, outcome: ResponseOutcome, code: u64, user: *mut c_void) -> bool;
     /// A streamed request body has room again.
     fn request_writable(&self, client: HandleRef, id: ReqId, user: *mut c_void);
+    /// The payload of an HTTP Datagram bound to request `id`; false when
+    /// the host takes none (dropped, and counted).
+    fn request_datagram(&self, client: HandleRef, id: ReqId, data: &[u8], user: *mut c_void) -> bool;
+    /// A QUIC datagram that goes to no request (see
+    /// [`ServerHost::datagram`]); false when the host takes none.
+    fn datagram(&self, client: HandleRef, data: &[u8]) -> bool;
+    /// A datagram send found quiche's queue full; now it has room.
+    fn datagram_writable(&self, client: HandleRef);
     /// The connection is over (`failed`: not cleanly); the last event.
     fn closed(&self, client: HandleRef, failed: bool);
 }

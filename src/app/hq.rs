@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 
 use quiche::h3;
 
-use super::framing::{reject, stream_error, Framing, HttpEvent, Opened, Polled, SendError, Streams};
+use super::framing::{reject, stream_error, Framing, HttpEvent, Opened, PeerSettings, Polled, SendError, Streams};
 
 /// Longest request line a server buffers before refusing the stream.
 const MAX_REQUEST_LINE: usize = 8192;
@@ -148,6 +148,10 @@ impl<C: Streams> Framing<C> for Hq {
     }
 
     fn send_goaway(&mut self, _conn: &mut C, _id: u64) {}
+
+    fn peer_settings(&self, _conn: &C) -> Option<PeerSettings> {
+        Some(PeerSettings::default())
+    }
 }
 
 #[cfg(test)]

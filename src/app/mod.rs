@@ -10,6 +10,7 @@
 pub mod body;
 pub mod builtin;
 pub mod client;
+pub mod datagram;
 pub mod files;
 pub mod framing;
 pub mod h3;

@@ -3,7 +3,7 @@
 
 use quiche::h3;
 
-use super::framing::{AppPlatform, Framing, Polled, SendError, Opened};
+use super::framing::{AppPlatform, Framing, Opened, PeerSettings, Polled, SendError};
 use super::hq::Hq;
 
 /// The protocol every connection of a handle speaks.
@@ -74,5 +74,8 @@ impl<P: AppPlatform> Framing<P::Conn> for AnyFraming<P> {
     }
     fn send_goaway(&mut self, conn: &mut P::Conn, id: u64) {
         each!(self, f => f.send_goaway(conn, id))
+    }
+    fn peer_settings(&self, conn: &P::Conn) -> Option<PeerSettings> {
+        each!(self, f => f.peer_settings(conn))
     }
 }

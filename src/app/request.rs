@@ -45,6 +45,8 @@ pub struct Request<P: AppPlatform, H: ServerHost<P>> {
     path: OnceCell<CString>,
     authority: OnceCell<CString>,
     scheme: OnceCell<CString>,
+    /// `:protocol` of an extended CONNECT (RFC 9220; empty otherwise).
+    protocol: OnceCell<CString>,
     /// The request came over HTTP/3 (not hq-interop).
     pub h3: bool,
     pub user: *mut c_void,
@@ -93,6 +95,7 @@ impl<P: AppPlatform, H: ServerHost<P>> Request<P, H> {
             path: OnceCell::new(),
             authority: OnceCell::new(),
             scheme: OnceCell::new(),
+            protocol: OnceCell::new(),
             conn, stream, headers, h3,
             user: std::ptr::null_mut(),
             host_data: H::PerRequest::default(),
@@ -143,5 +146,9 @@ impl<P: AppPlatform, H: ServerHost<P>> Request<P, H> {
 
     pub fn scheme(&self) -> &CString {
         self.c_field(&self.scheme, b":scheme")
+    }
+
+    pub fn protocol(&self) -> &CString {
+        self.c_field(&self.protocol, b":protocol")
     }
 }

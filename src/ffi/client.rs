@@ -11,7 +11,8 @@ use super::handles::*;
 use super::host::CClientHost;
 use super::types::*;
 use super::{QUICHE_EV_ERR_AGAIN, QUICHE_EV_ERR_CLOSED, QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID,
-            QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_STATE, QUICHE_EV_ERR_TRANSPORT};
+            QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_STATE, QUICHE_EV_ERR_TOO_LARGE, QUICHE_EV_ERR_TRANSPORT,
+            QUICHE_EV_ERR_UNSUPPORTED};
 use crate::app::client::{self as ops, ClientRequests, NewRequest, ReqError};
 use crate::app::output::Output;
 use crate::app::proto::Protocol;
@@ -33,7 +34,7 @@ fn with(p: *const quiche_ev_client, f: impl FnOnce(*mut Cli) -> c_int) -> c_int 
     with_or(p, QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_INTERNAL, f)
 }
 
-fn with_or<T: Copy>(p: *const quiche_ev_client, null: T, on_panic: T, f: impl FnOnce(*mut Cli) -> T) -> T {
+pub(super) fn with_or<T: Copy>(p: *const quiche_ev_client, null: T, on_panic: T, f: impl FnOnce(*mut Cli) -> T) -> T {
     guard(on_panic, || match quiche_ev_client::get(p) {
         Some(c) => crate::log::within(|o| *o = Origin { client: c.cast(), ..Origin::NONE }, || guard_on(c, on_panic, || f(c))),
         None => null,
@@ -44,7 +45,7 @@ fn with_or<T: Copy>(p: *const quiche_ev_client, null: T, on_panic: T, f: impl Fn
 ///
 /// # Safety
 /// `c` is live; no borrow of its state is alive.
-unsafe fn host<'a>(c: *mut Cli) -> &'a mut CClientHost {
+pub(super) unsafe fn host<'a>(c: *mut Cli) -> &'a mut CClientHost {
     &mut C::state(c).app.host
 }
 
@@ -259,7 +260,7 @@ pub extern "C" fn quiche_ev_client_on_trailers(client: *mut quiche_ev_client,
 pub extern "C" fn quiche_ev_client_request(client: *mut quiche_ev_client, method: *const c_char,
                                            path: *const c_char, headers: *const quiche_ev_header, n: usize,
                                            body: *const u8, body_len: usize, user: *mut c_void) -> i64 {
-    issue(client, method, path, headers, n, user, || {
+    issue(client, method, None, path, headers, n, user, || {
         if body.is_null() {
             return Ok(None);
         }
@@ -279,16 +280,58 @@ pub extern "C" fn quiche_ev_client_request(client: *mut quiche_ev_client, method
 pub extern "C" fn quiche_ev_client_request_start(client: *mut quiche_ev_client, method: *const c_char,
                                                  path: *const c_char, headers: *const quiche_ev_header, n: usize,
                                                  user: *mut c_void) -> i64 {
-    issue(client, method, path, headers, n, user, || Ok(Some(None)))
+    issue(client, method, None, path, headers, n, user, || Ok(Some(None)))
+}
+
+/// Queues an extended CONNECT (RFC 9220): `:method` CONNECT with
+/// `:protocol` `protocol` (e.g. `connect-udp`, RFC 9298), `:path` `path`
+/// (e.g. `/.well-known/masque/udp/192.0.2.6/443/`), `:scheme` https and
+/// the client's `:authority`, plus `n` extra header fields (e.g.
+/// `capsule-protocol: ?1`). It is sent once the server's HTTP/3 SETTINGS
+/// have arrived and only if they allow extended CONNECT
+/// (SETTINGS_ENABLE_CONNECT_PROTOCOL); otherwise its done callback gets
+/// `QUICHE_EV_RESPONSE_FAILED` (the log says why). The request stream is
+/// the tunnel: it stays open until the program ends it as a streamed body
+/// (`quiche_ev_client_request_write` with `fin`, or
+/// `quiche_ev_client_cancel`), and carries what the protocol puts there
+/// (capsules) both ways; HTTP Datagrams go with
+/// `quiche_ev_client_request_send_datagram` once the response headers
+/// arrived. HTTP/3 only. Returns the request's id (>= 0), or as
+/// `quiche_ev_client_request` (`QUICHE_EV_ERR_INVALID` also for a
+/// `protocol` that is empty or not a token).
+#[no_mangle]
+pub extern "C" fn quiche_ev_client_extended_connect(client: *mut quiche_ev_client, protocol: *const c_char,
+                                                    path: *const c_char, headers: *const quiche_ev_header, n: usize,
+                                                    user: *mut c_void) -> i64 {
+    issue(client, c"CONNECT".as_ptr(), Some(protocol), path, headers, n, user, || Ok(Some(None)))
+}
+
+/// An HTTP token (RFC 9110 §5.6.2): visible ASCII but delimiters.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && !b"\"(),/:;<=>?@[\\]{}".contains(&b))
 }
 
 /// Queues a request; `body()` gives its body (see `NewRequest`).
-fn issue(client: *mut quiche_ev_client, method: *const c_char, path: *const c_char, headers: *const quiche_ev_header,
-         n: usize, user: *mut c_void, body: impl FnOnce() -> Result<Option<Option<Vec<u8>>>, c_int>) -> i64 {
+#[allow(clippy::too_many_arguments)]
+fn issue(client: *mut quiche_ev_client, method: *const c_char, protocol: Option<*const c_char>, path: *const c_char,
+         headers: *const quiche_ev_header, n: usize, user: *mut c_void,
+         body: impl FnOnce() -> Result<Option<Option<Vec<u8>>>, c_int>) -> i64 {
     with_or(client, QUICHE_EV_ERR_NULL as i64, QUICHE_EV_ERR_INTERNAL as i64, |c| {
         // SAFETY: method and path are NULL or C strings.
         let (Some(method), Some(path)) = (unsafe { as_str(method) }, unsafe { as_str(path) }) else {
             return QUICHE_EV_ERR_NULL as i64;
+        };
+        let protocol = match protocol {
+            None => None,
+            // SAFETY: protocol is NULL or a C string.
+            Some(p) => match unsafe { as_str(p) } {
+                None => return QUICHE_EV_ERR_NULL as i64,
+                Some(p) if !is_token(p) => {
+                    report(format!("quiche_ev_client_extended_connect: {p:?} is not a protocol token"));
+                    return QUICHE_EV_ERR_INVALID as i64;
+                }
+                Some(p) => Some(p.as_bytes().to_vec()),
+            },
         };
         // SAFETY: the caller passes n headers.
         let extra = match unsafe { headers_from_c(headers, n) } {
@@ -304,8 +347,8 @@ fn issue(client: *mut quiche_ev_client, method: *const c_char, path: *const c_ch
             report("quiche_ev_client_request: the connection is closing or over".into());
             return QUICHE_EV_ERR_STATE as i64;
         }
-        let r = NewRequest { method: method.as_bytes().to_vec(), path: path.as_bytes().to_vec(), headers: extra,
-                             body, user };
+        let r = NewRequest { method: method.as_bytes().to_vec(), protocol, path: path.as_bytes().to_vec(),
+                             headers: extra, body, user };
         // SAFETY: as above.
         match unsafe { ops::request(c, r) } {
             Ok(id) => id,
@@ -317,7 +360,7 @@ fn issue(client: *mut quiche_ev_client, method: *const c_char, path: *const c_ch
     })
 }
 
-fn req_code(e: ReqError) -> c_int {
+pub(super) fn req_code(e: ReqError) -> c_int {
     match e {
         ReqError::Unknown => QUICHE_EV_ERR_INVALID,
         ReqError::State => QUICHE_EV_ERR_STATE,
@@ -326,6 +369,14 @@ fn req_code(e: ReqError) -> c_int {
         ReqError::Transport(why) => {
             report(format!("quiche refused: {why}"));
             QUICHE_EV_ERR_TRANSPORT
+        }
+        ReqError::Unsupported(why) => {
+            report(why.to_string());
+            QUICHE_EV_ERR_UNSUPPORTED
+        }
+        ReqError::TooLarge(max) => {
+            report(format!("the datagram is larger than the server takes now ({max} bytes)"));
+            QUICHE_EV_ERR_TOO_LARGE
         }
     }
 }
@@ -471,8 +522,14 @@ pub extern "C" fn quiche_ev_client_stats(client: *const quiche_ev_client, out: *
         if out.is_null() {
             return QUICHE_EV_ERR_NULL;
         }
-        // SAFETY: a live client, no borrow alive.
-        let full = unsafe { quiche_ev_stats::of_conn(C::conn(c), &C::close_info(c)) };
+        // SAFETY: a live client, no borrow alive; each borrow of the
+        // driver's state ends before the next one starts (close_info's,
+        // then the connection's).
+        let full = unsafe {
+            let info = C::close_info(c);
+            let app = &C::state(c).app;
+            quiche_ev_stats::of_conn(C::conn(c), &info, |recv| app.dgram_dropped(recv))
+        };
         // SAFETY: out points to the caller's structure of out->size bytes.
         if unsafe { copy_sized(&full, out) } { 0 } else { QUICHE_EV_ERR_INVALID }
     })

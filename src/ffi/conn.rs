@@ -14,7 +14,7 @@ use crate::transport::Transport;
 
 /// Runs `f` on a live connection, inside its server's panic boundary
 /// and with it as the log's origin (NULL gives `null`).
-fn with<T: Copy>(p: *const quiche_ev_conn, null: T, on_panic: T, f: impl FnOnce(*const SConn) -> T) -> T {
+pub(super) fn with<T: Copy>(p: *const quiche_ev_conn, null: T, on_panic: T, f: impl FnOnce(*const SConn) -> T) -> T {
     guard(on_panic, || {
         let Some(e) = quiche_ev_conn::get(p) else { return null };
         // SAFETY: a valid connection handle (C API contract).
@@ -79,7 +79,13 @@ pub extern "C" fn quiche_ev_conn_stats(c: *const quiche_ev_conn, out: *mut quich
             return QUICHE_EV_ERR_NULL;
         }
         // SAFETY: as in quiche_ev_conn_set_user_data.
-        let full = unsafe { quiche_ev_stats::of_conn(ServerConn::conn(e), &ServerConn::close_info(e)) };
+        // (close_info borrows the driver's state: taken before the
+        // connection is.)
+        let full = unsafe {
+            let info = ServerConn::close_info(e);
+            let app = ServerConn::app(e);
+            quiche_ev_stats::of_conn(ServerConn::conn(e), &info, |recv| app.dgram_dropped(recv))
+        };
         // SAFETY: out points to the caller's structure of out->size bytes.
         if unsafe { copy_sized(&full, out) } { 0 } else { QUICHE_EV_ERR_INVALID }
     })

@@ -28,6 +28,9 @@ pub const QUICHE_EV_ERR_UNSUPPORTED: c_int = -7;
 /// Nothing was wrong, but there is no room now: try again from the
 /// writable callback (e.g. trailers that do not fit the send window).
 pub const QUICHE_EV_ERR_AGAIN: c_int = -8;
+/// Larger than the peer accepts: a datagram over the size its transport
+/// parameters and the path allow (see the `_datagram_max_len` functions).
+pub const QUICHE_EV_ERR_TOO_LARGE: c_int = -9;
 
 /// What `quiche_ev_strerror` says for a code it does not know.
 const UNKNOWN: &CStr = c"unknown quiche-ev error code";
@@ -44,6 +47,7 @@ fn describe(code: c_int) -> &'static CStr {
         QUICHE_EV_ERR_TRANSPORT => c"quiche refused the operation",
         QUICHE_EV_ERR_UNSUPPORTED => c"not supported by this protocol or build",
         QUICHE_EV_ERR_AGAIN => c"no room now; try again when writable",
+        QUICHE_EV_ERR_TOO_LARGE => c"larger than the peer accepts",
         _ => UNKNOWN,
     }
 }

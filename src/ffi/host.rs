@@ -26,19 +26,25 @@ pub struct CServerHost {
     pub on_conn_established: quiche_ev_conn_cb,
     pub on_conn_closed: quiche_ev_conn_closed_cb,
     pub on_stopped: quiche_ev_server_stopped_cb,
+    pub on_datagram: quiche_ev_conn_datagram_cb,
+    pub on_request_datagram: quiche_ev_request_datagram_cb,
+    pub on_datagram_writable: quiche_ev_conn_cb,
 }
 
 impl Default for CServerHost {
     fn default() -> Self {
         CServerHost { builtin: Builtin::Byez, user: std::ptr::null_mut(), on_request: None, on_body: None, on_writable: None,
-                      on_request_closed: None, on_conn_established: None, on_conn_closed: None, on_stopped: None }
+                      on_request_closed: None, on_conn_established: None, on_conn_closed: None, on_stopped: None,
+                      on_datagram: None, on_request_datagram: None, on_datagram_writable: None }
     }
 }
 
-/// What a C host keeps on each request: its own writable callback.
+/// What a C host keeps on each request: its own writable and datagram
+/// callbacks.
 #[derive(Default)]
 pub struct CRequestData {
     pub on_writable: quiche_ev_request_writable_cb,
+    pub on_datagram: quiche_ev_request_datagram_cb,
 }
 
 impl ServerHost<P> for CServerHost {
@@ -72,6 +78,30 @@ impl ServerHost<P> for CServerHost {
         if let Some(cb) = self.on_request_closed {
             // SAFETY: as in request.
             unsafe { cb(r.cast(), outcome as c_int, code, self.user) };
+        }
+    }
+
+    fn request_datagram(&self, r: ReqRef, data: &[u8]) -> bool {
+        // SAFETY: r is a live request of this C API.
+        let own = unsafe { (*(r as *mut Request<P, CServerHost>)).host_data.on_datagram };
+        let Some(cb) = own.or(self.on_request_datagram) else { return false };
+        // SAFETY: as in request; the bytes are valid for the call.
+        unsafe { cb(r.cast(), data.as_ptr(), data.len(), self.user) };
+        true
+    }
+
+    fn datagram(&self, conn: ConnRef, data: &[u8]) -> bool {
+        let Some(cb) = self.on_datagram else { return false };
+        // SAFETY: the host's callback, with a live connection handle; the
+        // bytes are valid for the call.
+        unsafe { cb(conn as *mut quiche_ev_conn, data.as_ptr(), data.len(), self.user) };
+        true
+    }
+
+    fn datagram_writable(&self, conn: ConnRef) {
+        if let Some(cb) = self.on_datagram_writable {
+            // SAFETY: the host's callback, with a live connection handle.
+            unsafe { cb(conn as *mut quiche_ev_conn, self.user) };
         }
     }
 
@@ -114,12 +144,16 @@ pub struct CClientHost {
     pub on_done: quiche_ev_response_done_cb,
     pub on_trailers: quiche_ev_response_trailers_cb,
     pub on_request_writable: quiche_ev_request_body_writable_cb,
+    pub on_datagram: quiche_ev_client_datagram_cb,
+    pub on_request_datagram: quiche_ev_response_datagram_cb,
+    pub on_datagram_writable: quiche_ev_client_cb,
 }
 
 impl Default for CClientHost {
     fn default() -> Self {
         CClientHost { user: std::ptr::null_mut(), on_established: None, on_closed: None, on_headers: None,
-                      on_body: None, on_done: None, on_trailers: None, on_request_writable: None }
+                      on_body: None, on_done: None, on_trailers: None, on_request_writable: None,
+                      on_datagram: None, on_request_datagram: None, on_datagram_writable: None }
     }
 }
 
@@ -173,6 +207,27 @@ impl ClientHost for CClientHost {
         if let Some(cb) = self.on_request_writable {
             // SAFETY: as in established.
             unsafe { cb(client(c), id, user) };
+        }
+    }
+
+    fn request_datagram(&self, c: HandleRef, id: ReqId, data: &[u8], user: *mut c_void) -> bool {
+        let Some(cb) = self.on_request_datagram else { return false };
+        // SAFETY: as in established; the bytes are valid for the call.
+        unsafe { cb(client(c), id, data.as_ptr(), data.len(), user) };
+        true
+    }
+
+    fn datagram(&self, c: HandleRef, data: &[u8]) -> bool {
+        let Some(cb) = self.on_datagram else { return false };
+        // SAFETY: as in established; the bytes are valid for the call.
+        unsafe { cb(client(c), data.as_ptr(), data.len(), self.user) };
+        true
+    }
+
+    fn datagram_writable(&self, c: HandleRef) {
+        if let Some(cb) = self.on_datagram_writable {
+            // SAFETY: as in established.
+            unsafe { cb(client(c), self.user) };
         }
     }
 

@@ -20,6 +20,7 @@
 
 pub mod client;
 pub mod conn;
+pub mod datagram;
 pub mod errors;
 pub mod guard;
 pub mod handles;

@@ -11,14 +11,15 @@ use super::errors::report;
 use super::guard::{as_bytes, guard, guard_on, headers_from_c};
 use super::handles::*;
 use super::types::*;
-use super::{QUICHE_EV_ERR_CLOSED, QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID, QUICHE_EV_ERR_NULL,
-            QUICHE_EV_ERR_AGAIN, QUICHE_EV_ERR_STATE, QUICHE_EV_ERR_TRANSPORT};
+use super::{QUICHE_EV_ERR_AGAIN, QUICHE_EV_ERR_CLOSED, QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID,
+            QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_STATE, QUICHE_EV_ERR_TOO_LARGE, QUICHE_EV_ERR_TRANSPORT,
+            QUICHE_EV_ERR_UNSUPPORTED};
 use crate::app::body::Body;
 use crate::app::server::{self as ops, OpError};
 use crate::log::Origin;
 use crate::server::ServerConn;
 
-fn code_of(e: OpError) -> c_int {
+pub(super) fn code_of(e: OpError) -> c_int {
     match e {
         OpError::State => QUICHE_EV_ERR_STATE,
         OpError::Closed => QUICHE_EV_ERR_CLOSED,
@@ -26,6 +27,14 @@ fn code_of(e: OpError) -> c_int {
         OpError::Transport(why) => {
             report(format!("quiche refused: {why}"));
             QUICHE_EV_ERR_TRANSPORT
+        }
+        OpError::Unsupported(why) => {
+            report(why.to_string());
+            QUICHE_EV_ERR_UNSUPPORTED
+        }
+        OpError::TooLarge(max) => {
+            report(format!("the datagram is larger than the peer takes now ({max} bytes)"));
+            QUICHE_EV_ERR_TOO_LARGE
         }
     }
 }
@@ -42,7 +51,7 @@ fn field<T: Copy>(p: *const quiche_ev_request, none: T, f: impl FnOnce(&Req) -> 
 
 /// Runs `f` on a live request, inside the panic boundary of its server
 /// and with its server and connection as the log's origin.
-fn on_request<T: Copy>(p: *const quiche_ev_request, null: T, on_panic: T, f: impl FnOnce(*mut Req) -> T) -> T {
+pub(super) fn on_request<T: Copy>(p: *const quiche_ev_request, null: T, on_panic: T, f: impl FnOnce(*mut Req) -> T) -> T {
     guard(on_panic, || {
         let Some(r) = quiche_ev_request::get(p) else { return null };
         // SAFETY: a valid request handle; its connection and server live
@@ -78,6 +87,16 @@ pub extern "C" fn quiche_ev_request_authority(req: *const quiche_ev_request) -> 
 #[no_mangle]
 pub extern "C" fn quiche_ev_request_scheme(req: *const quiche_ev_request) -> *const c_char {
     field(req, std::ptr::null(), |r| r.scheme().as_ptr())
+}
+
+/// The `:protocol` of an extended CONNECT (RFC 9220, e.g. `connect-udp`
+/// with method `CONNECT`), NUL-terminated, as `method`; empty for any
+/// other request. A client sends one only to a server whose HTTP/3
+/// SETTINGS allow it: `quiche_h3_config_enable_extended_connect(h3_config,
+/// true)`. NULL for a NULL request.
+#[no_mangle]
+pub extern "C" fn quiche_ev_request_protocol(req: *const quiche_ev_request) -> *const c_char {
+    field(req, std::ptr::null(), |r| r.protocol().as_ptr())
 }
 
 /// How many header fields the request has (pseudo-headers included).

@@ -26,7 +26,7 @@ use crate::platform::Platform;
 use crate::server::{ServerCore, ServerState};
 use crate::socket::sockaddr_to_std;
 
-type State = ServerState<P, crate::app::server::ConnApp<P, CServerHost>>;
+pub(super) type State = ServerState<P, crate::app::server::ConnApp<P, CServerHost>>;
 
 /// Runs `f` on the server behind a handle (NULL gives
 /// `QUICHE_EV_ERR_NULL`).
@@ -38,7 +38,7 @@ fn with(p: *const quiche_ev_server, f: impl FnOnce(*mut Srv) -> c_int) -> c_int 
 }
 
 /// Runs `f` on the server's state (NULL gives `QUICHE_EV_ERR_NULL`).
-fn with_state(p: *const quiche_ev_server, f: impl FnOnce(&mut State) -> c_int) -> c_int {
+pub(super) fn with_state(p: *const quiche_ev_server, f: impl FnOnce(&mut State) -> c_int) -> c_int {
     // SAFETY: a non-NULL handle came from quiche_ev_server_new and is not
     // used after _free (C API contract); no borrow of its state is alive
     // during a C API call (host callbacks run with none).
@@ -46,7 +46,7 @@ fn with_state(p: *const quiche_ev_server, f: impl FnOnce(&mut State) -> c_int) -
 }
 
 /// The server's C callbacks, to change them.
-fn host(st: &mut State) -> &mut CServerHost {
+pub(super) fn host(st: &mut State) -> &mut CServerHost {
     st.app.host_mut()
 }
 

@@ -137,6 +137,15 @@ pub struct quiche_ev_stats {
     pub error_code: u64,
     pub reason: *const u8,
     pub reason_len: usize,
+    /// QUIC DATAGRAM frames sent and received (RFC 9221).
+    pub dgram_sent: u64,
+    pub dgram_recv: u64,
+    /// Received datagrams the program never heard of: discarded by
+    /// quiche when its receive queue was full (it keeps the newest; the
+    /// queue's length is `quiche_config_enable_dgram`'s `recv_queue_len`),
+    /// or delivered to no one (no datagram callback set, or for a request
+    /// already over).
+    pub dgram_dropped: u64,
 }
 
 impl quiche_ev_header {
@@ -164,14 +173,20 @@ impl quiche_ev_stats {
             error_code: e.map_or(0, |e| e.code),
             reason: e.map_or(std::ptr::null(), |e| e.reason.as_ptr()),
             reason_len: e.map_or(0, |e| e.reason.len()),
+            dgram_sent: s.dgram_sent,
+            dgram_recv: s.dgram_recv,
+            dgram_dropped: s.dgram_dropped,
         }
     }
 
     /// The stats of a live connection handle (`quiche_ev_conn_stats`,
     /// `quiche_ev_client_stats`), with `reason` pointing into quiche's own
-    /// record of the close, which lasts as long as the connection.
-    pub fn of_conn(conn: &impl Transport, info: &CloseInfo) -> quiche_ev_stats {
-        let mut s = quiche_ev_stats::new(&conn.conn_stats(), info);
+    /// record of the close, which lasts as long as the connection, and
+    /// `dropped(received)` the datagrams the host never heard of.
+    pub fn of_conn(conn: &impl Transport, info: &CloseInfo, dropped: impl FnOnce(u64) -> u64) -> quiche_ev_stats {
+        let mut stats = conn.conn_stats();
+        stats.dgram_dropped = dropped(stats.dgram_recv);
+        let mut s = quiche_ev_stats::new(&stats, info);
         let kept = info.error.as_ref().and_then(|e| conn.close_reason(e.by_peer));
         s.reason = kept.map_or(std::ptr::null(), |r| r.as_ptr());
         s.reason_len = kept.map_or(0, |r| r.len());
@@ -305,3 +320,16 @@ pub type quiche_ev_request_body_writable_cb = Option<unsafe extern "C" fn(*mut q
 /// Response trailers: `(client, id, headers, n, request user)`.
 pub type quiche_ev_response_trailers_cb =
     Option<unsafe extern "C" fn(*mut quiche_ev_client, i64, *const quiche_ev_header, usize, *mut c_void)>;
+/// A QUIC datagram on a server connection: `(conn, data, len, user)`.
+pub type quiche_ev_conn_datagram_cb = Option<unsafe extern "C" fn(*mut quiche_ev_conn, *const u8, usize, *mut c_void)>;
+/// An HTTP Datagram's payload for a server request: `(request, data, len,
+/// user)`.
+pub type quiche_ev_request_datagram_cb =
+    Option<unsafe extern "C" fn(*mut quiche_ev_request, *const u8, usize, *mut c_void)>;
+/// A QUIC datagram on the client's connection: `(client, data, len, user)`.
+pub type quiche_ev_client_datagram_cb =
+    Option<unsafe extern "C" fn(*mut quiche_ev_client, *const u8, usize, *mut c_void)>;
+/// An HTTP Datagram's payload for a client request: `(client, id, data,
+/// len, request user)`.
+pub type quiche_ev_response_datagram_cb =
+    Option<unsafe extern "C" fn(*mut quiche_ev_client, i64, *const u8, usize, *mut c_void)>;

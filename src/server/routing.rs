@@ -296,6 +296,15 @@ impl<P: Platform, A: ServerApp<P>> ServerCore<P, A> {
         };
         let conn = match P::accept(&mut *st.config, &new) {
             Ok(c) => c,
+            Err(quiche::Error::BufferTooShort) => {
+                // quiche 0.30 encodes a server's transport parameters into
+                // 128 bytes: after a Retry (two more connection IDs) they
+                // may not fit, e.g. with datagrams on.
+                log_warn!("failed to create connection: BufferTooShort (our transport parameters exceed the 128 \
+                           bytes quiche 0.30 has for them{}; see README, Datagrams)",
+                          if odcid.is_some() { ", with the Retry's connection IDs" } else { "" });
+                return None;
+            }
             Err(e) => {
                 log_warn!("failed to create connection: {e:?}");
                 return None;

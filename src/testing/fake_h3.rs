@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use quiche::h3::{self, NameValue};
 
 use super::wire::FakeConn;
-use crate::app::framing::{stream_error, Framing, HttpEvent, Opened, Polled, SendError, Streams};
+use crate::app::framing::{stream_error, Datagrams, Framing, HttpEvent, Opened, PeerSettings, Polled, SendError, Streams};
 
 const DATA: u8 = 0;
 const HEADERS: u8 = 1;
@@ -101,11 +101,15 @@ pub struct FakeH3 {
     /// Client: the next request stream.
     next_stream: u64,
     pending: VecDeque<HttpEvent>,
+    /// SETTINGS_ENABLE_CONNECT_PROTOCOL, and whether SETTINGS went out.
+    extended_connect: bool,
+    settings_sent: bool,
 }
 
 impl FakeH3 {
-    pub fn new(server: bool) -> FakeH3 {
-        FakeH3 { server, rx: HashMap::new(), fins: Default::default(), next_stream: 0, pending: VecDeque::new() }
+    pub fn new(server: bool, extended_connect: bool) -> FakeH3 {
+        FakeH3 { server, rx: HashMap::new(), fins: Default::default(), next_stream: 0, pending: VecDeque::new(),
+                 extended_connect, settings_sent: false }
     }
 
     /// Parses what `s` has, up to a DATA payload (left for `recv_body`).
@@ -206,7 +210,10 @@ impl Framing<FakeConn> for FakeH3 {
         true
     }
 
-    fn open(&mut self, _conn: &mut FakeConn) -> Result<(), String> {
+    fn open(&mut self, conn: &mut FakeConn) -> Result<(), String> {
+        if !std::mem::replace(&mut self.settings_sent, true) {
+            conn.send_h3_settings(self.extended_connect);
+        }
         Ok(())
     }
 
@@ -309,5 +316,10 @@ impl Framing<FakeConn> for FakeH3 {
 
     fn send_goaway(&mut self, conn: &mut FakeConn, id: u64) {
         conn.send_goaway(id);
+    }
+
+    fn peer_settings(&self, conn: &FakeConn) -> Option<PeerSettings> {
+        let (datagrams, extended_connect) = conn.peer_h3_settings()?;
+        Some(PeerSettings { datagrams: datagrams && conn.dgram_max_writable_len().is_some(), extended_connect })
     }
 }

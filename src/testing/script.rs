@@ -68,6 +68,12 @@ pub trait Script {
     fn done(&mut self, c: *mut quiche_ev_client, id: i64, outcome: c_int, code: u64) {}
     fn closed(&mut self, c: *mut quiche_ev_client, state: c_int) {}
     fn request_writable(&mut self, c: *mut quiche_ev_client, id: i64) {}
+    fn conn_datagram(&mut self, c: *mut quiche_ev_conn, data: &[u8]) {}
+    fn request_datagram(&mut self, r: *mut quiche_ev_request, data: &[u8]) {}
+    fn datagram_writable(&mut self, c: *mut quiche_ev_conn) {}
+    fn client_datagram(&mut self, c: *mut quiche_ev_client, data: &[u8]) {}
+    fn response_datagram(&mut self, c: *mut quiche_ev_client, id: i64, data: &[u8]) {}
+    fn client_datagram_writable(&mut self, c: *mut quiche_ev_client) {}
 }
 
 /// A host that only takes the defaults.
@@ -238,6 +244,53 @@ unsafe extern "C" fn on_closed(c: *mut quiche_ev_client, state: c_int, _user: *m
 
 unsafe extern "C" fn on_request_writable(c: *mut quiche_ev_client, id: i64, _user: *mut c_void) {
     call(format!("request writable {id}"), c.cast(), None, |s| s.request_writable(c, id), ())
+}
+
+unsafe extern "C" fn on_conn_datagram(c: *mut quiche_ev_conn, data: *const u8, len: usize, _user: *mut c_void) {
+    let server = crate::server::ServerConn::server(quiche_ev_conn::get(c).expect("a connection"));
+    let d = std::slice::from_raw_parts(data, len);
+    call(format!("conn datagram {len}"), server.cast(), None, |s| s.conn_datagram(c, d), ())
+}
+
+unsafe extern "C" fn on_request_datagram(r: *mut quiche_ev_request, data: *const u8, len: usize, _user: *mut c_void) {
+    let d = std::slice::from_raw_parts(data, len);
+    call(format!("request datagram {len}"), server_of(r), Some(r), |s| s.request_datagram(r, d), ())
+}
+
+unsafe extern "C" fn on_datagram_writable(c: *mut quiche_ev_conn, _user: *mut c_void) {
+    let server = crate::server::ServerConn::server(quiche_ev_conn::get(c).expect("a connection"));
+    call("datagram writable".into(), server.cast(), None, |s| s.datagram_writable(c), ())
+}
+
+unsafe extern "C" fn on_client_datagram(c: *mut quiche_ev_client, data: *const u8, len: usize, _user: *mut c_void) {
+    let d = std::slice::from_raw_parts(data, len);
+    call(format!("client datagram {len}"), c.cast(), None, |s| s.client_datagram(c, d), ())
+}
+
+unsafe extern "C" fn on_response_datagram(c: *mut quiche_ev_client, id: i64, data: *const u8, len: usize,
+                                          _user: *mut c_void) {
+    let d = std::slice::from_raw_parts(data, len);
+    call(format!("response datagram {id} {len}"), c.cast(), None, |s| s.response_datagram(c, id, d), ())
+}
+
+unsafe extern "C" fn on_client_datagram_writable(c: *mut quiche_ev_client, _user: *mut c_void) {
+    call("client datagram writable".into(), c.cast(), None, |s| s.client_datagram_writable(c), ())
+}
+
+/// Every server datagram callback goes to the script too.
+pub fn hook_server_datagrams(s: *mut quiche_ev_server) {
+    use crate::ffi::datagram::*;
+    assert_eq!(quiche_ev_server_on_datagram(s, Some(on_conn_datagram)), 0);
+    assert_eq!(quiche_ev_server_on_request_datagram(s, Some(on_request_datagram)), 0);
+    assert_eq!(quiche_ev_server_on_datagram_writable(s, Some(on_datagram_writable)), 0);
+}
+
+/// Every client datagram callback goes to the script too.
+pub fn hook_client_datagrams(c: *mut quiche_ev_client) {
+    use crate::ffi::datagram::*;
+    assert_eq!(quiche_ev_client_on_datagram(c, Some(on_client_datagram)), 0);
+    assert_eq!(quiche_ev_client_on_request_datagram(c, Some(on_response_datagram)), 0);
+    assert_eq!(quiche_ev_client_on_datagram_writable(c, Some(on_client_datagram_writable)), 0);
 }
 
 /// Every server callback goes to the script.

@@ -4,7 +4,9 @@
 //! naming its own CID, short-header packets after that), bidirectional
 //! streams with per-stream and per-connection flow control, STOP_SENDING
 //! and RESET_STREAM, CONNECTION_CLOSE, an idle timeout counted in timer
-//! ticks, and spare CIDs. No crypto, no loss (the in-memory network may
+//! ticks, spare CIDs, and DATAGRAM frames with quiche's bounded queues
+//! (a peer's limit learnt in the handshake, as a transport parameter).
+//! No crypto, no loss (the in-memory network may
 //! refuse a send, and quiche-ev keeps it), so the handles, the
 //! application layer and the C API run end to end under Miri.
 //!
@@ -18,7 +20,7 @@ use quiche::{ConnectionId, PathEvent, RecvInfo, SendInfo, Shutdown};
 
 use super::fake_h3::FakeH3;
 use super::{FakeIo, FakeLoop};
-use crate::app::framing::{AppPlatform, Streams};
+use crate::app::framing::{AppPlatform, Datagrams, Streams};
 use crate::platform::{NewConn, Platform};
 use crate::transport::{CloseError, CloseInfo, ConnStats, Transport};
 
@@ -33,11 +35,14 @@ pub struct FakeConfig {
     pub max_streams: u64,
     /// Timer ticks without traffic before the idle timeout closes it.
     pub idle_ticks: u32,
+    /// DATAGRAM frames accepted (quiche's `enable_dgram`): the lengths of
+    /// the receive and send queues. `None`: off, as quiche's default.
+    pub dgram: Option<(usize, usize)>,
 }
 
 impl Default for FakeConfig {
     fn default() -> Self {
-        FakeConfig { stream_window: 16 * 1024, conn_window: 64 * 1024, max_streams: 16, idle_ticks: 30 }
+        FakeConfig { stream_window: 16 * 1024, conn_window: 64 * 1024, max_streams: 16, idle_ticks: 30, dgram: None }
     }
 }
 
@@ -45,9 +50,13 @@ impl crate::observe::LogKeys for FakeConfig {
     fn log_keys(&mut self) {}
 }
 
-/// The HTTP/3 settings of this platform (none).
+/// The HTTP/3 settings of this platform: extended CONNECT allowed (RFC
+/// 9220). HTTP Datagrams are announced when the connection takes
+/// datagrams, as quiche does.
 #[derive(Default)]
-pub struct FakeH3Config;
+pub struct FakeH3Config {
+    pub extended_connect: bool,
+}
 
 /// The platform the C API runs on in the crate's tests.
 pub struct FakePlatform;
@@ -71,8 +80,8 @@ impl AppPlatform for FakePlatform {
     type H3Config = FakeH3Config;
     type H3 = FakeH3;
 
-    unsafe fn h3(_config: *const FakeH3Config, server: bool) -> FakeH3 {
-        FakeH3::new(server)
+    unsafe fn h3(config: *const FakeH3Config, server: bool) -> FakeH3 {
+        FakeH3::new(server, (*config).extended_connect)
     }
 }
 
@@ -91,6 +100,10 @@ const TICK: Duration = Duration::from_millis(100);
 const CLOSING_TICK: Duration = Duration::from_millis(10);
 /// Bytes of frames per packet.
 const BUDGET: usize = 1100;
+/// The largest DATAGRAM frame payload a packet carries.
+const MAX_DGRAM: usize = BUDGET - 16;
+/// quiche's code for a DATAGRAM frame it did not ask for.
+const PROTOCOL_VIOLATION: u64 = 0xa;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Frame {
@@ -105,6 +118,13 @@ enum Frame {
     /// Stands for a datagram quiche recognises as the peer's Stateless
     /// Reset: the connection ends at once, with no error and no timeout.
     StatelessReset,
+    /// The transport parameter max_datagram_frame_size (0: none), sent in
+    /// the handshake.
+    Params { max_dgram: u64 },
+    Datagram { data: Vec<u8> },
+    /// HTTP/3 SETTINGS that matter here: H3_DATAGRAM and
+    /// ENABLE_CONNECT_PROTOCOL.
+    H3Settings { datagram: bool, connect: bool },
 }
 
 fn put(out: &mut Vec<u8>, v: u64) {
@@ -156,6 +176,19 @@ impl Frame {
                 put(out, *id);
             }
             Frame::StatelessReset => out.push(9),
+            Frame::Params { max_dgram } => {
+                out.push(10);
+                put(out, *max_dgram);
+            }
+            Frame::Datagram { data } => {
+                out.push(11);
+                put(out, data.len() as u64);
+                out.extend_from_slice(data);
+            }
+            Frame::H3Settings { datagram, connect } => {
+                out.push(12);
+                out.push(*datagram as u8 | (*connect as u8) << 1);
+            }
         }
     }
 
@@ -204,6 +237,13 @@ impl Frame {
                 }
                 8 => Frame::GoAway { id: u64_of(&mut p)? },
                 9 => Frame::StatelessReset,
+                10 => Frame::Params { max_dgram: u64_of(&mut p)? },
+                11 => Frame::Datagram { data: bytes_of(&mut p)? },
+                12 => {
+                    let (&bits, rest) = p.split_first()?;
+                    p = rest;
+                    Frame::H3Settings { datagram: bits & 1 != 0, connect: bits & 2 != 0 }
+                }
                 _ => return None,
             };
             frames.push(f);
@@ -286,6 +326,14 @@ pub struct FakeConn {
     sent: u64,
     scids: Vec<Vec<u8>>,
     retired: VecDeque<Vec<u8>>,
+    /// The peer's max_datagram_frame_size, once its parameters came.
+    peer_max_dgram: Option<u64>,
+    dgram_out: VecDeque<Vec<u8>>,
+    dgram_in: VecDeque<Vec<u8>>,
+    dgram_sent: u64,
+    dgram_recv: u64,
+    /// The peer's HTTP/3 SETTINGS (H3_DATAGRAM, ENABLE_CONNECT_PROTOCOL).
+    peer_h3: Option<(bool, bool)>,
 }
 
 impl FakeConn {
@@ -294,13 +342,29 @@ impl FakeConn {
         let dcid = if server { Vec::new() } else { new.scid.iter().rev().take(8).copied().collect() };
         FakeConn {
             server, cfg: cfg.clone(), local: new.local, peer: new.peer, scid: new.scid.to_vec(), dcid,
-            established: false, initial_sent: false, reply_owed: false, confirm_owed: false, out: VecDeque::new(),
+            established: false, initial_sent: false, reply_owed: false, confirm_owed: false,
             streams: BTreeMap::new(), conn_written: 0, conn_send_max: cfg.conn_window, conn_read: 0,
             conn_recv_max: cfg.conn_window, peer_max_streams: cfg.max_streams, opened: 0,
             local_max_streams: cfg.max_streams, peer_streams_done: 0, closing: false, closed: false,
             timed_out: false, idle: cfg.idle_ticks, local_error: None, peer_error: None, goaway: None, received: 0,
             sent: 0, scids: vec![new.scid.to_vec()], retired: VecDeque::new(),
+            // The transport parameters, in the first packet each way.
+            out: VecDeque::from([Frame::Params { max_dgram: if cfg.dgram.is_some() { 65536 } else { 0 } }]),
+            peer_max_dgram: None, dgram_out: VecDeque::new(), dgram_in: VecDeque::new(), dgram_sent: 0,
+            dgram_recv: 0, peer_h3: None,
         }
+    }
+
+    /// Sends our HTTP/3 SETTINGS: H3_DATAGRAM when datagrams are on (as
+    /// quiche decides), ENABLE_CONNECT_PROTOCOL as configured.
+    pub fn send_h3_settings(&mut self, connect: bool) {
+        self.out.push_back(Frame::H3Settings { datagram: self.cfg.dgram.is_some(), connect });
+    }
+
+    /// The peer's HTTP/3 SETTINGS (H3_DATAGRAM, ENABLE_CONNECT_PROTOCOL),
+    /// once they came.
+    pub fn peer_h3_settings(&self) -> Option<(bool, bool)> {
+        self.peer_h3
     }
 
     /// Room for a new stream of ours (the framing's check before it opens
@@ -388,6 +452,21 @@ impl FakeConn {
             }
             Frame::GoAway { id } => self.goaway = Some(id),
             Frame::StatelessReset => self.closed = true,
+            Frame::Params { max_dgram } => self.peer_max_dgram = (max_dgram > 0).then_some(max_dgram),
+            Frame::Datagram { data } => match self.cfg.dgram {
+                // quiche closes a connection that gets what it never asked for.
+                None => {
+                    let _ = self.close(false, PROTOCOL_VIOLATION, b"");
+                }
+                Some((recv_len, _)) => {
+                    self.dgram_recv += 1;
+                    if self.dgram_in.len() >= recv_len {
+                        self.dgram_in.pop_front(); // quiche discards the oldest
+                    }
+                    self.dgram_in.push_back(data);
+                }
+            },
+            Frame::H3Settings { datagram, connect } => self.peer_h3 = Some((datagram, connect)),
         }
     }
 
@@ -404,6 +483,16 @@ impl FakeConn {
         }
         if self.closing {
             return frames;
+        }
+        if self.established {
+            while let Some(d) = self.dgram_out.front() {
+                if d.len() + 9 > room {
+                    break;
+                }
+                room -= d.len() + 9;
+                self.dgram_sent += 1;
+                frames.push(Frame::Datagram { data: self.dgram_out.pop_front().expect("front") });
+            }
         }
         for (&id, s) in self.streams.iter_mut() {
             if room < 40 {
@@ -494,6 +583,7 @@ impl Transport for FakeConn {
             (self.long_header(false, out), false)
         } else if self.established {
             let frames_waiting = !self.out.is_empty()
+                || (!self.closing && !self.dgram_out.is_empty())
                 || (!self.closing && self.streams.values().any(|s| !s.send_buf.is_empty() || (s.fin_written && !s.fin_sent)));
             if !frames_waiting && !std::mem::take(&mut self.confirm_owed) {
                 return Err(quiche::Error::Done);
@@ -600,7 +690,8 @@ impl Transport for FakeConn {
         Ok(())
     }
     fn conn_stats(&self) -> ConnStats {
-        ConnStats { recv: self.received, sent: self.sent, ..Default::default() }
+        ConnStats { recv: self.received, sent: self.sent, dgram_sent: self.dgram_sent, dgram_recv: self.dgram_recv,
+                    ..Default::default() }
     }
     fn close_info(&self) -> CloseInfo {
         CloseInfo { timed_out: self.timed_out, stateless_reset: false,
@@ -629,6 +720,32 @@ impl crate::observe::Observed for FakeConn {
 thread_local! {
     /// A test's injected internal error: the next stream send panics.
     pub static PANIC_ON_SEND: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Datagrams for FakeConn {
+    fn dgram_max_writable_len(&self) -> Option<usize> {
+        self.peer_max_dgram.map(|m| (m as usize).min(MAX_DGRAM))
+    }
+    fn dgram_send(&mut self, data: &[u8]) -> quiche::Result<()> {
+        let max = self.dgram_max_writable_len().ok_or(quiche::Error::InvalidState)?;
+        if data.len() > max {
+            return Err(quiche::Error::BufferTooShort);
+        }
+        if self.is_dgram_send_queue_full() {
+            return Err(quiche::Error::Done);
+        }
+        self.dgram_out.push_back(data.to_vec());
+        Ok(())
+    }
+    fn dgram_recv_vec(&mut self) -> Option<Vec<u8>> {
+        self.dgram_in.pop_front()
+    }
+    fn is_dgram_send_queue_full(&self) -> bool {
+        self.dgram_out.len() >= self.cfg.dgram.map_or(0, |(_, send_len)| send_len)
+    }
+    fn dgram_send_queue_len(&self) -> usize {
+        self.dgram_out.len()
+    }
 }
 
 impl Streams for FakeConn {

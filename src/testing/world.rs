@@ -42,6 +42,11 @@ pub struct World {
     /// Host watchers stopped and overwritten (see `stop_and_reuse_host_watcher`).
     pub reused: Vec<*mut ev_io>,
     pub h3: bool,
+    /// The pointers handles got to the settings, each made once (a second
+    /// `&mut` of a box would invalidate the first handle's pointer): set
+    /// the settings before the first handle.
+    raw_h3_config: Option<*mut FakeH3Config>,
+    raw_client_config: Option<*mut FakeConfig>,
 }
 
 impl World {
@@ -52,11 +57,17 @@ impl World {
         let n = net.clone();
         lp.set_readiness(Box::new(n.readiness()));
         World { lp, net, server_config: Box::default(), client_config: Box::default(), h3_config: Box::default(),
-                watchers: Vec::new(), reused: Vec::new(), h3 }
+                watchers: Vec::new(), reused: Vec::new(), h3, raw_h3_config: None, raw_client_config: None }
     }
 
     fn h3_ptr(&mut self) -> *mut quiche_h3_config {
-        if self.h3 { &mut *self.h3_config as *mut FakeH3Config as *mut quiche_h3_config } else { std::ptr::null_mut() }
+        if !self.h3 {
+            return std::ptr::null_mut();
+        }
+        if self.raw_h3_config.is_none() {
+            self.raw_h3_config = Some(std::ptr::addr_of_mut!(*self.h3_config));
+        }
+        self.raw_h3_config.expect("made") as *mut quiche_h3_config
     }
 
     /// Starts a watcher of the host's on `fd` calling `cb` with `data`.
@@ -96,7 +107,10 @@ impl World {
         let peer: SocketAddr = peer.parse().unwrap();
         let fd = self.net.socket(None);
         let (sa, len) = std_to_sockaddr(&peer);
-        let cfg = &mut *self.client_config as *mut FakeConfig as *mut quiche_config;
+        if self.raw_client_config.is_none() {
+            self.raw_client_config = Some(std::ptr::addr_of_mut!(*self.client_config));
+        }
+        let cfg = self.raw_client_config.expect("made") as *mut quiche_config;
         let h3 = self.h3_ptr();
         let c = quiche_ev_client_new(self.lp.raw(), fd, c"localhost".as_ptr(), &sa as *const _ as *const libc::sockaddr,
                                      len, cfg, h3);

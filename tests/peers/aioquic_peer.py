@@ -9,7 +9,10 @@
                            HOST PORT [PATH...]
     aioquic_peer.py server --alpn hq-interop|h3 --cert C --key K [--retry]
                            [--root DIR] [--tickets] [--chacha20]
+                           [--connect-udp [--no-datagrams]]
                            [--keylog F] [--qlog-dir D] HOST PORT
+    aioquic_peer.py connect-udp [--count N] [--timeout S] [--no-datagrams]
+                           HOST PORT TARGET_HOST TARGET_PORT
 
 client: fetches each PATH (default "/" for h3, "/index.html" for
 hq-interop), all at once on one connection, and exits 0 only when every
@@ -31,6 +34,18 @@ Initial packet. Exit status: 0 ok, 1 bad or incomplete response, 2 usage,
   --v2             start in QUIC v1 and offer v2 (compatible version
                    negotiation, RFC 9368/9369)
 
+connect-udp: a CONNECT-UDP client (RFC 9298) over HTTP/3: waits for the
+server's SETTINGS (which must allow extended CONNECT and HTTP Datagrams),
+opens a tunnel to TARGET_HOST:TARGET_PORT with an extended CONNECT
+(`:protocol connect-udp`, the path /.well-known/masque/udp/{host}/{port}/),
+sends N HTTP Datagrams (Context ID 0, then a numbered payload of 7 to
+1006 bytes), at most 16 unanswered at a time, and expects each back
+intact (a UDP echo behind the proxy); then ends its side of the stream
+and waits for the proxy to end its own. Prints "echoed N/N bytes=B" and
+exits 0 only when every one came back whole. `--no-datagrams`: takes no
+datagrams itself (no max_datagram_frame_size, no SETTINGS_H3_DATAGRAM)
+and only opens the tunnel: exit 0 if the proxy accepts it, 1 if not.
+
 server: without --root, answers every request with the body "byez\\n" (h3:
 status 200, a server header and content-length 5); with --root, serves the
 files under DIR (h3: 404, hq-interop: a stream reset, for anything missing
@@ -39,6 +54,12 @@ ended, with one line: "received BYTES crc32 HEX trailers NAME=VALUE,..."
 (the body is counted, never kept). Prints "listening on HOST:PORT" on stderr once bound (PORT
 0 lets the kernel pick) and runs until killed. `--retry` makes it do
 stateless retry; `--tickets` issues session tickets (resumption and 0-RTT).
+`--connect-udp` (h3) makes it a CONNECT-UDP proxy instead: an extended
+CONNECT to /.well-known/masque/udp/{host}/{port}/ opens a UDP socket to
+that target, HTTP Datagrams with Context ID 0 go to it and what it
+answers comes back the same way, until the client ends the stream; it
+sends SETTINGS_H3_DATAGRAM and takes QUIC datagrams, unless
+`--no-datagrams` (then it takes none, and its SETTINGS say so).
 
 Both: `--keylog F` appends TLS secrets to F (NSS key log format);
 `--qlog-dir D` writes one qlog per connection into D.
@@ -62,8 +83,10 @@ import zlib
 
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
 from aioquic.h0.connection import H0_ALPN, H0Connection
-from aioquic.h3.connection import H3_ALPN, H3Connection
-from aioquic.h3.events import DataReceived, HeadersReceived
+from urllib.parse import unquote
+
+from aioquic.h3.connection import H3_ALPN, H3Connection, Setting
+from aioquic.h3.events import DatagramReceived, DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamReset
 from aioquic.quic.logger import QuicFileLogger
@@ -318,6 +341,191 @@ def client_main(args):
 
 
 # --------------------------------------------------------------------------
+# CONNECT-UDP (RFC 9298): HTTP Datagrams (RFC 9297) on an extended CONNECT
+
+
+MASQUE_PREFIX = "/.well-known/masque/udp/"
+# Unanswered datagrams a tunnel client keeps in flight.
+WINDOW = 16
+
+
+class DatagramH3(H3Connection):
+    """HTTP/3 that sends SETTINGS_H3_DATAGRAM=1 (aioquic's own sends it
+    only with WebTransport)."""
+
+    def _get_local_settings(self):
+        settings = super()._get_local_settings()
+        settings[Setting.H3_DATAGRAM] = 1
+        return settings
+
+
+def tunnel_payload(i):
+    """Datagram i's payload: its number, then 0 to 999 bytes more (what
+    fits a QUIC packet of aioquic's 1200 bytes)."""
+    return f"{i:06d}:".encode() + bytes((i + k) % 251 for k in range((i * 397) % 1000))
+
+
+class TunnelClient(QuicConnectionProtocol):
+    datagrams = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.http = DatagramH3(self._quic) if self.datagrams else H3Connection(self._quic)
+        loop = asyncio.get_running_loop()
+        self.settings = loop.create_future()
+        self.status = loop.create_future()
+        self.ended = loop.create_future()
+        self.echoes = asyncio.Queue()
+        self.stream_id = None
+
+    def _fail(self, why):
+        for f in (self.settings, self.status, self.ended):
+            if not f.done():
+                f.set_exception(ConnectionError(why))
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, ConnectionTerminated):
+            self._fail(f"connection closed by peer: error {event.error_code} {event.reason_phrase!r}")
+            return
+        for ev in self.http.handle_event(event):
+            if getattr(ev, "stream_id", None) != self.stream_id:
+                continue
+            if isinstance(ev, HeadersReceived):
+                status = dict(ev.headers).get(b":status", b"").decode()
+                print(f"got response: {status}", file=sys.stderr, flush=True)
+                if not self.status.done():
+                    self.status.set_result(status)
+                if ev.stream_ended and not self.ended.done():
+                    self.ended.set_result(True)
+            elif isinstance(ev, DataReceived) and ev.stream_ended and not self.ended.done():
+                self.ended.set_result(True)
+            elif isinstance(ev, DatagramReceived):
+                self.echoes.put_nowait(ev.data)
+        if self.http.received_settings is not None and not self.settings.done():
+            self.settings.set_result(self.http.received_settings)
+
+
+async def run_tunnel(args):
+    config = QuicConfiguration(is_client=True, alpn_protocols=list(H3_ALPN),
+                               max_datagram_frame_size=None if args.no_datagrams else 65536)
+    config.verify_mode = ssl.CERT_NONE
+    proto_cls = type("TunnelClient_", (TunnelClient,), {"datagrams": not args.no_datagrams})
+    async with connect(args.host, args.port, configuration=config, create_protocol=proto_cls) as proto:
+        settings = await proto.settings
+        if settings.get(Setting.ENABLE_CONNECT_PROTOCOL) != 1 or settings.get(Setting.H3_DATAGRAM) != 1:
+            print(f"error: the server's SETTINGS do not allow CONNECT-UDP: {settings}", file=sys.stderr)
+            return EXIT_BAD_RESPONSE
+        sid = proto._quic.get_next_available_stream_id()
+        proto.stream_id = sid
+        host = args.target_host if ":" not in args.target_host else args.target_host.replace(":", "%3A")
+        proto.http.send_headers(sid, [
+            (b":method", b"CONNECT"),
+            (b":protocol", b"connect-udp"),
+            (b":scheme", b"https"),
+            (b":authority", f"{args.host}:{args.port}".encode()),
+            (b":path", f"{MASQUE_PREFIX}{host}/{args.target_port}/".encode()),
+            (b"capsule-protocol", b"?1"),
+        ], end_stream=False)
+        proto.transmit()
+        if await proto.status != "200":
+            print("error: the tunnel was refused", file=sys.stderr)
+            return EXIT_BAD_RESPONSE
+        if args.no_datagrams:
+            return EXIT_OK
+        expected = {tunnel_payload(i) for i in range(args.count)}
+        echoed, total, sent = 0, 0, 0
+        while echoed < args.count:
+            while sent < args.count and sent - echoed < WINDOW:
+                proto.http.send_datagram(sid, b"\x00" + tunnel_payload(sent))
+                sent += 1
+            proto.transmit()
+            data = await proto.echoes.get()
+            if data[:1] != b"\x00" or data[1:] not in expected:
+                print(f"error: a datagram came back altered: {data[:32]!r}...", file=sys.stderr)
+                return EXIT_BAD_RESPONSE
+            expected.discard(data[1:])
+            echoed += 1
+            total += len(data) - 1
+        proto.http.send_data(sid, b"", end_stream=True)
+        proto.transmit()
+        await proto.ended
+    print(f"echoed {echoed}/{args.count} bytes={total}")
+    return EXIT_OK
+
+
+def tunnel_main(args):
+    async def with_timeout():
+        return await asyncio.wait_for(run_tunnel(args), timeout=args.timeout)
+    try:
+        return asyncio.run(with_timeout())
+    except asyncio.TimeoutError:
+        print(f"error: not done within {args.timeout}s", file=sys.stderr)
+        return EXIT_TIMEOUT
+    except ConnectionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONN_ERROR
+
+
+class _Relay(asyncio.DatagramProtocol):
+    """The UDP socket of one tunnel: what the target sends goes back as an
+    HTTP Datagram with Context ID 0."""
+
+    def __init__(self, proto, stream_id):
+        self.proto = proto
+        self.stream_id = stream_id
+
+    def datagram_received(self, data, addr):
+        self.proto.http.send_datagram(self.stream_id, b"\x00" + data)
+        self.proto.transmit()
+
+
+class ProxyProtocol(QuicConnectionProtocol):
+    """A CONNECT-UDP proxy."""
+
+    datagrams = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.http = DatagramH3(self._quic) if self.datagrams else H3Connection(self._quic)
+        self.tunnels = {}
+
+    async def open_tunnel(self, stream_id, path):
+        parts = path[len(MASQUE_PREFIX):].split("/") if path.startswith(MASQUE_PREFIX) else []
+        if len(parts) < 2 or not parts[1].isdigit():
+            self.http.send_headers(stream_id, [(b":status", b"400")], end_stream=True)
+            self.transmit()
+            return
+        host, port = unquote(parts[0]), int(parts[1])
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: _Relay(self, stream_id), remote_addr=(host, port))
+        self.tunnels[stream_id] = transport
+        print(f"tunnel on stream {stream_id} to {host}:{port}", file=sys.stderr, flush=True)
+        self.http.send_headers(stream_id, [(b":status", b"200"), (b"capsule-protocol", b"?1")])
+        self.transmit()
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        for ev in self.http.handle_event(event):
+            if isinstance(ev, HeadersReceived):
+                req = dict(ev.headers)
+                if req.get(b":method") == b"CONNECT" and req.get(b":protocol") == b"connect-udp":
+                    asyncio.ensure_future(self.open_tunnel(ev.stream_id, req.get(b":path", b"").decode()))
+                else:
+                    self.http.send_headers(ev.stream_id, [(b":status", b"404")], end_stream=True)
+                    self.transmit()
+            elif isinstance(ev, DatagramReceived):
+                t = self.tunnels.get(ev.stream_id)
+                if t is not None and ev.data[:1] == b"\x00":
+                    t.sendto(ev.data[1:])
+            elif isinstance(ev, DataReceived) and ev.stream_ended:
+                t = self.tunnels.pop(ev.stream_id, None)
+                if t is not None:
+                    t.close()
+                    print(f"tunnel on stream {ev.stream_id} ended", file=sys.stderr, flush=True)
+                self.http.send_data(ev.stream_id, b"", end_stream=True)
+                self.transmit()
+
+
+# --------------------------------------------------------------------------
 # server
 
 
@@ -416,6 +624,10 @@ async def run_server(args):
 
     proto_cls = type("ServerProtocol_" + args.alpn.replace("-", "_"),
                      (ServerProtocol,), {"alpn": args.alpn, "root": args.root})
+    if args.connect_udp:
+        if not args.no_datagrams:
+            config.max_datagram_frame_size = 65536
+        proto_cls = type("ProxyProtocol_", (ProxyProtocol,), {"datagrams": not args.no_datagrams})
     tickets = TicketStore() if args.tickets else None
     server = await serve(args.host, args.port, configuration=config,
                          create_protocol=proto_cls, retry=args.retry,
@@ -444,6 +656,14 @@ def main(argv):
 
     c = sub.add_parser("client")
     s = sub.add_parser("server")
+    t = sub.add_parser("connect-udp")
+    t.add_argument("--count", type=int, default=100)
+    t.add_argument("--timeout", type=float, default=10.0)
+    t.add_argument("--no-datagrams", action="store_true", help="take no datagrams; only open the tunnel")
+    t.add_argument("host")
+    t.add_argument("port", type=int)
+    t.add_argument("target_host")
+    t.add_argument("target_port", type=int)
     for q in (c, s):
         q.add_argument("--alpn", choices=["hq-interop", "h3"], default="hq-interop")
         q.add_argument("--keylog", help="append TLS secrets to this file")
@@ -468,6 +688,8 @@ def main(argv):
     s.add_argument("--retry", action="store_true", help="do stateless retry")
     s.add_argument("--root", help="serve the files under this directory")
     s.add_argument("--tickets", action="store_true", help="issue session tickets")
+    s.add_argument("--connect-udp", action="store_true", help="be a CONNECT-UDP proxy (h3)")
+    s.add_argument("--no-datagrams", action="store_true", help="with --connect-udp: take no datagrams")
     s.add_argument("host")
     s.add_argument("port", type=int)
 
@@ -481,6 +703,8 @@ def main(argv):
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.cmd == "client":
         return client_main(args)
+    if args.cmd == "connect-udp":
+        return tunnel_main(args)
     return server_main(args)
 
 

@@ -46,6 +46,24 @@ pub(super) unsafe fn deliver<P: AppPlatform, H: ClientHost>(ev: Event, client: *
             }
         }
         Event::Closed(failed) => host(client).closed(me, failed),
+        Event::RequestDatagram(id, d, offset) => {
+            // A request's datagrams come until its done callback; later
+            // ones are dropped (and counted).
+            let user = match app(client).reqs.get(&id) {
+                Some(r) if !r.done => Some(r.user),
+                _ => None,
+            };
+            let heard = user.is_some_and(|user| host(client).request_datagram(me, id, &d[offset..], user));
+            if !heard && !Handle::should_stop(client) {
+                app(client).dgrams.dropped += 1;
+            }
+        }
+        Event::Datagram(d) => {
+            if !host(client).datagram(me, &d) {
+                app(client).dgrams.dropped += 1;
+            }
+        }
+        Event::DatagramWritable => host(client).datagram_writable(me),
     }
 }
 

@@ -8,7 +8,8 @@
 mod deliver;
 mod ops;
 
-pub use ops::{cancel, request, resume, trailers, write, ReqError};
+pub use ops::{cancel, datagram_max_len, request, request_datagram_max_len, request_send_datagram, resume,
+              send_datagram, trailers, write, ReqError};
 
 use std::collections::{HashMap, VecDeque};
 
@@ -16,14 +17,15 @@ use libc::c_void;
 use quiche::h3::{self, NameValue};
 
 use super::body::{Body, Progress, Sent};
-use super::framing::{AppPlatform, Framing, HttpEvent, Polled, SendError, Streams};
+use super::datagram::{self, DgramState, Inbound, H3_DATAGRAM_ERROR};
+use super::framing::{AppPlatform, Datagrams, Framing, HttpEvent, Polled, SendError, Streams};
 use super::held::Held;
 use super::host::ClientHost;
 use super::output::Output;
 use super::proto::{AnyFraming, Protocol};
 use crate::client::Client;
 use crate::hooks::{ClientApp, HandleRef};
-use crate::transport::{CloseInfo, ConnStats};
+use crate::transport::{CloseInfo, ConnStats, Transport};
 
 pub use super::host::{ReqId, ResponseOutcome as Outcome};
 
@@ -83,6 +85,9 @@ struct Req {
     /// Resumed from inside that callback: its short return keeps going.
     resume_wanted: bool,
     done: bool,
+    /// An extended CONNECT (RFC 9220): it waits for the server's SETTINGS,
+    /// which must allow it.
+    connect: bool,
 }
 
 enum Event {
@@ -92,6 +97,13 @@ enum Event {
     Done(ReqId, Outcome, u64),
     Writable(ReqId),
     Closed(bool),
+    /// An HTTP Datagram for a request: the whole datagram, and where its
+    /// payload starts.
+    RequestDatagram(ReqId, Vec<u8>, usize),
+    /// A QUIC datagram for the client's datagram callback.
+    Datagram(Vec<u8>),
+    /// quiche's datagram queue has room again.
+    DatagramWritable,
 }
 
 /// The client's requests.
@@ -108,13 +120,18 @@ pub struct ClientRequests<P: AppPlatform, H: ClientHost> {
     pub host: H,
     /// The example clients' output (used where the host set no callback).
     pub output: Option<Output<P>>,
+    dgrams: DgramState,
+    /// An extended CONNECT waits for the server's SETTINGS.
+    settings_wait: bool,
 }
 
 /// A request from the host: method, path, extra headers, and its body
 /// (`None`: none; `Some(None)`: streamed by the host; `Some(Some(b))`:
-/// these bytes).
+/// these bytes). With `protocol`, an extended CONNECT (RFC 9220) whose
+/// `:protocol` it is.
 pub struct NewRequest {
     pub method: Vec<u8>,
+    pub protocol: Option<Vec<u8>>,
     pub path: Vec<u8>,
     pub headers: Vec<h3::Header>,
     pub body: Option<Option<Vec<u8>>>,
@@ -126,7 +143,8 @@ impl<P: AppPlatform, H: ClientHost> ClientRequests<P, H> {
     pub fn new(protocol: Protocol<P>, authority: &str, host: H) -> Self {
         ClientRequests { framing: protocol.framing(false), opened: false, authority: authority.to_string(),
                          queue: VecDeque::new(), reqs: HashMap::new(), by_stream: HashMap::new(), next_id: 0,
-                         events: VecDeque::new(), host, output: None }
+                         events: VecDeque::new(), host, output: None, dgrams: DgramState::default(),
+                         settings_wait: false }
     }
 
     pub fn is_h3(&self) -> bool {
@@ -138,14 +156,17 @@ impl<P: AppPlatform, H: ClientHost> ClientRequests<P, H> {
         if !r.path.starts_with(b"/") {
             return Err("the path must start with '/'");
         }
-        if !self.is_h3() && (r.method != b"GET" || r.body.is_some()) {
+        if !self.is_h3() && (r.method != b"GET" || r.body.is_some() || r.protocol.is_some()) {
             return Err("hq-interop can only GET");
         }
         let id = self.next_id;
         self.next_id += 1;
-        let mut headers = vec![h3::Header::new(b":method", &r.method), h3::Header::new(b":scheme", b"https"),
-                               h3::Header::new(b":authority", self.authority.as_bytes()),
-                               h3::Header::new(b":path", &r.path)];
+        let mut headers = vec![h3::Header::new(b":method", &r.method)];
+        if let Some(p) = &r.protocol {
+            headers.push(h3::Header::new(b":protocol", p));
+        }
+        headers.extend([h3::Header::new(b":scheme", b"https"), h3::Header::new(b":authority", self.authority.as_bytes()),
+                        h3::Header::new(b":path", &r.path)]);
         if !r.headers.iter().any(|h| h.name() == b"user-agent") {
             headers.push(h3::Header::new(b"user-agent", b"quiche"));
         }
@@ -159,7 +180,7 @@ impl<P: AppPlatform, H: ClientHost> ClientRequests<P, H> {
             headers, path: String::from_utf8_lossy(&r.path).into_owned(), upload, stream: None, user: r.user,
             status: 0, resp_headers: Vec::new(), headers_seen: false, trailers: Vec::new(), fin_seen: false,
             held: Held::default(), paused: false, body_queued: false, in_body: false, resume_wanted: false,
-            done: false,
+            done: false, connect: r.protocol.is_some(),
         });
         self.queue.push_back(id);
         Ok(id)
@@ -207,6 +228,22 @@ impl<P: AppPlatform, H: ClientHost> ClientRequests<P, H> {
             if r.done {
                 self.queue.pop_front();
                 continue;
+            }
+            if r.connect {
+                // RFC 9220 §3: only to a server whose SETTINGS allow it.
+                match self.framing.peer_settings(conn) {
+                    None => {
+                        self.settings_wait = true;
+                        return;
+                    }
+                    Some(s) if !s.extended_connect => {
+                        self.queue.pop_front();
+                        log_info!("the server does not allow extended CONNECT (no SETTINGS_ENABLE_CONNECT_PROTOCOL)");
+                        self.done(id, Outcome::Failed, 0);
+                        continue;
+                    }
+                    Some(_) => {}
+                }
             }
             let fin = matches!(r.upload, Upload::Sent);
             let opened = match self.framing.send_request(conn, &r.headers, fin) {
@@ -340,6 +377,43 @@ impl<P: AppPlatform, H: ClientHost> ClientRequests<P, H> {
         }
     }
 
+    /// Takes what quiche received of datagrams (once established): HTTP
+    /// Datagrams go to the request they name, the rest to the client's
+    /// datagram callback.
+    fn read_datagrams(&mut self, conn: &mut P::Conn) {
+        if !conn.is_established() {
+            return;
+        }
+        let h3 = self.is_h3();
+        while let Some(d) = conn.dgram_recv_vec() {
+            self.dgrams.taken += 1;
+            match datagram::classify(h3, &d) {
+                Inbound::Http { stream, offset } => {
+                    if let Some(&id) = self.by_stream.get(&stream) {
+                        self.events.push_back(Event::RequestDatagram(id, d, offset));
+                        continue;
+                    }
+                }
+                Inbound::Malformed => {
+                    log_warn!("an HTTP/3 datagram without a valid Quarter Stream ID: closing (H3_DATAGRAM_ERROR)");
+                    self.dgrams.dropped += 1;
+                    let _ = conn.close(true, H3_DATAGRAM_ERROR, b"malformed HTTP datagram");
+                    return;
+                }
+                Inbound::Raw => {}
+            }
+            self.events.push_back(Event::Datagram(d));
+        }
+        if self.dgrams.writable_due(conn) {
+            self.events.push_back(Event::DatagramWritable);
+        }
+    }
+
+    /// Received datagrams the host never heard of, given quiche's count.
+    pub fn dgram_dropped(&self, quiche_recv: u64) -> u64 {
+        self.dgrams.dropped_total(quiche_recv)
+    }
+
     /// Reads and drops what arrives on a stream that is no request of ours.
     fn drain(&mut self, conn: &mut P::Conn, s: u64) {
         let mut buf = [0u8; 1024];
@@ -425,13 +499,18 @@ impl<P: AppPlatform, H: ClientHost> ClientApp<P> for ClientRequests<P, H> {
         }
         if let Some(o) = self.output.as_mut() {
             for path in o.next_requests() {
-                let _ = self.add(NewRequest { method: b"GET".to_vec(), path: path.into_bytes(), headers: Vec::new(),
-                                              body: None, user: std::ptr::null_mut() });
+                let _ = self.add(NewRequest { method: b"GET".to_vec(), protocol: None, path: path.into_bytes(),
+                                              headers: Vec::new(), body: None, user: std::ptr::null_mut() });
             }
         }
         self.send_queued(conn);
         self.send_bodies(conn);
         self.poll(conn);
+        if std::mem::take(&mut self.settings_wait) {
+            // The SETTINGS an extended CONNECT waits for may have come now.
+            self.send_queued(conn);
+        }
+        self.read_datagrams(conn);
     }
 
     fn is_done(&self) -> bool {

@@ -7,6 +7,7 @@
 use quiche::h3;
 
 use super::{Cli, ClientRequests, NewRequest, Outcome, ReqId, Streamed, Upload, H3_REQUEST_CANCELLED};
+use crate::app::datagram::{self, DgramError};
 use crate::app::framing::{reject, AppPlatform, Framing, SendError, Streams};
 use crate::app::host::ClientHost;
 use crate::client::ClientCore;
@@ -24,6 +25,23 @@ pub enum ReqError {
     Again,
     /// quiche refused.
     Transport(String),
+    /// The peer (or the protocol) does not allow it, and why.
+    Unsupported(&'static str),
+    /// Larger than the peer takes now; the largest that fits.
+    TooLarge(usize),
+}
+
+impl From<DgramError> for ReqError {
+    fn from(e: DgramError) -> ReqError {
+        match e {
+            DgramError::NotYet => ReqError::State,
+            DgramError::Closed => ReqError::Closed,
+            DgramError::Unsupported(why) => ReqError::Unsupported(why),
+            DgramError::TooLarge(max) => ReqError::TooLarge(max),
+            DgramError::Again => ReqError::Again,
+            DgramError::Transport(why) => ReqError::Transport(why),
+        }
+    }
 }
 
 /// `quiche_ev_client_request` (and `_request_start`): queues a request;
@@ -168,4 +186,61 @@ pub unsafe fn cancel<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, id: 
     a.done(id, Outcome::Failed, H3_REQUEST_CANCELLED);
     ClientCore::changed(client);
     true
+}
+
+/// `quiche_ev_client_send_datagram`: one QUIC datagram (RFC 9221).
+///
+/// # Safety
+/// As for [`request`].
+pub unsafe fn send_datagram<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, data: &[u8])
+                                                            -> Result<(), ReqError> {
+    let sent = datagram::send(ClientCore::conn(client), data);
+    ClientCore::state(client).app.dgrams.note(sent)?;
+    ClientCore::changed(client);
+    Ok(())
+}
+
+/// `quiche_ev_client_datagram_max_len`: the largest QUIC datagram payload
+/// the server takes now.
+///
+/// # Safety
+/// As for [`request`].
+pub unsafe fn datagram_max_len<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>) -> Result<usize, ReqError> {
+    Ok(datagram::max_len(ClientCore::conn(client))?)
+}
+
+/// The stream of request `id`, which can carry datagrams: sent, not over.
+unsafe fn datagram_stream<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, id: ReqId) -> Result<u64, ReqError> {
+    let r = ClientCore::state(client).app.reqs.get(&id).ok_or(ReqError::Unknown)?;
+    if r.done {
+        return Err(ReqError::Closed);
+    }
+    r.stream.ok_or(ReqError::State)
+}
+
+/// `quiche_ev_client_request_send_datagram`: one HTTP Datagram (RFC 9297)
+/// bound to request `id`'s stream.
+///
+/// # Safety
+/// As for [`request`].
+pub unsafe fn request_send_datagram<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, id: ReqId, payload: &[u8])
+                                                                    -> Result<(), ReqError> {
+    let stream = datagram_stream(client, id)?;
+    let a = &mut ClientCore::state(client).app;
+    let sent = datagram::send_http(ClientCore::conn(client), &a.framing, stream, payload);
+    a.dgrams.note(sent)?;
+    ClientCore::changed(client);
+    Ok(())
+}
+
+/// `quiche_ev_client_request_datagram_max_len`: the largest HTTP Datagram
+/// payload request `id` can send now.
+///
+/// # Safety
+/// As for [`request`].
+pub unsafe fn request_datagram_max_len<P: AppPlatform, H: ClientHost>(client: *mut Cli<P, H>, id: ReqId)
+                                                                       -> Result<usize, ReqError> {
+    let stream = datagram_stream(client, id)?;
+    let a = &ClientCore::state(client).app;
+    Ok(datagram::http_max_len(ClientCore::conn(client), &a.framing, stream)?)
 }

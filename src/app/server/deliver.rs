@@ -17,7 +17,12 @@ use crate::server::{ServerConn, ServerCore};
 pub(super) unsafe fn deliver<P: AppPlatform, H: ServerHost<P>>(ev: Event<P, H>, server: HandleRef) {
     match ev {
         Event::ConnEstablished(conn, h) => h.conn_established(conn),
-        Event::ConnClosed(conn, stats, info, h) => h.conn_closed(conn, &stats, &info),
+        Event::ConnClosed(conn, mut stats, info, h) => {
+            // Counted up to now: the connection's datagram events were
+            // all delivered before this one.
+            stats.dgram_dropped = app_of::<P, H>(conn).dgram_dropped(stats.dgram_recv);
+            h.conn_closed(conn, &stats, &info)
+        }
         Event::Request(r) => {
             let rp = r.as_ptr();
             if (*rp).closed {
@@ -47,7 +52,31 @@ pub(super) unsafe fn deliver<P: AppPlatform, H: ServerHost<P>>(ev: Event<P, H>, 
             drop(owned);
         }
         Event::Stopped(failed, h) => h.stopped(server, failed),
+        Event::RequestDatagram(r, d, offset) => {
+            let rp = r.as_ptr();
+            // A request's datagrams come between its request and closed
+            // callbacks; later ones are dropped (and counted).
+            let heard = !(*rp).closed && (*rp).announced && {
+                let h = (*rp).host.clone();
+                h.request_datagram(rp as ReqRef, &d[offset..])
+            };
+            if !heard && !Handle::should_stop(server as *const Srv<P, H>) {
+                app_of::<P, H>((*rp).conn).dgrams.dropped += 1;
+            }
+        }
+        Event::ConnDatagram(conn, d, h) => {
+            if !h.datagram(conn, &d) {
+                app_of::<P, H>(conn).dgrams.dropped += 1;
+            }
+        }
+        Event::DatagramWritable(conn, h) => h.datagram_writable(conn),
     }
+}
+
+/// The application state of connection `conn` (live: a connection is
+/// freed only after its closed event).
+unsafe fn app_of<'a, P: AppPlatform, H: ServerHost<P>>(conn: crate::hooks::ConnRef) -> &'a mut ConnApp<P, H> {
+    ServerConn::app(conn as *const SConn<P, H>)
 }
 
 /// Reads the request body as it arrives and hands it to the host, chunk

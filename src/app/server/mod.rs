@@ -9,9 +9,11 @@
 //! host callback may call any request operation (`ops`), which borrow the
 //! connection afresh for the duration of the call.
 
+mod datagrams;
 mod deliver;
 mod ops;
 
+pub use datagrams::{conn_datagram_max_len, conn_send_datagram, request_datagram_max_len, send_datagram};
 pub use ops::{reset, respond, respond_body, resume_body, trailers, write};
 
 use std::collections::{HashMap, VecDeque};
@@ -23,13 +25,14 @@ use quiche::h3::{self, NameValue};
 use quiche::Shutdown;
 
 use super::body::{Progress, Sent};
-use super::framing::{reject, AppPlatform, Framing, HttpEvent, Polled, SendError, Streams};
+use super::datagram::{self, DgramState, Inbound, H3_DATAGRAM_ERROR};
+use super::framing::{reject, AppPlatform, Datagrams, Framing, HttpEvent, Polled, SendError, Streams};
 use super::host::ServerHost;
 use super::proto::{AnyFraming, Protocol};
 use super::request::{Outcome, Request, Response};
 use crate::hooks::{ConnRef, HandleRef, ServerApp};
 use crate::server::{Server, ServerConn};
-use crate::transport::{CloseInfo, ConnStats};
+use crate::transport::{CloseInfo, ConnStats, Transport};
 
 /// HTTP/3 error codes we use (RFC 9114 §8.1).
 pub const H3_NO_ERROR: u64 = 0x100;
@@ -72,6 +75,13 @@ pub enum Event<P: AppPlatform, H: ServerHost<P>> {
     /// Owns the request: it is freed once delivered (or dropped).
     Closed(Owned<P, H>, Outcome, u64),
     Stopped(bool, Rc<H>),
+    /// An HTTP Datagram for a request: the whole datagram, and where its
+    /// payload starts (after the Quarter Stream ID).
+    RequestDatagram(NonNull<Request<P, H>>, Vec<u8>, usize),
+    /// A QUIC datagram for the connection's callback.
+    ConnDatagram(ConnRef, Vec<u8>, Rc<H>),
+    /// quiche's datagram queue has room again.
+    DatagramWritable(ConnRef, Rc<H>),
 }
 
 /// A request box whose owner is an event: freed when dropped.
@@ -104,6 +114,7 @@ pub struct ConnApp<P: AppPlatform, H: ServerHost<P>> {
     disk_wait: bool,
     /// The host heard the connection come up: it hears it go.
     announced: bool,
+    dgrams: DgramState,
 }
 
 impl<P: AppPlatform, H: ServerHost<P>> Drop for ConnApp<P, H> {
@@ -127,6 +138,10 @@ pub enum OpError {
     Transport(String),
     /// No room now; the writable callback says when to try again.
     Again,
+    /// The peer (or the protocol) does not allow it, and why.
+    Unsupported(&'static str),
+    /// Larger than the peer takes now; the largest that fits.
+    TooLarge(usize),
 }
 
 fn log_request_headers(list: &[h3::Header]) {
@@ -330,6 +345,44 @@ impl<P: AppPlatform, H: ServerHost<P>> ConnApp<P, H> {
         }
     }
 
+    /// Takes what quiche received of datagrams: HTTP Datagrams go to the
+    /// request they name, the rest to the connection's callback. Not
+    /// before the handshake completed (0-RTT ones wait in quiche's queue):
+    /// the host hears a connection come up before anything on it.
+    fn read_datagrams(&mut self, conn: &mut P::Conn, shared: &mut Shared<P, H>, me: ConnRef) {
+        if !conn.is_established() {
+            return;
+        }
+        let h3 = self.framing.is_h3();
+        while let Some(d) = conn.dgram_recv_vec() {
+            self.dgrams.taken += 1;
+            match datagram::classify(h3, &d) {
+                Inbound::Http { stream, offset } => {
+                    if let Some(&r) = self.requests.get(&stream) {
+                        shared.events.push_back(Event::RequestDatagram(r, d, offset));
+                        continue;
+                    }
+                }
+                Inbound::Malformed => {
+                    log_warn!("an HTTP/3 datagram without a valid Quarter Stream ID: closing (H3_DATAGRAM_ERROR)");
+                    self.dgrams.dropped += 1;
+                    let _ = conn.close(true, H3_DATAGRAM_ERROR, b"malformed HTTP datagram");
+                    return;
+                }
+                Inbound::Raw => {}
+            }
+            shared.events.push_back(Event::ConnDatagram(me, d, shared.host.clone()));
+        }
+        if self.dgrams.writable_due(conn) {
+            shared.events.push_back(Event::DatagramWritable(me, shared.host.clone()));
+        }
+    }
+
+    /// Received datagrams the host never heard of, given quiche's count.
+    pub fn dgram_dropped(&self, quiche_recv: u64) -> u64 {
+        self.dgrams.dropped_total(quiche_recv)
+    }
+
     /// Forgets complete streams quiche no longer holds (it forgets a
     /// stream once all of it was sent, acknowledged and read: then its
     /// capacity is an error). Amortised: only when the list doubled.
@@ -357,7 +410,7 @@ impl<P: AppPlatform, H: ServerHost<P>> ServerApp<P> for ConnApp<P, H> {
     fn new_conn(shared: &mut Shared<P, H>) -> Self {
         ConnApp { framing: shared.protocol.framing(true), opened: false, requests: HashMap::new(),
                   user: std::ptr::null_mut(), last_stream: None, goaway_sent: false, finishing: Vec::new(),
-                  pruned_len: 0, disk_wait: false, announced: false }
+                  pruned_len: 0, disk_wait: false, announced: false, dgrams: DgramState::default() }
     }
 
     fn on_established(&mut self, _conn: &mut P::Conn, shared: &mut Shared<P, H>, me: ConnRef) {
@@ -376,6 +429,7 @@ impl<P: AppPlatform, H: ServerHost<P>> ServerApp<P> for ConnApp<P, H> {
             self.opened = true;
         }
         self.poll(conn, shared, me);
+        self.read_datagrams(conn, shared, me);
         self.resume(conn, shared);
         self.prune_finishing(conn, false);
     }
