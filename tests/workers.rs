@@ -261,10 +261,10 @@ fn a_dead_workers_clients_are_reset_at_once_and_the_other_worker_keeps_serving()
     assert!(w0["stateless_resets"] >= on_1 as u64, "worker 0 sent the resets: {w0:?}");
 }
 
-/// The CIDs a server logged issuing (`QUICHE_EV_LOG=debug`: "new
+/// The CIDs a server logged issuing (`QUICHE_EV_LOG=debug`: "issued
 /// connection ID HEX"), as hex.
 fn issued_cids(s: &Server) -> Vec<String> {
-    s.stderr.all().iter().filter_map(|l| l.split("new connection ID ").nth(1)).map(|h| h.trim().to_string())
+    s.stderr.all().iter().filter_map(|l| l.split("issued connection ID ").nth(1)).map(|h| h.trim().to_string())
         .collect()
 }
 

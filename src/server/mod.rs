@@ -398,7 +398,7 @@ impl<P: Platform, A: ServerApp<P>> ServerState<P, A> {
     pub fn next_cid(&mut self) -> Option<Cid> {
         match self.cids.next() {
             Ok(cid) => {
-                log_debug!("new connection ID {}", Hex(&cid));
+                log_debug!("issued connection ID {}", Hex(&cid));
                 Some(cid)
             }
             Err(e) => {
