@@ -47,7 +47,8 @@ else
     set -- careless_tests::a_server_freed_in_its_request careless_tests::a_server_freed_in_a_request_closed \
         careless_tests::a_client_freed_in_its_done careless_tests::an_idle_servers_shutdown \
         careless_tests::a_client_whose_server_never_answers careless_tests::a_connection_ended_by_a_stateless \
-        careless_tests::an_empty_final_write careless_tests::a_failed_new model_tests
+        careless_tests::an_empty_final_write careless_tests::a_failed_new careless_tests::a_watcher_the \
+        careless_tests::a_host_watcher_stopped model_tests
 fi
 QUICHE_EV_SKIP_HEADER=1 MODEL_SEEDS=${MODEL_SEEDS:-3} cargo +nightly miri test -p quiche-ev --lib -- \
     "$@" lifecycle_tests reentry:: table::tests::cids batch_io::linux::truncation_tests \

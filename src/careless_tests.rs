@@ -234,11 +234,7 @@ fn a_watcher_the_host_stopped_and_freed_is_never_touched_again() {
     hook_client(c);
     set_script(FreeIn { server: s, watcher, lp: w.lp.clone() });
     get(c, "/p/10/1");
-    for _ in 0..LIMIT {
-        if count("request") > 0 || !w.lp.run_once() {
-            break;
-        }
-    }
+    w.lp.run_until(LIMIT, || count("request") > 0);
     assert_eq!(count("request"), 1, "{:?}", calls());
     no_violations();
     free_client(c);
@@ -252,17 +248,9 @@ fn a_watcher_the_host_stopped_and_freed_is_never_touched_again() {
     hook_client(c);
     set_script(Defaults);
     get(c, "/p/10/2");
-    for _ in 0..LIMIT {
-        if count("done") > 0 || !w.lp.run_once() {
-            break;
-        }
-    }
+    w.lp.run_until(LIMIT, || count("done") > 0);
     assert_eq!(quiche_ev_client_close(c, 0, std::ptr::null()), 0);
-    for _ in 0..LIMIT {
-        if (count("closed") > 0 && w.host_watchers_active() == 0) || !w.lp.run_once() {
-            break;
-        }
-    }
+    w.lp.run_until(LIMIT, || count("closed") > 0 && w.host_watchers_active() == 0);
     assert_eq!(w.host_watchers_active(), 0);
     let watcher = w.watchers.pop().unwrap();
     drop_watcher(&w.lp, watcher);
@@ -355,11 +343,7 @@ fn a_closed_client_returns_the_loop_to_the_host() {
     get(c, "/p/10/6");
     // The server keeps the loop alive until it is shut down; the client's
     // side is done once its closed callback ran.
-    for _ in 0..LIMIT {
-        if count("closed") > 0 || !w.lp.run_once() {
-            break;
-        }
-    }
+    w.lp.run_until(LIMIT, || count("closed") > 0);
     assert_eq!(count(&format!("closed {QUICHE_EV_CLIENT_CLOSED}")), 1);
     // libev calls the host's watcher once more on the next iteration
     // (ev_feed_fd_event), and recv_cb stops it.
@@ -386,20 +370,12 @@ fn a_host_watcher_stopped_and_reused_before_the_client_ends_is_never_touched_aga
         hook_server(s);
         hook_client(c);
         get(c, "/p/10/6");
-        for _ in 0..LIMIT {
-            if count("done") > 0 || !w.lp.run_once() {
-                break;
-            }
-        }
+        w.lp.run_until(LIMIT, || count("done") > 0);
         assert_eq!(count("done"), 1, "{:?}", calls());
         let reused = w.stop_and_reuse_host_watcher(w.watchers.len() - 1);
         if close_first {
             assert_eq!(quiche_ev_client_close(c, 0, std::ptr::null()), 0);
-            for _ in 0..LIMIT {
-                if count("closed") > 0 || !w.lp.run_once() {
-                    break;
-                }
-            }
+            w.lp.run_until(LIMIT, || count("closed") > 0);
             assert_eq!(count("closed"), 1, "{:?}", calls());
         }
         free_client(c);
@@ -446,11 +422,7 @@ fn an_empty_final_write_on_a_full_stream_still_ends_the_response() {
     hook_client(c);
     set_script(FillThenFin { len: 0 });
     let id = get(c, "/any");
-    for _ in 0..LIMIT {
-        if count("done") > 0 || !w.lp.run_once() {
-            break;
-        }
-    }
+    w.lp.run_until(LIMIT, || count("done") > 0);
     no_violations();
     assert_eq!(count(&format!("done {id} {QUICHE_EV_RESPONSE_COMPLETE}")), 1, "{:?}", calls());
     assert_eq!(count("request closed 0"), 1);
@@ -497,11 +469,7 @@ fn a_body_resumed_from_inside_its_own_callback_keeps_going_on_both_sides() {
     let body = pattern(size(40_000), 9);
     let id = quiche_ev_client_request(c, c"POST".as_ptr(), c"/up".as_ptr(), std::ptr::null(), 0, body.as_ptr(),
                                       body.len(), std::ptr::null_mut());
-    for _ in 0..LIMIT {
-        if count("done") > 0 || !w.lp.run_once() {
-            break;
-        }
-    }
+    w.lp.run_until(LIMIT, || count("done") > 0);
     assert_eq!(count(&format!("done {id} {QUICHE_EV_RESPONSE_COMPLETE}")), 1, "{:?}", calls());
     no_violations();
     free_client(c);
@@ -526,11 +494,7 @@ fn a_connection_ended_by_a_stateless_reset_says_so_in_its_stats() {
     hook_client(c);
     set_script(Stats { reset: None });
     get(c, "/p/10/10");
-    for _ in 0..LIMIT {
-        if count("done") > 0 || !w.lp.run_once() {
-            break;
-        }
-    }
+    w.lp.run_until(LIMIT, || count("done") > 0);
     // The server's CID for the connection, and a reset for it.
     let srv = quiche_ev_server::get(s).unwrap();
     let cid = unsafe {
@@ -539,11 +503,7 @@ fn a_connection_ended_by_a_stateless_reset_says_so_in_its_stats() {
     };
     let client_addr = std::net::SocketAddr::from(([127, 0, 0, 1], 40000 + 101));
     w.net.deliver(crate::testing::wire::stateless_reset_for(&cid), client_addr, SERVER_ADDR.parse().unwrap());
-    for _ in 0..LIMIT {
-        if count("conn closed") > 0 || !w.lp.run_once() {
-            break;
-        }
-    }
+    w.lp.run_until(LIMIT, || count("conn closed") > 0);
     assert_eq!(count("conn closed"), 1, "{:?}", calls());
     free_client(c);
     free_server(s);
@@ -570,11 +530,7 @@ fn a_long_hq_request_line_on_a_narrow_stream_arrives_whole() {
     set_script(Paths(Vec::new()));
     let long = format!("/p/10/11?{}", "x".repeat(300));
     let id = get(c, &long);
-    for _ in 0..LIMIT {
-        if count("done") > 0 || !w.lp.run_once() {
-            break;
-        }
-    }
+    w.lp.run_until(LIMIT, || count("done") > 0);
     assert_eq!(count(&format!("done {id} {QUICHE_EV_RESPONSE_COMPLETE}")), 1, "{:?}", calls());
     free_client(c);
     free_server(s);
@@ -626,11 +582,7 @@ fn a_streamed_upload_is_written_as_flow_control_allows_and_ends_with_trailers() 
                                             std::ptr::null_mut());
     assert!(id >= 0);
     assert_eq!(quiche_ev_client_request_write(c, id, b"x".as_ptr(), 1, 0), 0, "not sent yet: nothing taken");
-    for _ in 0..LIMIT {
-        if count("done") > 0 || !w.lp.run_once() {
-            break;
-        }
-    }
+    w.lp.run_until(LIMIT, || count("done") > 0);
     assert_eq!(count(&format!("done {id} {QUICHE_EV_RESPONSE_COMPLETE}")), 1, "{:?}", calls());
     assert!(count("request writable") > 2, "backpressure: several writable calls");
     no_violations();
@@ -660,11 +612,7 @@ fn a_long_lived_connection_keeps_nothing_per_finished_request() {
     hook_client(c);
     set_script(Sequential { n: 0 });
     get(c, "/p/10/13");
-    for _ in 0..LIMIT {
-        if count("done") == N || !w.lp.run_once() {
-            break;
-        }
-    }
+    w.lp.run_until(LIMIT, || count("done") == N);
     assert_eq!(count("done"), N);
     let srv = quiche_ev_server::get(s).unwrap();
     let (open, kept) = unsafe {
@@ -768,11 +716,7 @@ fn an_empty_request_body_whose_end_does_not_fit_at_once_still_ends() {
     let first = quiche_ev_client_request_start(c, c"POST".as_ptr(), c"/first".as_ptr(), std::ptr::null(), 0,
                                                std::ptr::null_mut());
     set_script(Tight { first: Some(first), reads: false });
-    for _ in 0..LIMIT {
-        if count("done") == 2 || !w.lp.run_once() {
-            break;
-        }
-    }
+    w.lp.run_until(LIMIT, || count("done") == 2);
     no_violations();
     assert_eq!(count(&format!("done 1 {QUICHE_EV_RESPONSE_COMPLETE}")), 1, "the empty request ended: {:?}", calls());
     free_client(c);
@@ -898,11 +842,7 @@ fn a_quic_lb_layout_of_any_length_serves_end_to_end_and_its_cids_decode_to_the_s
         hook_client(c);
         set_script(Defaults);
         get(c, &format!("/p/{}/9", size(20_000)));
-        for _ in 0..LIMIT {
-            if count("done") > 0 || !w.lp.run_once() {
-                break;
-            }
-        }
+        w.lp.run_until(LIMIT, || count("done") > 0);
         assert_eq!(count("done 0 0"), 1, "the response came through: {:?}", calls());
         let srv = quiche_ev_server::get(s).unwrap();
         // SAFETY: a live server, outside its callbacks.
@@ -991,17 +931,9 @@ fn a_watcher_the_stopped_server_gave_back_is_never_touched_again() {
     hook_client(c);
     set_script(Defaults);
     get(c, "/p/100/3");
-    for _ in 0..LIMIT {
-        if count("done") > 0 || !w.lp.run_once() {
-            break;
-        }
-    }
+    w.lp.run_until(LIMIT, || count("done") > 0);
     assert_eq!(quiche_ev_server_shutdown(s, 0), 0);
-    for _ in 0..LIMIT {
-        if quiche_ev_server_is_stopped(s) == 1 || !w.lp.run_once() {
-            break;
-        }
-    }
+    w.lp.run_until(LIMIT, || quiche_ev_server_is_stopped(s) == 1);
     assert_eq!(quiche_ev_server_is_stopped(s), 1);
     // libev calls the host's watcher once more (ev_feed_fd_event; the fake
     // loop on its next iteration), and recv_cb stops it.

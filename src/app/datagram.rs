@@ -126,6 +126,36 @@ impl DgramState {
         false
     }
 
+    /// Takes every datagram quiche received. `deliver(d, Some((stream,
+    /// offset)))` is asked to take an HTTP Datagram for the request on
+    /// `stream` (payload at `offset`) and hands it back when no request
+    /// has that stream; `deliver(d, None)` takes any other. A malformed
+    /// HTTP/3 datagram closes the connection (H3_DATAGRAM_ERROR) and
+    /// ends the reading. Returns whether the host, refused for a full
+    /// queue, should now hear that there is room.
+    pub fn take_all<C: Transport + Datagrams>(&mut self, conn: &mut C, h3: bool,
+                                              mut deliver: impl FnMut(Vec<u8>, Option<(u64, usize)>) -> Option<Vec<u8>>)
+                                              -> bool {
+        while let Some(d) = conn.dgram_recv_vec() {
+            self.taken += 1;
+            let d = match classify(h3, &d) {
+                Inbound::Http { stream, offset } => match deliver(d, Some((stream, offset))) {
+                    Some(d) => d,
+                    None => continue,
+                },
+                Inbound::Malformed => {
+                    log_warn!("an HTTP/3 datagram without a valid Quarter Stream ID: closing (H3_DATAGRAM_ERROR)");
+                    self.dropped += 1;
+                    let _ = conn.close(true, H3_DATAGRAM_ERROR, b"malformed HTTP datagram");
+                    return false;
+                }
+                Inbound::Raw => d,
+            };
+            deliver(d, None);
+        }
+        self.writable_due(conn)
+    }
+
     /// A send's outcome, remembering a refusal for a full queue.
     pub fn note(&mut self, r: Result<(), DgramError>) -> Result<(), DgramError> {
         if r == Err(DgramError::Again) {

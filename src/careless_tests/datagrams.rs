@@ -51,11 +51,7 @@ fn world(h3: bool, recv: usize, send: usize) -> World {
 
 /// Runs the loop until `done` or nothing is left to run.
 fn run_until(w: &World, done: impl Fn() -> bool) {
-    for _ in 0..LIMIT {
-        if done() || !w.lp.run_once() {
-            break;
-        }
-    }
+    w.lp.run_until(LIMIT, || done());
 }
 
 /// Closes the client, shuts the server down, and runs the loop out.

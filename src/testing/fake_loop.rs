@@ -184,6 +184,21 @@ impl FakeLoop {
         ran
     }
 
+    /// Iterates until `done()` holds (checked before each iteration) or
+    /// nothing could run, at most `limit` iterations; whether `done()`
+    /// held.
+    pub fn run_until(&self, limit: usize, mut done: impl FnMut() -> bool) -> bool {
+        for _ in 0..limit {
+            if done() {
+                return true;
+            }
+            if !self.run_once() {
+                break;
+            }
+        }
+        done()
+    }
+
     /// `ev_run`: iterates until no watcher is active (or a break, or
     /// `limit` iterations).
     pub fn run(&self, limit: usize) -> Ran {

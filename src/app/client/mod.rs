@@ -17,8 +17,8 @@ use libc::c_void;
 use quiche::h3::{self, NameValue};
 
 use super::body::{Body, Progress, Sent};
-use super::datagram::{self, DgramState, Inbound, H3_DATAGRAM_ERROR};
-use super::framing::{AppPlatform, Datagrams, Framing, HttpEvent, Polled, SendError, Streams};
+use super::datagram::DgramState;
+use super::framing::{AppPlatform, Framing, HttpEvent, Polled, SendError, Streams};
 use super::held::Held;
 use super::host::ClientHost;
 use super::output::Output;
@@ -385,26 +385,18 @@ impl<P: AppPlatform, H: ClientHost> ClientRequests<P, H> {
             return;
         }
         let h3 = self.is_h3();
-        while let Some(d) = conn.dgram_recv_vec() {
-            self.dgrams.taken += 1;
-            match datagram::classify(h3, &d) {
-                Inbound::Http { stream, offset } => {
-                    if let Some(&id) = self.by_stream.get(&stream) {
-                        self.events.push_back(Event::RequestDatagram(id, d, offset));
-                        continue;
-                    }
-                }
-                Inbound::Malformed => {
-                    log_warn!("an HTTP/3 datagram without a valid Quarter Stream ID: closing (H3_DATAGRAM_ERROR)");
-                    self.dgrams.dropped += 1;
-                    let _ = conn.close(true, H3_DATAGRAM_ERROR, b"malformed HTTP datagram");
-                    return;
-                }
-                Inbound::Raw => {}
+        let (by_stream, events) = (&self.by_stream, &mut self.events);
+        let writable = self.dgrams.take_all(conn, h3, |d, http| {
+            match http {
+                Some((stream, offset)) => match by_stream.get(&stream) {
+                    Some(&id) => events.push_back(Event::RequestDatagram(id, d, offset)),
+                    None => return Some(d),
+                },
+                None => events.push_back(Event::Datagram(d)),
             }
-            self.events.push_back(Event::Datagram(d));
-        }
-        if self.dgrams.writable_due(conn) {
+            None
+        });
+        if writable {
             self.events.push_back(Event::DatagramWritable);
         }
     }

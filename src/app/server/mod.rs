@@ -25,8 +25,8 @@ use quiche::h3::{self, NameValue};
 use quiche::Shutdown;
 
 use super::body::{Progress, Sent};
-use super::datagram::{self, DgramState, Inbound, H3_DATAGRAM_ERROR};
-use super::framing::{reject, AppPlatform, Datagrams, Framing, HttpEvent, Polled, SendError, Streams};
+use super::datagram::DgramState;
+use super::framing::{reject, AppPlatform, Framing, HttpEvent, Polled, SendError, Streams};
 use super::host::ServerHost;
 use super::proto::{AnyFraming, Protocol};
 use super::request::{Outcome, Request, Response};
@@ -354,26 +354,18 @@ impl<P: AppPlatform, H: ServerHost<P>> ConnApp<P, H> {
             return;
         }
         let h3 = self.framing.is_h3();
-        while let Some(d) = conn.dgram_recv_vec() {
-            self.dgrams.taken += 1;
-            match datagram::classify(h3, &d) {
-                Inbound::Http { stream, offset } => {
-                    if let Some(&r) = self.requests.get(&stream) {
-                        shared.events.push_back(Event::RequestDatagram(r, d, offset));
-                        continue;
-                    }
-                }
-                Inbound::Malformed => {
-                    log_warn!("an HTTP/3 datagram without a valid Quarter Stream ID: closing (H3_DATAGRAM_ERROR)");
-                    self.dgrams.dropped += 1;
-                    let _ = conn.close(true, H3_DATAGRAM_ERROR, b"malformed HTTP datagram");
-                    return;
-                }
-                Inbound::Raw => {}
+        let requests = &self.requests;
+        let writable = self.dgrams.take_all(conn, h3, |d, http| {
+            match http {
+                Some((stream, offset)) => match requests.get(&stream) {
+                    Some(&r) => shared.events.push_back(Event::RequestDatagram(r, d, offset)),
+                    None => return Some(d),
+                },
+                None => shared.events.push_back(Event::ConnDatagram(me, d, shared.host.clone())),
             }
-            shared.events.push_back(Event::ConnDatagram(me, d, shared.host.clone()));
-        }
-        if self.dgrams.writable_due(conn) {
+            None
+        });
+        if writable {
             shared.events.push_back(Event::DatagramWritable(me, shared.host.clone()));
         }
     }
