@@ -2,8 +2,8 @@
 //! `src/ffi/` with cbindgen (settings in `cbindgen.toml`), plus the
 //! version macros from Cargo.toml's version.
 //!
-//! The header is checked in; `tests/header.rs` fails when regenerating it
-//! would change it (it includes this file to generate it the same way).
+//! The header is checked in; `tests/header.rs` fails when the checked-in
+//! file differs from what this script generates (a copy in OUT_DIR).
 //! Set `QUICHE_EV_SKIP_HEADER=1` to build without writing it.
 //!
 //! The shared library's soname is set elsewhere: see `soname/build.rs`.
@@ -11,7 +11,6 @@
 use std::env;
 use std::path::{Path, PathBuf};
 
-#[allow(dead_code)] // tests/header.rs includes this file but not main
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
@@ -25,6 +24,10 @@ fn main() {
     // Write only on change, so an unchanged header keeps its timestamp and
     // `make` does not rebuild the examples for nothing.
     header.write_to_file(crate_dir.join("include/quiche_ev.h"));
+    // The same text where tests/header.rs reads it (OUT_DIR), so that the
+    // tests need no cbindgen of their own: as a dev-dependency its crates
+    // would unify features with quiche's and rebuild quiche for cargo test.
+    header.write_to_file(PathBuf::from(env::var("OUT_DIR").unwrap()).join("quiche_ev.h"));
 }
 
 /// The header: cbindgen over src/ffi/, with the version macros added after
