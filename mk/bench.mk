@@ -15,6 +15,10 @@
 # BENCH_SOAK_REQUESTS, BENCH_SOAK_CONNS, BENCH_SOAK_RUNS (see bench/bench.py).
 
 BENCH_UPSTREAM := target/bench/upstream/server
+# Defined before the bench rule: make expands a rule's prerequisites as it
+# reads it (defined later, they were empty and the floor never got built).
+BENCH_FLOOR := target/release/floor
+BENCH_C := target/bench/req_server target/bench/req_load
 
 .PHONY: bench bench-quick
 
@@ -43,14 +47,12 @@ target/bench/upstream:
 # library, so cargo resolves the same features and reuses the quiche and
 # BoringSSL it already built (building it alone would compile BoringSSL
 # again).
-BENCH_FLOOR := target/release/floor
 
 $(BENCH_FLOOR): $(LIB) FORCE
 	$(CARGO) build --release -p quiche-ev -p quiche -p quiche-ev-floor
 
 # The request rows' server (C request callback) and load generator, on
 # the public API like the examples.
-BENCH_C := target/bench/req_server target/bench/req_load
 
 $(BENCH_C): target/bench/%: bench/%.c c-examples/common.c c-examples/common.h include/quiche_ev.h $(LIB) | target/bench/upstream
 	$(CC) $(CFLAGS) $(WARNINGS) $(INCS) -Ic-examples -o $@ $< c-examples/common.c $(LIB) $(NATIVE_LIBS)
