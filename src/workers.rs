@@ -549,6 +549,10 @@ impl<A: ServerApp<Real>> Worker<A> {
     }
 }
 
+// The two ev_break calls below end the worker's own loop: run_worker makes
+// it (ev_loop_new), runs it on the library's thread and destroys it; no
+// host loop is ever broken. The host hears of the exit through its exit
+// callback, on its own loop (host_wake).
 unsafe extern "C" fn worker_wake_cb<A: ServerApp<Real>>(lp: *mut ev_loop, w: *mut ev_async, _revents: c_int) {
     let me = &mut *((*w).data as *mut Worker<A>);
     me.commands();
