@@ -9,7 +9,8 @@
 # Knobs (environment): BENCH_RUNS, BENCH_HANDSHAKES, BENCH_CONCURRENCY,
 # BENCH_IDLE, BENCH_MEM_IDLE, BENCH_BULK_MIB, BENCH_IO_MODES, BENCH_SECTIONS,
 # BENCH_SHIPPED, BENCH_PING_INTERVAL, BENCH_DEADLINE, BENCH_UNKNOWN_PPS,
-# BENCH_UNKNOWN_SECS, BENCH_SLOW_CONNS, BENCH_SLOW_RATE, BENCH_SLOW_WINDOW,
+# BENCH_UNKNOWN_SECS, BENCH_UNKNOWN_BURST, BENCH_UNKNOWN_BURSTS,
+# BENCH_UNKNOWN_INPROC, BENCH_SLOW_CONNS, BENCH_SLOW_RATE, BENCH_SLOW_WINDOW,
 # BENCH_SLOW_SECS, BENCH_SLOW_RUNS, BENCH_REQUESTS, BENCH_REQ_CONNS,
 # BENCH_REQ_STREAMS, BENCH_REQ_BODY, BENCH_FLOOR_BATCH, BENCH_AES_MIB,
 # BENCH_SOAK_REQUESTS, BENCH_SOAK_CONNS, BENCH_SOAK_RUNS (see bench/bench.py).
@@ -19,12 +20,13 @@ BENCH_UPSTREAM := target/bench/upstream/server
 # reads it (defined later, they were empty and the floor never got built).
 BENCH_FLOOR := target/release/floor
 BENCH_C := target/bench/req_server target/bench/req_load
+BENCH_INPROC := target/bench/unknown_cid_inproc
 
 .PHONY: bench bench-quick
 
 # aioquic (make peers) holds the idle connections; without it those rows say
 # so instead of stopping the run.
-bench: all upstream $(BENCH_UPSTREAM) $(BENCH_FLOOR) $(BENCH_C)
+bench: all upstream $(BENCH_UPSTREAM) $(BENCH_FLOOR) $(BENCH_C) $(BENCH_INPROC)
 	@$(MAKE) --no-print-directory peers || echo "bench: aioquic unavailable (make peers failed): idle-connection and slow-transfer rows will be empty"
 	python3 bench/bench.py
 
@@ -50,6 +52,13 @@ target/bench/upstream:
 
 $(BENCH_FLOOR): $(LIB) FORCE
 	$(CARGO) build --release -p quiche-ev -p quiche -p quiche-ev-floor
+
+# Our code's own cost per unknown-CID datagram, in process
+# (benches/unknown_cid_inproc.rs, a `cargo bench` target, so `cargo test`
+# never builds it), copied where bench.py finds it.
+$(BENCH_INPROC): $(LIB) FORCE | target/bench/upstream
+	cp "$$($(CARGO) bench --bench unknown_cid_inproc --no-run --message-format=json-render-diagnostics \
+	  | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)" $@
 
 # The request rows' server (C request callback) and load generator, on
 # the public API like the examples.
