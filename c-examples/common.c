@@ -149,6 +149,9 @@ static const char SERVER_HELP[] =
     "  --drain-ms N       after SIGINT/SIGTERM, let responses finish for up\n"
     "                     to N ms (default 2000); a second signal stops now\n"
     "  --idle-timeout MS  close connections idle that long (default 5000)\n"
+    "  --cid-limit N      connection IDs (and so paths) a client may give,\n"
+    "                     2..16 (default 8: room for 7 NAT rebindings; each\n"
+    "                     one held costs about 0.3 KiB per connection)\n"
     "  --help             this text\n"
     "\n"
 SCALE_HELP
@@ -216,6 +219,10 @@ static bool parse_long(const char *s, long min, long *out) {
 
 /* One command-line option: a flag, a string, or a number of at least
  * `min`; exactly one destination is set. */
+/* The largest --cid-limit: more paths than any NAT rebinds in a
+ * connection's life, and a bound on what a client may make us hold. */
+#define MAX_CID_LIMIT 16
+
 struct option {
     const char *name;
     bool *flag;
@@ -307,6 +314,7 @@ bool parse_server_args(int argc, char *argv[], struct server_args *args) {
         { .name = "--max-conns", .number = &args->max_conns, .min = 1 },
         { .name = "--drain-ms", .number = &args->drain_ms, .min = 0 },
         { .name = "--idle-timeout", .number = &args->idle_timeout_ms, .min = 1 },
+        { .name = "--cid-limit", .number = &args->cid_limit, .min = 2 },
         { .name = "--workers", .number = &args->workers, .min = 1 },
         { .name = "--server-id", .string = &args->server_id },
         { .name = "--cid-key", .string = &args->cid_key },
@@ -321,11 +329,15 @@ bool parse_server_args(int argc, char *argv[], struct server_args *args) {
     if (i < 0 || argc - i != 2) {
         fprintf(stderr, "usage: %s [--root DIR] [--max-conns N] [--no-retry] "
                 "[--early-data] [--allow-migration] [--cert FILE] [--key FILE] [--reset-key HEX] "
-                "[--qlog-dir DIR] [--drain-ms N] [--idle-timeout MS] [--workers N] "
+                "[--qlog-dir DIR] [--drain-ms N] [--idle-timeout MS] [--cid-limit N] [--workers N] "
                 "[--server-id HEX [--cid-key HEX] [--config-id N] [--nonce-len N]] "
                 "[--token-key HEX] [--ticket-key HEX] [--secrets FILE] HOST PORT "
                 "(--help: more)\n",
                 argv[0]);
+        return false;
+    }
+    if (args->cid_limit > MAX_CID_LIMIT) {
+        fprintf(stderr, "%s: --cid-limit is 2..%d\n", argv[0], MAX_CID_LIMIT);
         return false;
     }
 
@@ -409,7 +421,8 @@ bool load_cert(quiche_config *config, const struct server_args *args) {
 #define ACTIVE_CONN_ID_LIMIT 8
 
 void configure_server(quiche_config *config, const struct server_args *args) {
-    quiche_config_set_active_connection_id_limit(config, ACTIVE_CONN_ID_LIMIT);
+    quiche_config_set_active_connection_id_limit(
+        config, args->cid_limit > 0 ? (uint64_t) args->cid_limit : ACTIVE_CONN_ID_LIMIT);
     if (args->early_data) {
         quiche_config_enable_early_data(config);
     }

@@ -55,6 +55,7 @@ struct server_args {
     long max_conns;
     long drain_ms;
     long idle_timeout_ms;
+    long cid_limit;          /* 0: ACTIVE_CONN_ID_LIMIT (common.c) */
     bool no_retry;
     bool early_data;
     bool allow_migration;
@@ -103,7 +104,7 @@ bool load_cert(quiche_config *config, const struct server_args *args);
 /* Options that live in the quiche config: 0-RTT (--early-data), the idle
  * timeout (--idle-timeout), clients' active migration (--allow-migration:
  * http3-server disables it, as upstream's does), and room for a peer's NAT rebindings (the
- * active connection ID limit). (Key logging is turned on there by
+ * active connection ID limit, --cid-limit on the servers). (Key logging is turned on there by
  * quiche_ev_*_set_keylog_path.) */
 void configure_server(quiche_config *config, const struct server_args *args);
 void configure_client(quiche_config *config, const struct client_args *args);

@@ -411,7 +411,7 @@ fn every_example_documents_its_options_and_environment() {
         assert!(env.iter().any(|e| e == v), "c-examples/common.c no longer reads {v}: {env:?}");
     }
     let server_opts = ["--root", "--cert", "--key", "--max-conns", "--no-retry", "--early-data", "--reset-key",
-                       "--qlog-dir", "--drain-ms", "--help"];
+                       "--qlog-dir", "--drain-ms", "--cid-limit", "--help"];
     let client_opts = ["--output", "--output-dir", "--session-file", "--early-data", "--multiconnect", "--migrate",
                        "--qlog-dir", "--connect-timeout", "--help"];
     for name in ["server", "client", "http3-server", "http3-client"] {

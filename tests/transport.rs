@@ -140,6 +140,38 @@ fn a_server_restarted_with_the_same_key_resets_its_old_connections() {
     assert!(r.stderr.contains("idle timeout") && !r.stderr.contains("stateless reset"), "{}", r.stderr);
 }
 
+/// The active_connection_id_limit the server announced to an aioquic
+/// client, read from the client's qlog.
+fn announced_cid_limit(tag: &str, server_args: &[&str]) -> u64 {
+    let s = Server::ours("server", server_args);
+    let dir = tempdir(tag);
+    let r = common::aioquic::aioquic_client("hq-interop", s.port, &["--qlog-dir", dir.to_str().unwrap()],
+                                            Some("/x"));
+    assert_eq!(r.stdout, b"byez\n", "{}", r.stderr);
+    let qlog = std::fs::read_dir(&dir).unwrap().next().expect("aioquic wrote no qlog").unwrap().path();
+    let text = std::fs::read_to_string(&qlog).unwrap();
+    // The remote owner's parameters_set event: {"owner": "remote", ...
+    // "active_connection_id_limit": N, ...}.
+    let remote = text.split("\"owner\": \"remote\"").nth(1).expect("no remote transport parameters");
+    let field = "\"active_connection_id_limit\": ";
+    let at = remote.find(field).expect("no active_connection_id_limit") + field.len();
+    remote[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn cid_limit_sets_the_connection_ids_a_client_may_give() {
+    // Default 8: room for a client's NAT rebindings (quiche keeps a path
+    // per connection ID); --cid-limit trades that for memory.
+    assert_eq!(announced_cid_limit("cid-limit-default", &[]), 8);
+    assert_eq!(announced_cid_limit("cid-limit-3", &["--cid-limit", "3"]), 3);
+    for bad in ["1", "17", "x"] {
+        let out = our_command("server").args(["--cid-limit", bad, "127.0.0.1", "0"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "--cid-limit {bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--cid-limit"), "--cid-limit {bad}: {err}");
+    }
+}
+
 #[test]
 fn a_full_server_refuses_with_connection_refused() {
     let s = Server::ours("server", &["--max-conns", "1"]);
