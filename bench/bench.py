@@ -974,6 +974,8 @@ class Bench:
                 "bulk_client_datagrams_per_gib": bk["client_packets"] / gib,
                 "bulk_gbit_s_in_memory": bk["gbit_s_in_memory"],
                 "req_server_us": rq["server_us"], "req_client_us": rq["client_us"],
+                "req_server_pkts_sent": rq.get("server_packets_sent", 0) / rq["requests"],
+                "req_server_pkts_recv": rq.get("server_packets_recv", 0) / rq["requests"],
                 "aes_seal_s_per_gib": ae["seal_s_per_gib"], "aes_open_s_per_gib": ae["open_s_per_gib"]}
 
     def req_load(self, srv, args, settle=0.0, on_progress=None, timeout=120.0):
@@ -1063,8 +1065,10 @@ class Bench:
             r = self.req_load(srv, ["--conns", str(cfg.req_conns), "--inflight", str(cfg.req_streams),
                                     "--warmup", "20", "--requests", str(n), "--path", path],
                               timeout=60 + n * 0.002)
+            # The client's packets are the server's, the other way round.
             return {"server_us": r["server_cpu"] / n * 1e6, "client_us": r["cpu_s"] / n * 1e6,
-                    "req_per_s": n / r["wall_s"]}
+                    "req_per_s": n / r["wall_s"], "server_pkts_sent": r.get("packets_recv", 0) / n,
+                    "server_pkts_recv": r.get("packets_sent", 0) / n}
         finally:
             srv.stop()
 
@@ -1363,9 +1367,12 @@ def floor_rows(table, cfg, raw):
     req = f"floor requests {cfg.req_body} B, {cfg.req_conns} conns x {cfg.req_streams} streams"
     for key, who in (("req_callback", "C callback (bench/req_server.c)"),
                      ("req_builtin", "built-in file responder (http3-server --root)")):
+        ours = raw[f"floor/ours/{key}"]
+        pkts = (f"server packets per request, sent / received: ours {med(ours, 'server_pkts_sent'):.2f} / "
+                f"{med(ours, 'server_pkts_recv'):.2f}, floor {med(fl, 'req_server_pkts_sent'):.2f} / "
+                f"{med(fl, 'req_server_pkts_recv'):.2f}")
         table.add("floor", f"{req}: server CPU/request, ours {who} vs floor", "us", "lower",
-                  raw[f"floor/ours/{key}"], renamed(fl, "req_server_us", "server_us"), f"ours {who}", fl_label,
-                  "server_us")
+                  ours, renamed(fl, "req_server_us", "server_us"), f"ours {who}", fl_label, "server_us", pkts)
     table.add("floor", f"{req}: client CPU/request, ours req_load vs floor", "us", "lower",
               raw["floor/ours/req_callback"], renamed(fl, "req_client_us", "client_us"),
               "ours bench/req_load.c (against req_server)", fl_label, "client_us")

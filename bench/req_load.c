@@ -16,9 +16,12 @@
  *   warm                  the warm-up is over (nothing in flight)
  *   progress N            N measured requests done (every --progress N)
  *   done {json}           the measured phase is over: {"requests",
- *                         "failed", "body_bytes", "wall_s", "cpu_s"}
+ *                         "failed", "body_bytes", "wall_s", "cpu_s",
+ *                         "packets_sent", "packets_recv"}
  *                         (cpu_s: this process, user + system, over the
- *                         measured phase)
+ *                         measured phase; packets: QUIC packets all
+ *                         connections sent and received in it, requests
+ *                         only, 0 for --handshakes)
  * With --pause the program waits after "warm" and after "done" for a line
  * on stdin (the connections stay open meanwhile: a harness reads the
  * server's CPU time or memory there). After "done" it closes every
@@ -81,6 +84,9 @@ struct load {
     uint64_t failed_total;
     double t0;
     double cpu0;
+    /* requests: the connections' packets sent and received so far */
+    uint64_t pkts_sent0;
+    uint64_t pkts_recv0;
     ev_io input;
     ev_timer reaper;   /* armed at 0 s whenever a client is over */
     bool waiting;      /* for a line on stdin */
@@ -158,14 +164,30 @@ static void kick(struct load *L) {
     }
 }
 
+/* Requests: the QUIC packets all connections sent and received (the
+ * server's received and sent), for the packets-per-request figures. */
+static void count_packets(const struct load *L, uint64_t *sent, uint64_t *recv) {
+    *sent = *recv = 0;
+    for (uint64_t i = 0; !L->handshakes && i < L->nconns; i++) {
+        quiche_ev_stats st = { .size = sizeof(st) };
+        if (L->conns[i].client != NULL && quiche_ev_client_stats(L->conns[i].client, &st) == 0) {
+            *sent += st.sent;
+            *recv += st.recv;
+        }
+    }
+}
+
 /* The phase is over: say so, then go on (now or after a line on stdin). */
 static void phase_over(struct load *L) {
     if (L->phase == WARM) {
         say("warm\n");
     } else {
+        uint64_t sent, recv;
+        count_packets(L, &sent, &recv);
         say("done {\"requests\": %" PRIu64 ", \"failed\": %" PRIu64 ", \"body_bytes\": %" PRIu64
-            ", \"wall_s\": %.6f, \"cpu_s\": %.6f}\n", L->done, L->failed, L->body_bytes, now_s() - L->t0,
-            cpu_s() - L->cpu0);
+            ", \"wall_s\": %.6f, \"cpu_s\": %.6f, \"packets_sent\": %" PRIu64 ", \"packets_recv\": %" PRIu64
+            "}\n", L->done, L->failed, L->body_bytes, now_s() - L->t0, cpu_s() - L->cpu0, sent - L->pkts_sent0,
+            recv - L->pkts_recv0);
     }
     L->failed_total += L->failed;
     if (L->pause) {
@@ -316,6 +338,7 @@ static void start_phase(struct load *L, enum phase phase) {
     L->done = L->failed = L->body_bytes = 0;
     L->t0 = now_s();
     L->cpu0 = cpu_s();
+    count_packets(L, &L->pkts_sent0, &L->pkts_recv0);
     if (L->handshakes) {
         L->launched = 0;
         L->phase_target = phase == WARM ? L->nconns : L->requests;

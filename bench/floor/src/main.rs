@@ -180,6 +180,7 @@ fn requests(cfg: &mut Configs, a: &Args) -> Result<String, String> {
     };
     round(&mut pairs, cfg)?;
     let before: Vec<(u64, u64, usize)> = pairs.iter().map(|p| (p.server_cpu.ns, p.client_cpu.ns, p.fetch.done)).collect();
+    let pkts0 = server_packets(&pairs);
     let rss0 = rss_kib();
     let per_conn = a.requests.div_ceil(a.conns);
     for p in pairs.iter_mut() {
@@ -188,6 +189,7 @@ fn requests(cfg: &mut Configs, a: &Args) -> Result<String, String> {
     let t1 = Instant::now();
     round(&mut pairs, cfg)?;
     let wall = t1.elapsed().as_secs_f64();
+    let pkts1 = server_packets(&pairs);
     let rss1 = rss_kib();
     let (mut server_ns, mut client_ns, mut done, mut failed, mut errors) = (0, 0, 0, 0, 0);
     for (p, b) in pairs.iter().zip(&before) {
@@ -203,9 +205,17 @@ fn requests(cfg: &mut Configs, a: &Args) -> Result<String, String> {
     let n = done as f64;
     Ok(format!("{{\"conns\": {}, \"streams\": {}, \"body\": {}, \"requests\": {done}, \"server_us\": {}, \
                 \"client_us\": {}, \"requests_per_s_in_memory\": {}, \"rss_start_kib\": {rss0}, \
-                \"rss_end_kib\": {rss1}, \"wall_s\": {}}}",
+                \"rss_end_kib\": {rss1}, \"server_packets_sent\": {}, \"server_packets_recv\": {}, \
+                \"wall_s\": {}}}",
                a.conns, a.streams, a.body, f(server_ns as f64 / n / 1e3), f(client_ns as f64 / n / 1e3),
-               f(n / wall), f(t0.elapsed().as_secs_f64())))
+               f(n / wall), pkts1.0 - pkts0.0, pkts1.1 - pkts0.1, f(t0.elapsed().as_secs_f64())))
+}
+
+/// The packets the server connections sent and received so far (quiche's
+/// statistics), for the packets-per-request figures.
+fn server_packets(pairs: &[Pair]) -> (usize, usize) {
+    pairs.iter().filter_map(|p| p.server.as_ref()).map(|s| s.conn.stats())
+        .fold((0, 0), |(sent, recv), st| (sent + st.sent, recv + st.recv))
 }
 
 /// This process's resident memory (VmRSS), in KiB: both sides' together.
