@@ -313,6 +313,39 @@ mod tests {
             assert_eq!(got, [&b"one"[..], b"two", b"three"], "{mode:?}");
         }
     }
+
+    #[cfg(all(target_os = "linux", not(feature = "portable")))]
+    #[test]
+    fn a_batched_read_that_did_not_fill_the_batch_says_the_socket_is_drained() {
+        // Otherwise every wake-up costs one more recvmmsg, only to hear
+        // EAGAIN. Sizes grow so that GRO cannot join two into one slot.
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut batch = prepare_socket(rx.as_raw_fd(), IoMode::BATCHED);
+        let to = rx.local_addr().unwrap();
+        let total = RECV_BATCH + 3;
+        for i in 0..total {
+            send_segments(tx.as_raw_fd(), &vec![7u8; 100 + i], 1200, &to, None).unwrap();
+        }
+        let (mut got, mut reads) = (0, Vec::new());
+        let mut buf = vec![0u8; 65535];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got < total {
+            assert!(Instant::now() < deadline, "only {got} of {total} arrived: {reads:?}");
+            let mut n = 0;
+            match read_batch(rx.as_raw_fd(), batch.as_mut(), &mut buf, |_, _| n += 1) {
+                Ok(more) => reads.push((n, more)),
+                Err(e) => assert_eq!(e.kind(), io::ErrorKind::WouldBlock),
+            }
+            got += n;
+        }
+        for &(n, more) in &reads {
+            assert_eq!(more, n == RECV_BATCH, "a read of {n} datagrams said more={more}: {reads:?}");
+        }
+        assert!(reads.iter().any(|&(_, more)| more), "no full batch: {reads:?}");
+        assert!(!reads.last().unwrap().1, "{reads:?}");
+    }
 }
 
 #[cfg(test)]

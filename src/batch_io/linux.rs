@@ -78,6 +78,8 @@ pub struct RecvBatch {
     /// Datagrams of the last `recv`, without those dropped.
     pub got: Vec<Received>,
     dropped: u64,
+    /// The last `recv` filled every slot: more may be queued.
+    full: bool,
 }
 
 impl RecvBatch {
@@ -94,6 +96,7 @@ impl RecvBatch {
             hdrs: vec![zero_hdr; n],
             got: Vec::with_capacity(n),
             dropped: 0,
+            full: false,
         }
     }
 
@@ -138,6 +141,7 @@ impl RecvBatch {
                 return Err(e);
             }
         };
+        self.full = got == n;
         self.got.clear();
         for i in 0..got {
             let h = &self.hdrs[i];
@@ -153,7 +157,11 @@ impl RecvBatch {
     }
 
     /// One `recvmmsg`, every UDP payload handed to `f`, each GRO-coalesced
-    /// packet on its own. `Ok(false)` once the socket is drained.
+    /// packet on its own. `Ok(false)` once the socket is drained: a
+    /// `recvmmsg` that did not fill the batch took all there was, so the
+    /// caller need not ask again only to hear EAGAIN (one system call
+    /// less per wake-up; what arrives after it wakes the level-triggered
+    /// watcher again).
     pub(super) fn read(&mut self, fd: RawFd, f: &mut impl FnMut(&mut [u8], SocketAddr)) -> io::Result<bool> {
         let n = match self.recv(fd) {
             Ok(n) => n,
@@ -172,7 +180,7 @@ impl RecvBatch {
                 f(one, from);
             }
         }
-        Ok(true)
+        Ok(self.full)
     }
 }
 
