@@ -46,12 +46,12 @@ impl Builtin {
             }
         }
         let result = match self {
-            Builtin::Byez => respond_body(r, 200, &headers(BYEZ.len() as u64), Body::from_bytes(BYEZ.to_vec())),
+            Builtin::Byez => respond_body(r, 200, headers(BYEZ.len() as u64), Body::from_bytes(BYEZ.to_vec())),
             Builtin::Files(root) => {
                 let body = root.open_file((*r).path_bytes()).and_then(|f| Body::from_file(f).ok());
                 match body {
-                    Some(b) => respond_body(r, 200, &headers(b.len()), b),
-                    None => respond(r, 404, &headers(0), true),
+                    Some(b) => respond_body(r, 200, headers(b.len()), b),
+                    None => respond(r, 404, headers(0), true),
                 }
             }
         };

@@ -186,7 +186,7 @@ pub extern "C" fn quiche_ev_respond(req: *mut quiche_ev_request, status: c_int, 
         };
         let status = u16::try_from(status).map_err(|_| OpError::State)?;
         // SAFETY: a valid request handle, no borrow alive (C API call).
-        unsafe { ops::respond(r, status, &list, fin != 0) }.map(|_| 0)
+        unsafe { ops::respond(r, status, list, fin != 0) }.map(|_| 0)
     })
 }
 
@@ -232,7 +232,7 @@ pub extern "C" fn quiche_ev_respond_bytes(req: *mut quiche_ev_request, status: c
         let Some(body) = (unsafe { as_bytes(body, len) }) else { return Ok(QUICHE_EV_ERR_NULL) };
         let status = u16::try_from(status).map_err(|_| OpError::State)?;
         // SAFETY: as in quiche_ev_respond.
-        unsafe { ops::respond_body(r, status, &list, Body::from_bytes(body.to_vec())) }.map(|_| 0)
+        unsafe { ops::respond_body(r, status, list, Body::from_bytes(body.to_vec())) }.map(|_| 0)
     })
 }
 

@@ -55,15 +55,20 @@ unsafe fn check_live<P: AppPlatform, H: ServerHost<P>>(r: *mut Request<P, H>) ->
 /// # Safety
 /// `r` is a request handle still valid (before its closed callback
 /// returned); no borrow of its server is alive.
-pub unsafe fn respond<P: AppPlatform, H: ServerHost<P>>(r: *mut Request<P, H>, status: u16, headers: &[h3::Header],
+pub unsafe fn respond<P: AppPlatform, H: ServerHost<P>>(r: *mut Request<P, H>, status: u16,
+                                                         headers: impl IntoIterator<Item = h3::Header>,
                                                          fin: bool) -> Result<(), OpError> {
     check_live(r)?;
     if !matches!((*r).response, Response::NotStarted) || !(100..=999).contains(&status) {
         return Err(OpError::State);
     }
     if (*r).h3 {
-        let mut list = vec![h3::Header::new(b":status", status.to_string().as_bytes())];
-        list.extend(headers.iter().cloned());
+        // The host's fields are moved in behind `:status`, not copied.
+        let digits = [b'0' + (status / 100) as u8, b'0' + (status / 10 % 10) as u8, b'0' + (status % 10) as u8];
+        let headers = headers.into_iter();
+        let mut list = Vec::with_capacity(headers.size_hint().0 + 1);
+        list.push(h3::Header::new(b":status", &digits));
+        list.extend(headers);
         (*r).response = Response::Pending(list, fin);
     } else {
         // hq-interop has no status line: an error status with no body is
@@ -137,7 +142,8 @@ pub unsafe fn write<P: AppPlatform, H: ServerHost<P>>(r: *mut Request<P, H>, dat
 /// # Safety
 /// As for [`respond`].
 pub unsafe fn respond_body<P: AppPlatform, H: ServerHost<P>>(r: *mut Request<P, H>, status: u16,
-                                                              headers: &[h3::Header], body: Body)
+                                                              headers: impl IntoIterator<Item = h3::Header>,
+                                                              body: Body)
                                                               -> Result<(), OpError> {
     check_live(r)?;
     if !matches!((*r).response, Response::NotStarted) {
