@@ -491,10 +491,9 @@ def junk_datagram():
     return bytes(body)
 
 
-def udp_rx_queue(port):
-    """Bytes waiting in the receive queues of the UDP sockets bound to
-    `port` (the rx_queue column of /proc/net/udp)."""
-    total = 0
+def udp_socket_rows(port):
+    """The /proc/net/udp (and udp6) rows of the UDP sockets bound to
+    `port`, split into fields."""
     for table in ("/proc/net/udp", "/proc/net/udp6"):
         try:
             with open(table) as f:
@@ -504,25 +503,19 @@ def udp_rx_queue(port):
         for line in lines:
             fields = line.split()
             if len(fields) > 12 and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                total += int(fields[4].split(":")[1], 16)
-    return total
+                yield fields
+
+
+def udp_rx_queue(port):
+    """Bytes waiting in the receive queues of the UDP sockets bound to
+    `port` (the rx_queue column)."""
+    return sum(int(f[4].split(":")[1], 16) for f in udp_socket_rows(port))
 
 
 def udp_drops(port):
     """Datagrams the kernel dropped on the UDP sockets bound to `port`
-    (their receive buffers were full): the last column of /proc/net/udp."""
-    total = 0
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        try:
-            with open(table) as f:
-                lines = f.readlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 12 and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                total += int(fields[-1])
-    return total
+    (their receive buffers were full): the last column."""
+    return sum(int(f[-1]) for f in udp_socket_rows(port))
 
 
 def run_client(argv, env, timeout, running=None):
