@@ -217,12 +217,12 @@ static bool parse_long(const char *s, long min, long *out) {
     return errno == 0 && *end == '\0' && *out >= min;
 }
 
-/* One command-line option: a flag, a string, or a number of at least
- * `min`; exactly one destination is set. */
 /* The largest --cid-limit: more paths than any NAT rebinds in a
  * connection's life, and a bound on what a client may make us hold. */
 #define MAX_CID_LIMIT 16
 
+/* One command-line option: a flag, a string, or a number of at least
+ * `min`; exactly one destination is set. */
 struct option {
     const char *name;
     bool *flag;
