@@ -53,6 +53,9 @@ pub struct DriverState<P: Platform> {
     stateless_reset: bool,
     /// Where the peer is, and where it was.
     peer: PeerAddrs,
+    /// Source CIDs issued and not retired, the first one included (what
+    /// quiche's `active_scids` counts).
+    active_scids: usize,
 }
 
 /// The peer's current address, and the ones it left (NAT rebinding,
@@ -156,7 +159,7 @@ impl<P: Platform> Driver<P> {
             timer: UnsafeCell::new(ev_timer::zeroed()),
             state: UnsafeCell::new(DriverState { conn, egress: Egress::default(), blocked: false,
                                                  touched: false, acks_due: false, stateless_reset: false,
-                                                 peer: PeerAddrs::default() }),
+                                                 peer: PeerAddrs::default(), active_scids: 1 }),
         }
     }
 
@@ -284,25 +287,27 @@ impl<P: Platform> DriverState<P> {
         self.peer.follow(&mut self.conn, &mut self.egress);
     }
 
-    /// Offers the peer spare connection IDs (up to what it accepts and
-    /// [`MAX_SPARE_SCIDS`]) made by `mint`, which returns a new CID and its
-    /// stateless-reset token (or nothing: no CID left to give); `map`
-    /// learns each one issued. Retired ones are given to `unmap`.
+    /// Keeps the peer supplied with spare connection IDs (up to what it
+    /// accepts and [`MAX_SPARE_SCIDS`] beside the one in use, in all: a
+    /// retired one is replaced, no more) made by `mint`, which returns a
+    /// new CID and its stateless-reset token (or nothing: no CID left to
+    /// give); `map` learns each one issued. Retired ones are given to
+    /// `unmap`.
     pub fn manage_scids(&mut self, mut mint: impl FnMut() -> Option<(crate::table::Cid, u128)>,
                         mut map: impl FnMut(&[u8]), mut unmap: impl FnMut(&[u8])) {
         while let Some(cid) = self.conn.retired_scid_next() {
             unmap(cid.as_ref());
+            self.active_scids = self.active_scids.saturating_sub(1);
         }
         if !self.conn.is_established() {
             return;
         }
-        let mut issued = 0;
-        while self.conn.scids_left() > 0 && issued < MAX_SPARE_SCIDS {
+        while self.conn.scids_left() > 0 && self.active_scids <= MAX_SPARE_SCIDS {
             let Some((cid, token)) = mint() else { break };
             match self.conn.new_scid(&cid, token) {
                 Ok(_) => {
                     map(&cid);
-                    issued += 1;
+                    self.active_scids += 1;
                 }
                 Err(e) => {
                     log_debug!("cannot issue a connection ID: {e:?}");
@@ -382,6 +387,51 @@ mod tests {
     /// the old address (RFC 9000 §9.3.3), with a copy to the new one; and
     /// the download completes (the copy's acknowledgement lets quiche
     /// declare lost what went to the old mapping).
+    #[test]
+    fn spare_cids_stay_at_most_max_spare_scids_in_all_and_a_retired_one_is_replaced() {
+        // The client accepts 8; several calls (one per flush, in real
+        // life) must not add up to more than MAX_SPARE_SCIDS spares.
+        let (mut client, mut server, a, b) = crate::testing::pair_with(|c, _| {
+            c.enable_pacing(false);
+            c.set_active_connection_id_limit(8);
+        });
+        handshake(&mut client, &mut server, a, b);
+        let mut drv = DriverState::<crate::platform::Real> {
+            conn: server, egress: Egress::default(), blocked: false, touched: false, acks_due: false,
+            stateless_reset: false, peer: PeerAddrs::default(), active_scids: 1,
+        };
+        let mut next = 10u8;
+        let mut mapped: Vec<Vec<u8>> = Vec::new();
+        let mut unmapped: Vec<Vec<u8>> = Vec::new();
+        let mut manage = |drv: &mut DriverState<crate::platform::Real>, mapped: &mut Vec<Vec<u8>>,
+                          unmapped: &mut Vec<Vec<u8>>| {
+            drv.manage_scids(|| {
+                next += 1;
+                Some((crate::table::Cid::from_slice(&[next; 16]).unwrap(), next as u128))
+            }, |c| mapped.push(c.to_vec()), |c| unmapped.push(c.to_vec()));
+        };
+        for _ in 0..3 {
+            manage(&mut drv, &mut mapped, &mut unmapped);
+        }
+        assert_eq!(mapped.len(), MAX_SPARE_SCIDS, "spares issued over three calls");
+        assert_eq!(drv.conn.active_scids(), MAX_SPARE_SCIDS + 1);
+        // The client retires one (it moved to a spare and let the first
+        // go): one new spare replaces it, no more.
+        let mut buf = [0u8; 1500];
+        while let Ok((n, _)) = drv.conn.send(&mut buf) {
+            client.recv(&mut buf[..n], quiche::RecvInfo { from: b, to: a }).unwrap();
+        }
+        client.retire_dcid(0).unwrap();
+        while let Ok((n, _)) = client.send(&mut buf) {
+            drv.conn.recv(&mut buf[..n], quiche::RecvInfo { from: a, to: b }).unwrap();
+        }
+        manage(&mut drv, &mut mapped, &mut unmapped);
+        manage(&mut drv, &mut mapped, &mut unmapped);
+        assert_eq!(unmapped, vec![vec![2u8; 16]], "the first CID was retired");
+        assert_eq!(mapped.len(), MAX_SPARE_SCIDS + 1, "one spare replaced it");
+        assert_eq!(drv.conn.active_scids(), MAX_SPARE_SCIDS + 1);
+    }
+
     #[test]
     fn after_a_rebinding_the_old_path_is_probed_at_the_old_address() {
         let (mut client, mut server, a, b) = pair();
