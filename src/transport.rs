@@ -67,6 +67,8 @@ pub trait Transport {
 
     /// Spare source CIDs the peer will accept now.
     fn scids_left(&self) -> usize;
+    /// Source CIDs issued and not retired, the first one included.
+    fn active_scids(&self) -> usize;
     fn new_scid(&mut self, scid: &[u8], reset_token: u128) -> quiche::Result<u64>;
     fn retired_scid_next(&mut self) -> Option<ConnectionId<'static>>;
     /// Client: move to the local address `local` (active migration).
@@ -126,6 +128,9 @@ impl Transport for quiche::Connection {
     }
     fn scids_left(&self) -> usize {
         quiche::Connection::scids_left(self)
+    }
+    fn active_scids(&self) -> usize {
+        quiche::Connection::active_scids(self)
     }
     fn new_scid(&mut self, scid: &[u8], reset_token: u128) -> quiche::Result<u64> {
         quiche::Connection::new_scid(self, &ConnectionId::from_ref(scid), reset_token, false)

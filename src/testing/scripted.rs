@@ -100,6 +100,9 @@ impl Transport for ScriptedConn {
     fn scids_left(&self) -> usize {
         self.limit.saturating_sub(self.scids.len())
     }
+    fn active_scids(&self) -> usize {
+        self.scids.len()
+    }
     fn new_scid(&mut self, scid: &[u8], _token: u128) -> quiche::Result<u64> {
         self.scids.push(scid.to_vec());
         Ok(self.scids.len() as u64 - 1)

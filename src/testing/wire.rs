@@ -661,6 +661,9 @@ impl Transport for FakeConn {
     fn scids_left(&self) -> usize {
         2usize.saturating_sub(self.scids.len())
     }
+    fn active_scids(&self) -> usize {
+        self.scids.len()
+    }
     fn new_scid(&mut self, scid: &[u8], _token: u128) -> quiche::Result<u64> {
         self.scids.push(scid.to_vec());
         Ok(self.scids.len() as u64 - 1)
