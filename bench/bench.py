@@ -71,6 +71,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
+import unknown_cid_load  # bench/: the unknown-CID datagrams, for the burst row too
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EX = os.path.join(ROOT, "c-examples")
 WORK = os.path.join(ROOT, "target", "bench")
@@ -483,14 +485,6 @@ class SlowReaders(Peer):
             raise MeasureError(f"slow readers said {' '.join(words)!r}")
 
 
-def junk_datagram():
-    """One datagram as bench/unknown_cid_load.py sends: a 1-RTT packet of
-    a connection nobody has, 60-100 bytes."""
-    body = bytearray(os.urandom(60 + os.urandom(1)[0] % 41))
-    body[0] = 0x40 | (body[0] & 0x3F)
-    return bytes(body)
-
-
 def udp_socket_rows(port):
     """The /proc/net/udp (and udp6) rows of the UDP sockets bound to
     `port`, split into fields."""
@@ -826,7 +820,7 @@ class Bench:
         try:
             pid = srv.proc.pid
             for _ in range(cfg.unknown_bursts):
-                junk = [junk_datagram() for _ in range(cfg.unknown_burst)]
+                junk = [unknown_cid_load.packet(60, 100) for _ in range(cfg.unknown_burst)]
                 os.kill(pid, signal.SIGSTOP)
                 try:
                     drops0 = udp_drops(srv.port)
