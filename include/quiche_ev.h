@@ -1364,10 +1364,11 @@ ssize_t quiche_ev_respond_write(quiche_ev_request *req,
                                 int fin);
 
 /**
- * The whole response at once: status, headers and `len` body bytes
- * (copied; the library sends them as flow control allows and ends the
- * response). No `content-length` is added: put it in `headers` if your
- * clients want it. Returns as `quiche_ev_respond`.
+ * The whole response at once: status, headers and `len` body bytes. The
+ * library keeps no pointer to them after the call: what the stream takes
+ * at once is sent from them, the rest is copied and sent as flow control
+ * allows, and the response ends. No `content-length` is added: put it in
+ * `headers` if your clients want it. Returns as `quiche_ev_respond`.
  */
 int quiche_ev_respond_bytes(quiche_ev_request *req,
                             int status,

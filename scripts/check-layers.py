@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The layers of src/ point one way, and no module imports itself back.
 
-    utilities (log, unwind, crypto)
+    utilities (log, unwind, crypto, id_hash)
     socket     batch_io, dgram, socket
     transport  handle, reentry, evloop, platform, hooks, server, client,
                driver, egress, table, cid, token, stateless, observe,
@@ -31,7 +31,7 @@ import sys
 ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 
 LAYER = {
-    "log": 0, "unwind": 0, "crypto": 0,
+    "log": 0, "unwind": 0, "crypto": 0, "id_hash": 0,
     "batch_io": 1, "dgram": 1, "socket": 1,
     "app": 3, "ffi": 4,
 }

@@ -34,6 +34,7 @@ pub mod evloop;
 pub mod ffi;
 pub mod handle;
 pub mod hooks;
+pub mod id_hash;
 pub mod observe;
 pub mod platform;
 pub mod quic_lb;

@@ -13,7 +13,7 @@ use super::files::Root;
 use super::framing::AppPlatform;
 use super::host::ServerHost;
 use super::request::Request;
-use super::server::{respond, respond_body};
+use super::server::{respond, respond_body, respond_bytes};
 
 /// The fixed answer of upstream's servers.
 pub const BYEZ: &[u8] = b"byez\n";
@@ -46,12 +46,12 @@ impl Builtin {
             }
         }
         let result = match self {
-            Builtin::Byez => respond_body(r, 200, headers(BYEZ.len() as u64), Body::from_bytes(BYEZ.to_vec())),
+            Builtin::Byez => respond_bytes(r, 200, &headers(BYEZ.len() as u64), BYEZ),
             Builtin::Files(root) => {
                 let body = root.open_file((*r).path_bytes()).and_then(|f| Body::from_file(f).ok());
                 match body {
-                    Some(b) => respond_body(r, 200, headers(b.len()), b),
-                    None => respond(r, 404, headers(0), true),
+                    Some(b) => respond_body(r, 200, &headers(b.len()), b),
+                    None => respond(r, 404, &headers(0), true),
                 }
             }
         };

@@ -150,8 +150,8 @@ pub trait Framing<C> {
     fn poll(&mut self, conn: &mut C) -> Polled;
     /// A response's (or, with `trailers`, a trailer) header section:
     /// `Ok(false)` when it does not fit yet (try again when writable).
-    fn send_headers(&mut self, conn: &mut C, stream: u64, headers: &[h3::Header], fin: bool, trailers: bool)
-                    -> Result<bool, SendError>;
+    fn send_headers<T: h3::NameValue>(&mut self, conn: &mut C, stream: u64, headers: &[T], fin: bool,
+                                      trailers: bool) -> Result<bool, SendError>;
     /// Opens a request stream with `headers`; `Ok(None)` when the peer's
     /// stream limit or flow control does not allow it yet.
     fn send_request(&mut self, conn: &mut C, headers: &[h3::Header], fin: bool)

@@ -89,8 +89,8 @@ impl Framing<quiche::Connection> for H3 {
         }
     }
 
-    fn send_headers(&mut self, conn: &mut quiche::Connection, stream: u64, headers: &[h3::Header], fin: bool,
-                    trailers: bool) -> Result<bool, SendError> {
+    fn send_headers<T: h3::NameValue>(&mut self, conn: &mut quiche::Connection, stream: u64, headers: &[T],
+                                      fin: bool, trailers: bool) -> Result<bool, SendError> {
         let server = self.server;
         let h3 = self.h3()?;
         let r = if trailers {

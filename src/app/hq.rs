@@ -4,11 +4,12 @@
 //! GOAWAY. Written over [`Streams`], so it runs on quiche and on the
 //! tests' in-memory connection alike.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use quiche::h3;
 
 use super::framing::{reject, stream_error, Framing, HttpEvent, Opened, PeerSettings, Polled, SendError, Streams};
+use crate::id_hash::IdMap;
 
 /// Longest request line a server buffers before refusing the stream.
 const MAX_REQUEST_LINE: usize = 8192;
@@ -19,7 +20,7 @@ const REJECTED: u64 = 0x10b;
 pub struct Hq {
     server: bool,
     /// Server: request lines being read, by stream.
-    lines: HashMap<u64, Vec<u8>>,
+    lines: IdMap<u64, Vec<u8>>,
     /// Client: the next request stream (upstream's client starts at 4).
     next_stream: u64,
     pending: VecDeque<HttpEvent>,
@@ -31,7 +32,7 @@ pub struct Hq {
 
 impl Hq {
     pub fn new(server: bool) -> Hq {
-        Hq { server, lines: HashMap::new(), next_stream: 4, pending: VecDeque::new(), scanned: false }
+        Hq { server, lines: IdMap::default(), next_stream: 4, pending: VecDeque::new(), scanned: false }
     }
 
     /// Server: reads what arrived of each request line; a complete one
@@ -111,8 +112,8 @@ impl<C: Streams> Framing<C> for Hq {
         }
     }
 
-    fn send_headers(&mut self, _conn: &mut C, _stream: u64, _headers: &[h3::Header], _fin: bool, _trailers: bool)
-                    -> Result<bool, SendError> {
+    fn send_headers<T: h3::NameValue>(&mut self, _conn: &mut C, _stream: u64, _headers: &[T], _fin: bool,
+                                      _trailers: bool) -> Result<bool, SendError> {
         Ok(true) // hq-interop has none: nothing to send
     }
 

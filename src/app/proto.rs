@@ -57,8 +57,8 @@ impl<P: AppPlatform> Framing<P::Conn> for AnyFraming<P> {
     fn poll(&mut self, conn: &mut P::Conn) -> Polled {
         each!(self, f => f.poll(conn))
     }
-    fn send_headers(&mut self, conn: &mut P::Conn, stream: u64, headers: &[h3::Header], fin: bool, trailers: bool)
-                    -> Result<bool, SendError> {
+    fn send_headers<T: h3::NameValue>(&mut self, conn: &mut P::Conn, stream: u64, headers: &[T], fin: bool,
+                                      trailers: bool) -> Result<bool, SendError> {
         each!(self, f => f.send_headers(conn, stream, headers, fin, trailers))
     }
     fn send_request(&mut self, conn: &mut P::Conn, headers: &[h3::Header], fin: bool)

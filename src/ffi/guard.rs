@@ -58,14 +58,15 @@ pub unsafe fn as_bytes<'a>(p: *const u8, len: usize) -> Option<&'a [u8]> {
     Some(unsafe { std::slice::from_raw_parts(p, len) })
 }
 
-/// Copies `n` C headers into quiche's header type. Names must be
-/// non-empty lowercase tokens without pseudo-header prefix unless
-/// `pseudo` allows it; values must not contain CR, LF or NUL.
+/// `n` C headers as quiche header references, borrowed from the caller's
+/// memory (no copy). Names must be non-empty lowercase tokens, not
+/// pseudo-headers; values must not contain CR, LF or NUL.
 ///
 /// # Safety
 /// A non-NULL `headers` must point to `n` headers whose pointers are
-/// valid for their lengths.
-pub unsafe fn headers_from_c(headers: *const quiche_ev_header, n: usize) -> Result<Vec<h3::Header>, libc::c_int> {
+/// valid for their lengths, for `'a`.
+pub unsafe fn header_refs_from_c<'a>(headers: *const quiche_ev_header, n: usize)
+                                     -> Result<Vec<h3::HeaderRef<'a>>, libc::c_int> {
     if n == 0 {
         return Ok(Vec::new());
     }
@@ -89,9 +90,21 @@ pub unsafe fn headers_from_c(headers: *const quiche_ev_header, n: usize) -> Resu
                            String::from_utf8_lossy(name)));
             return Err(QUICHE_EV_ERR_INVALID);
         }
-        out.push(h3::Header::new(name, value));
+        out.push(h3::HeaderRef::new(name, value));
     }
     Ok(out)
+}
+
+/// As [`header_refs_from_c`], copied into quiche's owned header type (for
+/// headers kept beyond the call).
+///
+/// # Safety
+/// As for [`header_refs_from_c`].
+pub unsafe fn headers_from_c(headers: *const quiche_ev_header, n: usize) -> Result<Vec<h3::Header>, libc::c_int> {
+    use quiche::h3::NameValue;
+    // SAFETY: per the contract above; the references die here.
+    let refs = unsafe { header_refs_from_c(headers, n) }?;
+    Ok(refs.iter().map(|h| h3::Header::new(h.name(), h.value())).collect())
 }
 
 #[cfg(test)]

@@ -8,13 +8,12 @@
 use libc::{c_char, c_int, c_void, ssize_t};
 
 use super::errors::report;
-use super::guard::{as_bytes, guard, guard_on, headers_from_c};
+use super::guard::{as_bytes, guard, guard_on, header_refs_from_c, headers_from_c};
 use super::handles::*;
 use super::types::*;
 use super::{QUICHE_EV_ERR_AGAIN, QUICHE_EV_ERR_CLOSED, QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID,
             QUICHE_EV_ERR_NULL, QUICHE_EV_ERR_STATE, QUICHE_EV_ERR_TOO_LARGE, QUICHE_EV_ERR_TRANSPORT,
             QUICHE_EV_ERR_UNSUPPORTED};
-use crate::app::body::Body;
 use crate::app::server::{self as ops, OpError};
 use crate::log::Origin;
 use crate::server::ServerConn;
@@ -180,13 +179,13 @@ pub extern "C" fn quiche_ev_respond(req: *mut quiche_ev_request, status: c_int, 
                                     n: usize, fin: c_int) -> c_int {
     op(req, |r| {
         // SAFETY: the caller passes n headers at headers.
-        let list = match unsafe { headers_from_c(headers, n) } {
+        let list = match unsafe { header_refs_from_c(headers, n) } {
             Ok(l) => l,
             Err(code) => return Ok(code),
         };
         let status = u16::try_from(status).map_err(|_| OpError::State)?;
         // SAFETY: a valid request handle, no borrow alive (C API call).
-        unsafe { ops::respond(r, status, list, fin != 0) }.map(|_| 0)
+        unsafe { ops::respond(r, status, &list, fin != 0) }.map(|_| 0)
     })
 }
 
@@ -214,17 +213,18 @@ pub extern "C" fn quiche_ev_respond_write(req: *mut quiche_ev_request, buf: *con
     })
 }
 
-/// The whole response at once: status, headers and `len` body bytes
-/// (copied; the library sends them as flow control allows and ends the
-/// response). No `content-length` is added: put it in `headers` if your
-/// clients want it. Returns as `quiche_ev_respond`.
+/// The whole response at once: status, headers and `len` body bytes. The
+/// library keeps no pointer to them after the call: what the stream takes
+/// at once is sent from them, the rest is copied and sent as flow control
+/// allows, and the response ends. No `content-length` is added: put it in
+/// `headers` if your clients want it. Returns as `quiche_ev_respond`.
 #[no_mangle]
 pub extern "C" fn quiche_ev_respond_bytes(req: *mut quiche_ev_request, status: c_int,
                                           headers: *const quiche_ev_header, n: usize, body: *const u8,
                                           len: usize) -> c_int {
     op(req, |r| {
         // SAFETY: the caller passes n headers and len bytes.
-        let list = match unsafe { headers_from_c(headers, n) } {
+        let list = match unsafe { header_refs_from_c(headers, n) } {
             Ok(l) => l,
             Err(code) => return Ok(code),
         };
@@ -232,7 +232,7 @@ pub extern "C" fn quiche_ev_respond_bytes(req: *mut quiche_ev_request, status: c
         let Some(body) = (unsafe { as_bytes(body, len) }) else { return Ok(QUICHE_EV_ERR_NULL) };
         let status = u16::try_from(status).map_err(|_| OpError::State)?;
         // SAFETY: as in quiche_ev_respond.
-        unsafe { ops::respond_body(r, status, list, Body::from_bytes(body.to_vec())) }.map(|_| 0)
+        unsafe { ops::respond_bytes(r, status, &list, body) }.map(|_| 0)
     })
 }
 

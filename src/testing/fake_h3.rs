@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use quiche::h3::{self, NameValue};
+use quiche::h3;
 
 use super::wire::FakeConn;
 use crate::app::framing::{stream_error, Datagrams, Framing, HttpEvent, Opened, PeerSettings, Polled, SendError, Streams};
@@ -41,7 +41,7 @@ fn frame(ty: u8, payload: &[u8]) -> Vec<u8> {
     f
 }
 
-fn encode_headers(list: &[h3::Header]) -> Vec<u8> {
+fn encode_headers<T: h3::NameValue>(list: &[T]) -> Vec<u8> {
     let mut p = Vec::new();
     put_varint(&mut p, list.len() as u64);
     for h in list {
@@ -236,8 +236,8 @@ impl Framing<FakeConn> for FakeH3 {
         }
     }
 
-    fn send_headers(&mut self, conn: &mut FakeConn, stream: u64, headers: &[h3::Header], fin: bool, trailers: bool)
-                    -> Result<bool, SendError> {
+    fn send_headers<T: h3::NameValue>(&mut self, conn: &mut FakeConn, stream: u64, headers: &[T], fin: bool,
+                                      trailers: bool) -> Result<bool, SendError> {
         if !trailers && !self.server {
             return Err(SendError::Other("a client sends headers with its request".into()));
         }

@@ -25,6 +25,7 @@ use super::output::Output;
 use super::proto::{AnyFraming, Protocol};
 use crate::client::Client;
 use crate::hooks::{ClientApp, HandleRef};
+use crate::id_hash::IdMap;
 use crate::transport::{CloseInfo, ConnStats, Transport};
 
 pub use super::host::{ReqId, ResponseOutcome as Outcome};
@@ -113,7 +114,7 @@ pub struct ClientRequests<P: AppPlatform, H: ClientHost> {
     authority: String,
     queue: VecDeque<ReqId>,
     reqs: HashMap<ReqId, Req>,
-    by_stream: HashMap<u64, ReqId>,
+    by_stream: IdMap<u64, ReqId>,
     next_id: ReqId,
     events: VecDeque<Event>,
     /// The host's callbacks.
@@ -142,7 +143,7 @@ impl<P: AppPlatform, H: ClientHost> ClientRequests<P, H> {
     /// Requests to `authority` in `protocol`, heard by `host`.
     pub fn new(protocol: Protocol<P>, authority: &str, host: H) -> Self {
         ClientRequests { framing: protocol.framing(false), opened: false, authority: authority.to_string(),
-                         queue: VecDeque::new(), reqs: HashMap::new(), by_stream: HashMap::new(), next_id: 0,
+                         queue: VecDeque::new(), reqs: HashMap::new(), by_stream: IdMap::default(), next_id: 0,
                          events: VecDeque::new(), host, output: None, dgrams: DgramState::default(),
                          settings_wait: false }
     }

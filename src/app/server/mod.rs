@@ -14,9 +14,9 @@ mod deliver;
 mod ops;
 
 pub use datagrams::{conn_datagram_max_len, conn_send_datagram, request_datagram_max_len, send_datagram};
-pub use ops::{reset, respond, respond_body, resume_body, trailers, write};
+pub use ops::{reset, respond, respond_body, respond_bytes, resume_body, trailers, write};
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::ptr::NonNull;
 use std::rc::Rc;
 
@@ -31,6 +31,7 @@ use super::host::ServerHost;
 use super::proto::{AnyFraming, Protocol};
 use super::request::{Outcome, Request, Response};
 use crate::hooks::{ConnRef, HandleRef, ServerApp};
+use crate::id_hash::IdMap;
 use crate::server::{Server, ServerConn};
 use crate::transport::{CloseInfo, ConnStats, Transport};
 
@@ -99,7 +100,7 @@ impl<P: AppPlatform, H: ServerHost<P>> Drop for Owned<P, H> {
 pub struct ConnApp<P: AppPlatform, H: ServerHost<P>> {
     framing: AnyFraming<P>,
     opened: bool,
-    requests: HashMap<u64, NonNull<Request<P, H>>>,
+    requests: IdMap<u64, NonNull<Request<P, H>>>,
     /// The host's pointer for this connection.
     pub user: *mut c_void,
     /// Highest request stream seen (for GOAWAY).
@@ -400,7 +401,7 @@ impl<P: AppPlatform, H: ServerHost<P>> ServerApp<P> for ConnApp<P, H> {
     type Event = Event<P, H>;
 
     fn new_conn(shared: &mut Shared<P, H>) -> Self {
-        ConnApp { framing: shared.protocol.framing(true), opened: false, requests: HashMap::new(),
+        ConnApp { framing: shared.protocol.framing(true), opened: false, requests: IdMap::default(),
                   user: std::ptr::null_mut(), last_stream: None, goaway_sent: false, finishing: Vec::new(),
                   pruned_len: 0, disk_wait: false, announced: false, dgrams: DgramState::default() }
     }

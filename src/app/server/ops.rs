@@ -4,7 +4,7 @@
 //! only, queues what the host must hear (never calls it), and lets the
 //! server flush the connection.
 
-use quiche::h3;
+use quiche::h3::{self, NameValue};
 
 use super::{ConnApp, OpError, SConn, H3_REQUEST_REJECTED};
 use crate::app::body::Body;
@@ -55,27 +55,50 @@ unsafe fn check_live<P: AppPlatform, H: ServerHost<P>>(r: *mut Request<P, H>) ->
 /// # Safety
 /// `r` is a request handle still valid (before its closed callback
 /// returned); no borrow of its server is alive.
-pub unsafe fn respond<P: AppPlatform, H: ServerHost<P>>(r: *mut Request<P, H>, status: u16,
-                                                         headers: impl IntoIterator<Item = h3::Header>,
-                                                         fin: bool) -> Result<(), OpError> {
+pub unsafe fn respond<P: AppPlatform, H: ServerHost<P>, T: NameValue>(r: *mut Request<P, H>, status: u16,
+                                                                      headers: &[T], fin: bool)
+                                                                      -> Result<(), OpError> {
+    start(r, status, headers, fin)?;
+    request_changed(r);
+    Ok(())
+}
+
+/// The head of `r`'s response: sent at once when the stream takes it,
+/// straight from the caller's fields; copied only when it has to wait
+/// (the stream is full), to be sent when it has room.
+///
+/// # Safety
+/// As for [`respond`].
+unsafe fn start<P: AppPlatform, H: ServerHost<P>, T: NameValue>(r: *mut Request<P, H>, status: u16, headers: &[T],
+                                                                fin: bool) -> Result<(), OpError> {
     check_live(r)?;
     if !matches!((*r).response, Response::NotStarted) || !(100..=999).contains(&status) {
         return Err(OpError::State);
     }
+    let e = conn_of(r);
+    let stream = (*r).stream;
     if (*r).h3 {
-        // The host's fields are moved in behind `:status`, not copied.
         let digits = [b'0' + (status / 100) as u8, b'0' + (status / 10 % 10) as u8, b'0' + (status % 10) as u8];
-        let headers = headers.into_iter();
-        let mut list = Vec::with_capacity(headers.size_hint().0 + 1);
-        list.push(h3::Header::new(b":status", &digits));
-        list.extend(headers);
-        (*r).response = Response::Pending(list, fin);
+        let mut list = Vec::with_capacity(headers.len() + 1);
+        list.push(h3::HeaderRef::new(b":status", &digits));
+        list.extend(headers.iter().map(|h| h3::HeaderRef::new(h.name(), h.value())));
+        match ServerConn::app(e).framing.send_headers(ServerConn::conn(e), stream, &list, fin, false) {
+            Ok(true) => (*r).response = if fin { Response::Done } else { Response::Sending },
+            Ok(false) => {
+                let owned = list.iter().map(|h| h3::Header::new(h.name(), h.value())).collect();
+                (*r).response = Response::Pending(owned, fin);
+            }
+            // The request is over: its closed callback says how.
+            Err(err) => {
+                let shared = ServerCore::app_shared(ServerConn::server(e));
+                ServerConn::app(e).failed(ServerConn::conn(e), shared, stream, err);
+            }
+        }
     } else {
         // hq-interop has no status line: an error status with no body is
         // a stream reset ("no such file"); anything else is just a body.
         if fin && !(200..300).contains(&status) {
-            let e = conn_of(r);
-            reject(ServerConn::conn(e), (*r).stream, H3_REQUEST_REJECTED);
+            reject(ServerConn::conn(e), stream, H3_REQUEST_REJECTED);
             finish(r, Outcome::Cancelled, H3_REQUEST_REJECTED);
             return Ok(());
         }
@@ -85,7 +108,6 @@ pub unsafe fn respond<P: AppPlatform, H: ServerHost<P>>(r: *mut Request<P, H>, s
             (*r).driven = Some(Body::from_bytes(Vec::new()));
         }
     }
-    request_changed(r);
     Ok(())
 }
 
@@ -136,15 +158,14 @@ pub unsafe fn write<P: AppPlatform, H: ServerHost<P>>(r: *mut Request<P, H>, dat
     Ok(took)
 }
 
-/// `quiche_ev_respond_bytes` / a built-in file: status, headers and a
-/// body the library drives out on its own.
+/// A built-in file (or any body the library reads on its own): status,
+/// headers and a body the library drives out.
 ///
 /// # Safety
 /// As for [`respond`].
-pub unsafe fn respond_body<P: AppPlatform, H: ServerHost<P>>(r: *mut Request<P, H>, status: u16,
-                                                              headers: impl IntoIterator<Item = h3::Header>,
-                                                              body: Body)
-                                                              -> Result<(), OpError> {
+pub unsafe fn respond_body<P: AppPlatform, H: ServerHost<P>, T: NameValue>(r: *mut Request<P, H>, status: u16,
+                                                                           headers: &[T], body: Body)
+                                                                           -> Result<(), OpError> {
     check_live(r)?;
     if !matches!((*r).response, Response::NotStarted) {
         return Err(OpError::State);
@@ -154,6 +175,49 @@ pub unsafe fn respond_body<P: AppPlatform, H: ServerHost<P>>(r: *mut Request<P, 
         (*r).driven = Some(body);
     }
     respond(r, status, headers, empty)
+}
+
+/// `quiche_ev_respond_bytes`: status, headers and a body in the host's
+/// memory. What the stream takes at once goes straight from `body`; the
+/// library copies only the rest, and drives it out as room comes.
+///
+/// # Safety
+/// As for [`respond`].
+pub unsafe fn respond_bytes<P: AppPlatform, H: ServerHost<P>, T: NameValue>(r: *mut Request<P, H>, status: u16,
+                                                                            headers: &[T], body: &[u8])
+                                                                            -> Result<(), OpError> {
+    if body.is_empty() {
+        return respond(r, status, headers, true);
+    }
+    start(r, status, headers, false)?;
+    if (*r).closed {
+        // The head failed (the closed callback says how): what that
+        // queued (a reset) still goes out.
+        ServerCore::conn_changed(conn_of(r));
+        return Ok(());
+    }
+    let mut took = 0;
+    if matches!((*r).response, Response::Sending) {
+        let e = conn_of(r);
+        let stream = (*r).stream;
+        match ServerConn::app(e).framing.send_body(ServerConn::conn(e), stream, body, true) {
+            Ok(Some(n)) => took = n,
+            Ok(None) => {}
+            Err(err) => {
+                let shared = ServerCore::app_shared(ServerConn::server(e));
+                ServerConn::app(e).failed(ServerConn::conn(e), shared, stream, err);
+                ServerCore::conn_changed(e);
+                return Ok(());
+            }
+        }
+    }
+    if took == body.len() {
+        (*r).response = Response::Done;
+    } else {
+        (*r).driven = Some(Body::from_bytes(body[took..].to_vec()));
+    }
+    request_changed(r);
+    Ok(())
 }
 
 /// `quiche_ev_respond_trailers`: HTTP/3 trailers, ending the response.
