@@ -23,8 +23,9 @@ command-line flags shown by --help):
   BENCH_MEM_IDLE        idle connections for the memory rows (1000, quick 100)
   BENCH_BULK_MIB        bulk file size in MiB (256)
   BENCH_IO_MODES        our I/O modes for the bulk rows (batched,nogso,plain)
-  BENCH_SECTIONS        handshake,bulk,memory,unknown_cid,slow,floor,soak,workers
-                        (any subset)
+  BENCH_SECTIONS        handshake,bulk,memory,unknown_cid,slow,floor,instructions,
+                        soak,workers (any subset; the quick run leaves out
+                        instructions unless named here)
   BENCH_WORKERS         worker counts of the workers rows, each against the
                         first (default 1,2; e.g. 1,2,4,8 on a larger machine)
   BENCH_WORKERS_DOWNLOADS  concurrent downloads in the workers bulk rows (4)
@@ -46,6 +47,8 @@ command-line flags shown by --help):
   BENCH_REQ_BODY        response body bytes in the request rows and the soak (1024)
   BENCH_FLOOR_BATCH     the floor client's receive batch, in datagrams (32)
   BENCH_AES_MIB         MiB encrypted for the AES-128-GCM row (256, quick 64)
+  BENCH_IR_REQUESTS     requests of the instruction-count rows (20000, quick 4000)
+  BENCH_IR_HANDSHAKES   handshakes of the instruction-count rows (300, quick 60)
   BENCH_SOAK_REQUESTS   requests of the soak (1000000, quick 100000)
   BENCH_SOAK_CONNS      the soak's long-lived connections (10)
   BENCH_SOAK_RUNS       soak runs (1)
@@ -359,8 +362,8 @@ class Server:
         self.check()
         return rss_kib(self.proc.pid)
 
-    def stop(self):
-        stop(self.proc)
+    def stop(self, grace=5.0):
+        stop(self.proc, grace)
 
     def counters(self):
         """Our servers' "server counters: k=v ..." line at exit, as a dict
@@ -1059,6 +1062,61 @@ class Bench:
         finally:
             srv.stop()
 
+    # -- instructions (callgrind)
+
+    def instructions_once(self, what):
+        """Instructions (callgrind's Ir: user space only, the same count on
+        every run) of one server per request or per handshake: ours under
+        callgrind against req_load, and the floor's server turns (its
+        client's are not collected). Each side runs twice, n and n / 5,
+        and the difference is divided by 4n / 5, so that what does not
+        grow with n (start-up, certificates, the warm-up) drops out."""
+        cfg = self.cfg
+        if not shutil.which("valgrind"):
+            raise MeasureError("valgrind is missing")
+        if what == "requests":
+            n = cfg.ir_requests
+            floor_args = ["--only", "requests", "--requests", "{n}", "--conns", str(cfg.req_conns),
+                          "--streams", str(cfg.req_streams), "--body", str(cfg.req_body)]
+            server = [REQ_SERVER, "--body", str(cfg.req_body)]
+            load = ["--conns", str(cfg.req_conns), "--inflight", str(cfg.req_streams), "--warmup", "20",
+                    "--requests", "{n}", "--path", "/req"]
+        else:
+            n = cfg.ir_handshakes
+            floor_args = ["--only", "handshake", "--handshakes", "{n}"]
+            server = [os.path.join(EX, "http3-server"), "--no-retry"] + NO_DRAIN
+            load = ["--handshakes", "{n}", "--concurrency", str(cfg.concurrency), "--path", "/"]
+        self.guard(120 + n * (0.01 if what == "requests" else 0.5))
+        counts = {}
+        for size in (n, n // 5):
+            fill = lambda argv: [a.replace("{n}", str(size)) for a in argv]
+            out = os.path.join(WORK, f"callgrind-floor-{what}-{size}.out")
+            p = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                       "--toggle-collect=floor::pair::Pair::server_turn", FLOOR] + fill(floor_args),
+                      cwd=EX, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                _, err = p.communicate(timeout=600)
+            except subprocess.TimeoutExpired:
+                kill_group(p)
+                p.communicate()
+                raise MeasureError(f"the floor under callgrind ({size} {what}) took over 600 s")
+            finally:
+                forget(p)
+            if p.returncode != 0:
+                raise MeasureError(f"the floor under callgrind exited with {p.returncode}: "
+                                   f"{err.decode(errors='replace')[-300:]}")
+            counts[("floor", size)] = callgrind_total(out)
+            out = os.path.join(WORK, f"callgrind-ours-{what}-{size}.out")
+            srv = Server(f"callgrind-{what}", ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+                         + server, FLOOR_ENV, "zero", start_timeout=60)
+            try:
+                self.req_load(srv, fill(load), settle=0.3, timeout=120 + size * 0.5)
+            finally:
+                srv.stop(grace=60)
+            counts[("ours", size)] = callgrind_total(out)
+        per = lambda side: (counts[(side, n)] - counts[(side, n // 5)]) / (n - n // 5)
+        return {"ours_ir": per("ours"), "floor_ir": per("floor")}
+
     # -- 7. soak
 
     def soak_once(self):
@@ -1321,6 +1379,18 @@ def unknown_cid_note(cfg, ours, base):
             f"(asked {cfg.unknown_pps})")
 
 
+def callgrind_total(path):
+    """The instructions a callgrind profile counted (its `totals:` line)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(("totals:", "summary:")):
+                    return int(line.split()[1])
+    except OSError as e:
+        raise MeasureError(f"no callgrind profile {path}: {e}")
+    raise MeasureError(f"callgrind profile {path} has no totals")
+
+
 def renamed(runs, src, dst):
     """Per-run dicts with field `src` renamed `dst` (errors kept), so two
     figures of different names can share a row."""
@@ -1419,7 +1489,7 @@ def slow_file():
     return path
 
 
-SECTIONS = ("handshake", "bulk", "memory", "unknown_cid", "slow", "floor", "soak", "workers")
+SECTIONS = ("handshake", "bulk", "memory", "unknown_cid", "slow", "floor", "instructions", "soak", "workers")
 
 
 def settings(argv):
@@ -1436,7 +1506,10 @@ def settings(argv):
     ap.add_argument("--mem-idle", type=int, default=None)
     ap.add_argument("--bulk-mib", type=int, default=None)
     ap.add_argument("--io-modes", default=env("BENCH_IO_MODES", "batched,nogso,plain"))
-    ap.add_argument("--sections", default=env("BENCH_SECTIONS", ",".join(SECTIONS)))
+    # The quick run leaves out the instruction counts (about a minute
+    # under callgrind): it stays under two minutes.
+    quick_sections = ",".join(x for x in SECTIONS if x != "instructions")
+    ap.add_argument("--sections", default=env("BENCH_SECTIONS", quick_sections if quick else ",".join(SECTIONS)))
     ap.add_argument("--shipped", type=int, default=None)
     ap.add_argument("--ping-interval", type=float, default=float(env("BENCH_PING_INTERVAL", "1.0")))
     ap.add_argument("--upkeep-secs", type=float, default=None)
@@ -1480,6 +1553,8 @@ def settings(argv):
     cfg.shipped = cfg.shipped if cfg.shipped is not None else int(env("BENCH_SHIPPED", "0" if q else "1"))
     cfg.req_requests = cfg.req_requests or int(env("BENCH_REQUESTS", "20000" if q else "100000"))
     cfg.aes_mib = cfg.aes_mib or int(env("BENCH_AES_MIB", "64" if q else "256"))
+    cfg.ir_requests = int(env("BENCH_IR_REQUESTS", "4000" if q else "20000"))
+    cfg.ir_handshakes = int(env("BENCH_IR_HANDSHAKES", "60" if q else "300"))
     cfg.soak_requests = cfg.soak_requests or int(env("BENCH_SOAK_REQUESTS", "100000" if q else "1000000"))
     cfg.io_modes = [m for m in cfg.io_modes.split(",") if m]
     for m in cfg.io_modes:
@@ -1693,6 +1768,22 @@ def main(argv):
             bench.record("floor/ours/req_callback", bench.ours_requests_once, "callback")
             bench.record("floor/ours/req_builtin", bench.ours_requests_once, "builtin")
         floor_rows(table, cfg, bench.raw)
+
+    if "instructions" in cfg.sections:
+        print(f"instructions: callgrind, ours vs the floor's server: {cfg.ir_requests} requests, "
+              f"{cfg.ir_handshakes} handshakes (and a fifth of each)", file=sys.stderr, flush=True)
+        fl_label = "floor's server turns (bench/floor under callgrind)"
+        req = f"{cfg.req_body} B requests, {cfg.req_conns} conns x {cfg.req_streams} streams"
+        for what, unit, row, who in (
+                ("requests", "Ir", f"instructions {req}: server instructions/request, ours C callback vs floor",
+                 "ours bench/req_server.c <- req_load"),
+                ("handshake", "Ir", "instructions h3 handshake (no retry): server instructions/conn, ours vs floor",
+                 "ours http3-server --no-retry <- req_load")):
+            bench.record(f"ir/{what}", bench.instructions_once, what)
+            runs = bench.raw[f"ir/{what}"]
+            table.add("instructions", row, unit, "lower", renamed(runs, "ours_ir", "ir"),
+                      renamed(runs, "floor_ir", "ir"), who, fl_label, "ir",
+                      "user space only (no kernel); counted, not timed: runs differ only as their packets do")
 
     if "soak" in cfg.sections:
         print(f"soak: {cfg.soak_requests} requests over {cfg.soak_conns} connections to req_server "

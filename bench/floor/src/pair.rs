@@ -57,7 +57,10 @@ impl Pair {
         p
     }
 
-    /// The server's turn; the datagrams it took and sent.
+    /// The server's turn; the datagrams it took and sent. Never inlined:
+    /// `make bench` counts its instructions by name (callgrind
+    /// `--toggle-collect`).
+    #[inline(never)]
     pub fn server_turn(&mut self, config: &mut quiche::Config, h3_config: &h3::Config) -> usize {
         let Pair { server, wire, resp, addr, retry, server_gone, server_stats, spare_scids, recv_errors, .. } = self;
         self.server_cpu.time(|| {
