@@ -21,6 +21,7 @@ command-line flags shown by --help):
   BENCH_CONCURRENCY     client processes at a time (default 16)
   BENCH_IDLE            idle connections held during the loaded runs (500, quick 100)
   BENCH_MEM_IDLE        idle connections for the memory rows (1000, quick 100)
+  BENCH_MEM_RUNS        runs of the memory rows (BENCH_RUNS, quick 1)
   BENCH_BULK_MIB        bulk file size in MiB (256)
   BENCH_IO_MODES        our I/O modes for the bulk rows (batched,nogso,plain)
   BENCH_SECTIONS        handshake,bulk,memory,unknown_cid,slow,floor,instructions,
@@ -1554,6 +1555,9 @@ def settings(argv):
     cfg.req_requests = cfg.req_requests or int(env("BENCH_REQUESTS", "20000" if q else "100000"))
     cfg.aes_mib = cfg.aes_mib or int(env("BENCH_AES_MIB", "64" if q else "256"))
     cfg.ir_requests = int(env("BENCH_IR_REQUESTS", "4000" if q else "20000"))
+    # RSS per connection moves by under 1 % between runs: one run keeps the
+    # quick run under two minutes.
+    cfg.mem_runs = int(env("BENCH_MEM_RUNS", "1" if q else str(cfg.runs)))
     cfg.ir_handshakes = int(env("BENCH_IR_HANDSHAKES", "60" if q else "300"))
     cfg.soak_requests = cfg.soak_requests or int(env("BENCH_SOAK_REQUESTS", "100000" if q else "1000000"))
     cfg.io_modes = [m for m in cfg.io_modes.split(",") if m]
@@ -1689,9 +1693,9 @@ def main(argv):
                               bench.raw[f"bulk/ours/{proto}/{mode}"], f"io={first}", f"io={mode}", "gbit_s")
 
     if "memory" in cfg.sections:
-        print(f"memory: {cfg.mem_idle} idle connections; {cfg.runs} runs", file=sys.stderr, flush=True)
+        print(f"memory: {cfg.mem_idle} idle connections; {cfg.mem_runs} runs", file=sys.stderr, flush=True)
         b = baselines[0]
-        for _ in range(cfg.runs):
+        for _ in range(cfg.mem_runs):
             for key in ("ours", "ours-cid2", b):
                 bench.record(f"mem/{key}", bench.memory_once, key, cfg.mem_idle)
         mo, mb = bench.raw["mem/ours"], bench.raw[f"mem/{b}"]
