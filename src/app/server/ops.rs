@@ -130,21 +130,10 @@ pub unsafe fn write<P: AppPlatform, H: ServerHost<P>>(r: *mut Request<P, H>, dat
         }
         _ => return Err(OpError::State),
     }
-    let e = conn_of(r);
-    let stream = (*r).stream;
-    let sent = ServerConn::app(e).framing.send_body(ServerConn::conn(e), stream, data, fin);
-    let took = match sent {
-        Ok(Some(n)) => n,
-        Ok(None) => 0,
-        Err(err) => {
-            let shared = ServerCore::app_shared(ServerConn::server(e));
-            ServerConn::app(e).failed(ServerConn::conn(e), shared, stream, err);
-            ServerCore::conn_changed(e);
-            return Err(OpError::Closed);
-        }
-    };
+    let sent = send_body_now(r, data, fin)?;
+    let took = sent.unwrap_or(0);
     if took == data.len() && fin {
-        if sent == Ok(None) {
+        if sent.is_none() {
             // Nothing fit, not even the FIN: it is owed, and goes out on
             // its own as soon as the stream has room.
             (*r).driven = Some(Body::from_bytes(Vec::new()));
@@ -156,6 +145,28 @@ pub unsafe fn write<P: AppPlatform, H: ServerHost<P>>(r: *mut Request<P, H>, dat
     }
     request_changed(r);
     Ok(took)
+}
+
+/// Body bytes of `r` straight to its stream: `Some(n)` taken (with the
+/// FIN when `fin` and n is all of `data`), `None` when nothing fit, not
+/// even the FIN. When the stream refused them the request is over (its
+/// closed callback says how; what that queued is flushed): `Closed`.
+///
+/// # Safety
+/// As for [`respond`].
+unsafe fn send_body_now<P: AppPlatform, H: ServerHost<P>>(r: *mut Request<P, H>, data: &[u8], fin: bool)
+                                                           -> Result<Option<usize>, OpError> {
+    let e = conn_of(r);
+    let stream = (*r).stream;
+    match ServerConn::app(e).framing.send_body(ServerConn::conn(e), stream, data, fin) {
+        Ok(sent) => Ok(sent),
+        Err(err) => {
+            let shared = ServerCore::app_shared(ServerConn::server(e));
+            ServerConn::app(e).failed(ServerConn::conn(e), shared, stream, err);
+            ServerCore::conn_changed(e);
+            Err(OpError::Closed)
+        }
+    }
 }
 
 /// A built-in file (or any body the library reads on its own): status,
@@ -198,17 +209,10 @@ pub unsafe fn respond_bytes<P: AppPlatform, H: ServerHost<P>, T: NameValue>(r: *
     }
     let mut took = 0;
     if matches!((*r).response, Response::Sending) {
-        let e = conn_of(r);
-        let stream = (*r).stream;
-        match ServerConn::app(e).framing.send_body(ServerConn::conn(e), stream, body, true) {
-            Ok(Some(n)) => took = n,
-            Ok(None) => {}
-            Err(err) => {
-                let shared = ServerCore::app_shared(ServerConn::server(e));
-                ServerConn::app(e).failed(ServerConn::conn(e), shared, stream, err);
-                ServerCore::conn_changed(e);
-                return Ok(());
-            }
+        match send_body_now(r, body, true) {
+            Ok(sent) => took = sent.unwrap_or(0),
+            // Over: the closed callback says how.
+            Err(_) => return Ok(()),
         }
     }
     if took == body.len() {
