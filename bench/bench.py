@@ -941,19 +941,11 @@ class Bench:
                 "--requests", str(cfg.req_requests), "--conns", str(cfg.req_conns), "--streams",
                 str(cfg.req_streams), "--body", str(cfg.req_body), "--batch", str(cfg.floor_batch),
                 "--aes-mib", str(cfg.aes_mib)]
-        p = spawn(argv, cwd=EX, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            out, err = p.communicate(timeout=300)
-        except subprocess.TimeoutExpired:
-            kill_group(p)
-            p.communicate()
-            raise MeasureError("the floor did not finish in 300 s")
-        finally:
-            forget(p)
+        rc, out, err = run_floor(argv, 300)
         try:
             d = json.loads(out.decode())
         except ValueError:
-            raise MeasureError(f"floor exited with {p.returncode}: {err.decode(errors='replace')[-300:]}")
+            raise MeasureError(f"floor exited with {rc}: {err.decode(errors='replace')[-300:]}")
         bad = [f"{k}: {v['error']}" for k, v in d.items() if isinstance(v, dict) and "error" in v]
         if bad:
             raise MeasureError("floor: " + "; ".join(bad))
@@ -1092,19 +1084,11 @@ class Bench:
         for size in (n, n // 5):
             fill = lambda argv: [a.replace("{n}", str(size)) for a in argv]
             out = os.path.join(WORK, f"callgrind-floor-{what}-{size}.out")
-            p = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                       "--toggle-collect=floor::pair::Pair::server_turn", FLOOR] + fill(floor_args),
-                      cwd=EX, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            try:
-                _, err = p.communicate(timeout=600)
-            except subprocess.TimeoutExpired:
-                kill_group(p)
-                p.communicate()
-                raise MeasureError(f"the floor under callgrind ({size} {what}) took over 600 s")
-            finally:
-                forget(p)
-            if p.returncode != 0:
-                raise MeasureError(f"the floor under callgrind exited with {p.returncode}: "
+            rc, _, err = run_floor(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                                    "--toggle-collect=floor::pair::Pair::server_turn", FLOOR] + fill(floor_args),
+                                   600)
+            if rc != 0:
+                raise MeasureError(f"the floor under callgrind exited with {rc}: "
                                    f"{err.decode(errors='replace')[-300:]}")
             counts[("floor", size)] = callgrind_total(out)
             out = os.path.join(WORK, f"callgrind-ours-{what}-{size}.out")
@@ -1378,6 +1362,21 @@ def unknown_cid_note(cfg, ours, base):
     return (f"per run of {sent or 0:.0f} datagrams: ours {answers(ours)}; baseline {answers(base)}; "
             f"load achieved: ours {achieved(ours)}, baseline {achieved(base)} "
             f"(asked {cfg.unknown_pps})")
+
+
+def run_floor(argv, timeout):
+    """Runs the floor (`argv`: it, or a tool wrapping it) to its end:
+    (exit status, stdout, stderr)."""
+    p = spawn(argv, cwd=EX, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(p)
+        p.communicate()
+        raise MeasureError(f"the floor did not finish in {timeout} s")
+    finally:
+        forget(p)
+    return p.returncode, out, err
 
 
 def callgrind_total(path):
