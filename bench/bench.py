@@ -50,6 +50,7 @@ command-line flags shown by --help):
   BENCH_AES_MIB         MiB encrypted for the AES-128-GCM row (256, quick 64)
   BENCH_IR_REQUESTS     requests of the instruction-count rows (20000, quick 4000)
   BENCH_IR_HANDSHAKES   handshakes of the instruction-count rows (300, quick 60)
+  BENCH_IR_BULK_MIB     body size of the bulk instruction-count rows in MiB (40, quick 10)
   BENCH_SOAK_REQUESTS   requests of the soak (1000000, quick 100000)
   BENCH_SOAK_CONNS      the soak's long-lived connections (10)
   BENCH_SOAK_RUNS       soak runs (1)
@@ -1059,14 +1060,18 @@ class Bench:
 
     def instructions_once(self, what):
         """Instructions (callgrind's Ir: user space only, the same count on
-        every run) of one server per request or per handshake: ours under
-        callgrind against req_load, and the floor's server turns (its
-        client's are not collected). Each side runs twice, n and n / 5,
-        and the difference is divided by 4n / 5, so that what does not
-        grow with n (start-up, certificates, the warm-up) drops out."""
+        every run) of one server per request or per handshake, or of the
+        sending or receiving side per MiB of a bulk body: ours under
+        callgrind (against req_load, or our client or server), and the
+        floor's turns of the same side (the other side's are not
+        collected). Each side runs twice, n and n / 5, and the difference
+        is divided by 4n / 5, so that what does not grow with n (start-up,
+        certificates, the warm-up, the handshake) drops out."""
         cfg = self.cfg
         if not shutil.which("valgrind"):
             raise MeasureError("valgrind is missing")
+        if what.startswith("bulk-"):
+            return self.bulk_instructions(what == "bulk-send")
         if what == "requests":
             n = cfg.ir_requests
             floor_args = ["--only", "requests", "--requests", "{n}", "--conns", str(cfg.req_conns),
@@ -1084,13 +1089,7 @@ class Bench:
         for size in (n, n // 5):
             fill = lambda argv: [a.replace("{n}", str(size)) for a in argv]
             out = os.path.join(WORK, f"callgrind-floor-{what}-{size}.out")
-            rc, _, err = run_floor(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                                    "--toggle-collect=floor::pair::Pair::server_turn", FLOOR] + fill(floor_args),
-                                   600)
-            if rc != 0:
-                raise MeasureError(f"the floor under callgrind exited with {rc}: "
-                                   f"{err.decode(errors='replace')[-300:]}")
-            counts[("floor", size)] = callgrind_total(out)
+            counts[("floor", size)] = floor_instructions(out, "server_turn", fill(floor_args))
             out = os.path.join(WORK, f"callgrind-ours-{what}-{size}.out")
             srv = Server(f"callgrind-{what}", ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
                          + server, FLOOR_ENV, "zero", start_timeout=60)
@@ -1100,6 +1099,41 @@ class Bench:
                 srv.stop(grace=60)
             counts[("ours", size)] = callgrind_total(out)
         per = lambda side: (counts[(side, n)] - counts[(side, n // 5)]) / (n - n // 5)
+        return {"ours_ir": per("ours"), "floor_ir": per("floor")}
+
+    def bulk_instructions(self, sending):
+        """Instructions per MiB of one response body: with `sending`, of
+        `http3-server --no-retry --root` under callgrind against the
+        floor's server turns, otherwise of `http3-client --output
+        /dev/null` against the floor's client turns. No Retry: the floor's
+        bulk connection has none, and quiche copies the transport
+        parameters (a Retry's CID among them) at every send."""
+        n = self.cfg.ir_bulk_mib
+        self.guard(120 + n * 3.0)
+        side = "send" if sending else "recv"
+        data = os.path.join(WORK, "ir-bulk")
+        counts = {}
+        for size in (n, n // 5):
+            path = random_file(os.path.join(data, f"{size}MiB.bin"), size)
+            out = os.path.join(WORK, f"callgrind-floor-bulk-{side}-{size}.out")
+            counts[("floor", size)] = floor_instructions(
+                out, "server_turn" if sending else "client_turn", ["--only", "bulk", "--bulk-mib", str(size)])
+            out = os.path.join(WORK, f"callgrind-ours-bulk-{side}-{size}.out")
+            under = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+            srv = Server(f"callgrind-bulk-{side}", (under if sending else [])
+                         + [os.path.join(EX, "http3-server"), "--no-retry", "--root", data] + NO_DRAIN,
+                         FLOOR_ENV, "zero", start_timeout=60)
+            try:
+                _, rc, _ = run_client((under if not sending else []) +
+                                      [os.path.join(EX, "http3-client"), "--output", "/dev/null", HOST,
+                                       str(srv.port), "/" + os.path.basename(path)],
+                                      FLOOR_ENV, 120 + size * 3.0)
+                if rc != 0:
+                    raise MeasureError(f"http3-client exited with {rc} fetching {size} MiB")
+            finally:
+                srv.stop(grace=60)
+            counts[("ours", size)] = callgrind_total(out)
+        per = lambda who: (counts[(who, n)] - counts[(who, n // 5)]) / (n - n // 5)
         return {"ours_ir": per("ours"), "floor_ir": per("floor")}
 
     # -- 7. soak
@@ -1379,6 +1413,16 @@ def run_floor(argv, timeout):
     return p.returncode, out, err
 
 
+def floor_instructions(out, turn, args):
+    """The instructions of one side's turns (`turn`: `server_turn` or
+    `client_turn` of floor::pair::Pair) in a floor run under callgrind."""
+    rc, _, err = run_floor(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                            f"--toggle-collect=floor::pair::Pair::{turn}", FLOOR] + args, 600)
+    if rc != 0:
+        raise MeasureError(f"the floor under callgrind exited with {rc}: {err.decode(errors='replace')[-300:]}")
+    return callgrind_total(out)
+
+
 def callgrind_total(path):
     """The instructions a callgrind profile counted (its `totals:` line)."""
     try:
@@ -1444,16 +1488,22 @@ def floor_rows(table, cfg, raw):
 
 def bulk_file(cfg):
     """The bulk rows' file of random bytes (kept between runs)."""
-    size = cfg.bulk_mib << 20
     data = os.path.join(WORK, "data")
     os.makedirs(data, exist_ok=True)
     path = os.path.join(data, f"bulk-{cfg.bulk_mib}MiB.bin")
     for old in os.listdir(data):  # files of other sizes from earlier runs
         if old != os.path.basename(path):
             os.unlink(os.path.join(data, old))
-    if not os.path.exists(path) or os.path.getsize(path) != size:
+    return random_file(path, cfg.bulk_mib)
+
+
+def random_file(path, mib):
+    """`path`, made of `mib` MiB of random bytes unless it has that size
+    already (kept between runs)."""
+    if not os.path.exists(path) or os.path.getsize(path) != mib << 20:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path + ".tmp", "wb") as f:
-            for _ in range(cfg.bulk_mib):
+            for _ in range(mib):
                 f.write(os.urandom(1 << 20))
         os.replace(path + ".tmp", path)
     return path
@@ -1558,6 +1608,7 @@ def settings(argv):
     # quick run under two minutes.
     cfg.mem_runs = int(env("BENCH_MEM_RUNS", "1" if q else str(cfg.runs)))
     cfg.ir_handshakes = int(env("BENCH_IR_HANDSHAKES", "60" if q else "300"))
+    cfg.ir_bulk_mib = int(env("BENCH_IR_BULK_MIB", "10" if q else "40"))
     cfg.soak_requests = cfg.soak_requests or int(env("BENCH_SOAK_REQUESTS", "100000" if q else "1000000"))
     cfg.io_modes = [m for m in cfg.io_modes.split(",") if m]
     for m in cfg.io_modes:
@@ -1773,15 +1824,20 @@ def main(argv):
         floor_rows(table, cfg, bench.raw)
 
     if "instructions" in cfg.sections:
-        print(f"instructions: callgrind, ours vs the floor's server: {cfg.ir_requests} requests, "
-              f"{cfg.ir_handshakes} handshakes (and a fifth of each)", file=sys.stderr, flush=True)
-        fl_label = "floor's server turns (bench/floor under callgrind)"
+        print(f"instructions: callgrind, ours vs the floor's same side: {cfg.ir_requests} requests, "
+              f"{cfg.ir_handshakes} handshakes, a {cfg.ir_bulk_mib} MiB body (and a fifth of each)",
+              file=sys.stderr, flush=True)
         req = f"{cfg.req_body} B requests, {cfg.req_conns} conns x {cfg.req_streams} streams"
-        for what, unit, row, who in (
+        server_turns = "floor's server turns (bench/floor under callgrind)"
+        for what, unit, row, who, fl_label in (
                 ("requests", "Ir", f"instructions {req}: server instructions/request, ours C callback vs floor",
-                 "ours bench/req_server.c <- req_load"),
+                 "ours bench/req_server.c <- req_load", server_turns),
                 ("handshake", "Ir", "instructions h3 handshake (no retry): server instructions/conn, ours vs floor",
-                 "ours http3-server --no-retry <- req_load")):
+                 "ours http3-server --no-retry <- req_load", server_turns),
+                ("bulk-send", "Ir/MiB", "instructions h3 bulk (no retry): sending side instructions/MiB, ours vs floor",
+                 "ours http3-server --no-retry --root", server_turns),
+                ("bulk-recv", "Ir/MiB", "instructions h3 bulk (no retry): receiving side instructions/MiB, ours vs floor",
+                 "ours http3-client --output /dev/null", "floor's client turns (bench/floor under callgrind)")):
             bench.record(f"ir/{what}", bench.instructions_once, what)
             runs = bench.raw[f"ir/{what}"]
             table.add("instructions", row, unit, "lower", renamed(runs, "ours_ir", "ir"),

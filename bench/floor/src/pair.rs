@@ -92,7 +92,9 @@ impl Pair {
         })
     }
 
-    /// The client's turn; the datagrams it took and sent.
+    /// The client's turn; the datagrams it took and sent. Never inlined,
+    /// as `server_turn`.
+    #[inline(never)]
     pub fn client_turn(&mut self, h3_config: &h3::Config, batch: usize) -> usize {
         let Pair { client, wire, fetch, close_when_done, client_gone, client_stats, spare_scids, recv_errors, .. } =
             self;
