@@ -318,7 +318,7 @@ impl<P: Platform> DriverState<P> {
 mod tests {
     use super::*;
     use crate::egress::SCRATCH_LEN;
-    use crate::testing::{handshake, pair};
+    use crate::testing::{handshake, pair, unpaced_now};
     use std::os::fd::RawFd;
     use std::time::Duration;
 
@@ -462,7 +462,7 @@ mod tests {
                 }
             }
             egress.flush(&mut |d, seg, from, to| peer.send(&mut net, d, seg, from, to), &mut server, &mut scratch,
-                         true, std::mem::take(&mut ack_now), Instant::now());
+                         true, std::mem::take(&mut ack_now), unpaced_now());
             let mut sent = std::mem::take(&mut net.sent);
             if let Some(before) = probe_from.take() {
                 // The flush right after the server followed the client.

@@ -216,7 +216,7 @@ impl Egress {
 #[cfg(all(test, not(miri)))]
 pub(crate) mod tests {
     use super::*;
-    use crate::testing::{handshake, pair, pair_with};
+    use crate::testing::{handshake, pair, pair_with, unpaced_now};
 
     #[test]
     fn a_full_socket_keeps_every_byte_and_resumes_in_order() {
@@ -246,7 +246,7 @@ pub(crate) mod tests {
             wire.extend(data[..took].chunks(seg).map(|p| p.to_vec()));
             Ok(took)
         };
-        let r = q.flush(&mut full, &mut server, &mut scratch, true, false, Instant::now());
+        let r = q.flush(&mut full, &mut server, &mut scratch, true, false, unpaced_now());
         assert_eq!(r, Flushed::Blocked);
         assert!(!q.is_empty(), "the refused batch is kept");
         // Writable again: what was held goes out first, then the rest.
@@ -257,7 +257,7 @@ pub(crate) mod tests {
                 wire.extend(data.chunks(seg).map(|p| p.to_vec()));
                 Ok(data.len())
             };
-            let r = q.flush(&mut open, &mut server, &mut scratch, true, false, Instant::now());
+            let r = q.flush(&mut open, &mut server, &mut scratch, true, false, unpaced_now());
             assert_ne!(r, Flushed::Blocked);
             for mut pkt in wire.drain(..) {
                 client.recv(&mut pkt, quiche::RecvInfo { from: b, to: a }).unwrap();
@@ -294,7 +294,7 @@ pub(crate) mod tests {
             sizes.push(data.len());
             Ok(data.len())
         };
-        Egress::default().flush(&mut send, &mut server, &mut scratch, false, false, Instant::now());
+        Egress::default().flush(&mut send, &mut server, &mut scratch, false, false, unpaced_now());
         assert!(sizes.len() > 5);
     }
 
@@ -535,7 +535,7 @@ pub(crate) mod tests {
             Ok(d.len())
         };
         let mut scratch = vec![0u8; SCRATCH_LEN];
-        assert_eq!(q.flush(&mut send, &mut server, &mut scratch, true, false, Instant::now()), Flushed::Done);
+        assert_eq!(q.flush(&mut send, &mut server, &mut scratch, true, false, unpaced_now()), Flushed::Done);
         assert_eq!(sent, vec![(b"one".to_vec(), new), (b"two".to_vec(), other), (b"three".to_vec(), new)]);
     }
 

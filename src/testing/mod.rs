@@ -49,6 +49,14 @@ pub fn pair() -> (quiche::Connection, quiche::Connection, SocketAddr, SocketAddr
     pair_with(|c, _| c.enable_pacing(false))
 }
 
+/// The `now` to flush a connection of [`pair`] (no pacing) with: a second
+/// ahead. quiche dates each packet it builds with the clock it reads then,
+/// so a test thread descheduled for over a millisecond between reading the
+/// clock and the flush would see that packet as due later and held.
+pub fn unpaced_now() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(1)
+}
+
 /// As [`pair`], with `tune(config, is_server)` applied to both configs.
 pub fn pair_with(tune: impl Fn(&mut quiche::Config, bool)) -> (quiche::Connection, quiche::Connection, SocketAddr,
                                                                SocketAddr) {
