@@ -201,10 +201,14 @@ fn cid_limit_sets_the_connection_ids_a_client_may_give() {
 
 #[test]
 fn a_full_server_refuses_with_connection_refused() {
-    let s = Server::ours("server", &["--max-conns", "1"]);
+    // The held connection downloads 4 MiB into a pipe nobody reads, so it
+    // cannot end before it is stopped: a short response could complete
+    // (and free the slot) between "new connection" and the SIGSTOP.
+    let (dir, _) = root_with_big("max-conns", 4);
+    let s = Server::ours("server", &["--max-conns", "1", "--root", dir.to_str().unwrap()]);
     let mut held = Command::new(ours("client"))
-        .env("QUICHE_EV_QUIET", "1").args(["127.0.0.1", &s.port.to_string(), "/x"])
-        .stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        .env("QUICHE_EV_QUIET", "1").args(["127.0.0.1", &s.port.to_string(), "/big"])
+        .stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     assert!(s.stderr.wait_for("new connection", DEADLINE));
     unsafe { libc::kill(held.id() as i32, libc::SIGSTOP) };
     // The second client hears why at once, instead of waiting for its
@@ -219,7 +223,10 @@ fn a_full_server_refuses_with_connection_refused() {
     held.kill().unwrap();
     held.wait().unwrap();
     assert!(s.stderr.wait_for("connection freed, 0 left", DEADLINE), "{}", s.stderr.dump());
-    assert_eq!(our_client("client", s.port, &[]).stdout, b"byez\n");
+    let dest = dir.join("fetched");
+    let r = fetch_big("client", s.port, &dest, &[]);
+    assert_eq!(r.code(), Some(0), "{}", r.stderr);
+    assert!(std::fs::read(&dest).unwrap() == std::fs::read(dir.join("big")).unwrap());
 }
 
 #[test]
