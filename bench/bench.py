@@ -1091,15 +1091,13 @@ class Bench:
             out = os.path.join(WORK, f"callgrind-floor-{what}-{size}.out")
             counts[("floor", size)] = floor_instructions(out, "server_turn", fill(floor_args))
             out = os.path.join(WORK, f"callgrind-ours-{what}-{size}.out")
-            srv = Server(f"callgrind-{what}", ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-                         + server, FLOOR_ENV, "zero", start_timeout=60)
+            srv = Server(f"callgrind-{what}", callgrind(out) + server, FLOOR_ENV, "zero", start_timeout=60)
             try:
                 self.req_load(srv, fill(load), settle=0.3, timeout=120 + size * 0.5)
             finally:
                 srv.stop(grace=60)
             counts[("ours", size)] = callgrind_total(out)
-        per = lambda side: (counts[(side, n)] - counts[(side, n // 5)]) / (n - n // 5)
-        return {"ours_ir": per("ours"), "floor_ir": per("floor")}
+        return differenced(counts, n)
 
     def bulk_instructions(self, sending):
         """Instructions per MiB of one response body: with `sending`, of
@@ -1119,7 +1117,7 @@ class Bench:
             counts[("floor", size)] = floor_instructions(
                 out, "server_turn" if sending else "client_turn", ["--only", "bulk", "--bulk-mib", str(size)])
             out = os.path.join(WORK, f"callgrind-ours-bulk-{side}-{size}.out")
-            under = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+            under = callgrind(out)
             srv = Server(f"callgrind-bulk-{side}", (under if sending else [])
                          + [os.path.join(EX, "http3-server"), "--no-retry", "--root", data] + NO_DRAIN,
                          FLOOR_ENV, "zero", start_timeout=60)
@@ -1133,8 +1131,7 @@ class Bench:
             finally:
                 srv.stop(grace=60)
             counts[("ours", size)] = callgrind_total(out)
-        per = lambda who: (counts[(who, n)] - counts[(who, n // 5)]) / (n - n // 5)
-        return {"ours_ir": per("ours"), "floor_ir": per("floor")}
+        return differenced(counts, n)
 
     # -- 7. soak
 
@@ -1416,11 +1413,24 @@ def run_floor(argv, timeout):
 def floor_instructions(out, turn, args):
     """The instructions of one side's turns (`turn`: `server_turn` or
     `client_turn` of floor::pair::Pair) in a floor run under callgrind."""
-    rc, _, err = run_floor(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                            f"--toggle-collect=floor::pair::Pair::{turn}", FLOOR] + args, 600)
+    rc, _, err = run_floor(callgrind(out) + [f"--toggle-collect=floor::pair::Pair::{turn}", FLOOR] + args, 600)
     if rc != 0:
         raise MeasureError(f"the floor under callgrind exited with {rc}: {err.decode(errors='replace')[-300:]}")
     return callgrind_total(out)
+
+
+def callgrind(out):
+    """The command prefix that runs a program under callgrind, its
+    profile to `out`."""
+    return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+
+
+def differenced(counts, n):
+    """Per unit, ours and the floor's: `counts[(who, size)]` of runs of n
+    and n // 5 units, their difference over the units between them (what
+    does not grow with n drops out)."""
+    per = lambda who: (counts[(who, n)] - counts[(who, n // 5)]) / (n - n // 5)
+    return {"ours_ir": per("ours"), "floor_ir": per("floor")}
 
 
 def callgrind_total(path):
