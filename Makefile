@@ -123,19 +123,18 @@ $(VENV)/.installed:
 # cross-check here, tests/portable.rs in cargo's run (`make
 # portable-check` also runs the unit tests with the feature; the main
 # unit tests already run both random-byte sources and both read paths).
-# The memory checks (ASan, then valgrind) and the static ones (Miri, then
-# the foreign targets) run side by side: valgrind and Miri each keep one
-# core busy. Each group's output is printed whole when it ends.
+# Three groups share the two cores, each printed whole when it ends:
+# Miri (the longest), the memory checks (ASan, then valgrind), and the
+# foreign targets' type check, which takes whichever core frees first
+# (Miri alone runs about as long as the other two one after the other).
 test: deps all upstream peers portable
 	python3 scripts/check-layers.py
-	$(MAKE) --no-print-directory -j2 --output-sync=recurse test-memory test-static
+	$(MAKE) --no-print-directory -j2 --output-sync=recurse miri test-memory cross-check
 	$(CARGO) test --release --workspace
 
-.PHONY: test-memory test-static
+.PHONY: test-memory
 test-memory:
 	$(MAKE) --no-print-directory -j1 asan valgrind
-test-static:
-	$(MAKE) --no-print-directory -j1 miri cross-check
 
 # No import cycle in src/, and every reference points down the layers
 # (socket -> transport -> application -> C API).
