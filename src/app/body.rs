@@ -58,10 +58,10 @@ impl Body {
         Body { remaining: data.len() as u64, source: Source::Memory { data, off: 0 } }
     }
 
-    /// A regular file's whole content (its size now).
-    pub fn from_file(file: File) -> io::Result<Body> {
-        let len = file.metadata()?.len();
-        Ok(Body { remaining: len, source: Source::File { file, offset: 0, buf: Vec::new(), start: 0, end: 0 } })
+    /// A regular file's first `len` bytes (its whole content at its size
+    /// when opened: [`crate::app::files::Root::open_file`] says it).
+    pub fn from_file(file: File, len: u64) -> Body {
+        Body { remaining: len, source: Source::File { file, offset: 0, buf: Vec::new(), start: 0, end: 0 } }
     }
 
     pub fn len(&self) -> u64 {
@@ -188,6 +188,13 @@ fn pread(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<Option<usize>> 
 mod tests {
     use super::*;
 
+    /// A file's body at its size now.
+    fn from_path(p: &std::path::Path) -> Body {
+        let f = File::open(p).unwrap();
+        let len = f.metadata().unwrap().len();
+        Body::from_file(f, len)
+    }
+
     /// The whole body, through `write` with a transport that takes at
     /// most 1000 bytes per call and is full every third call.
     pub fn drain(mut b: Body) -> Result<Vec<u8>, String> {
@@ -224,7 +231,7 @@ mod tests {
         let p = std::env::temp_dir().join(format!("qev-body-{}", std::process::id()));
         let big: Vec<u8> = (0..3 * FILE_CHUNK as u32 + 7).map(|i| (i % 251) as u8).collect();
         std::fs::write(&p, &big).unwrap();
-        assert_eq!(drain(Body::from_file(File::open(&p).unwrap()).unwrap()).unwrap(), big);
+        assert_eq!(drain(from_path(&p)).unwrap(), big);
         std::fs::remove_file(&p).unwrap();
     }
 
@@ -245,7 +252,7 @@ mod tests {
     fn a_file_that_shrinks_fails_instead_of_ending_short() {
         let p = std::env::temp_dir().join(format!("qev-shrink-{}", std::process::id()));
         std::fs::write(&p, vec![1u8; 10_000]).unwrap();
-        let b = Body::from_file(File::open(&p).unwrap()).unwrap();
+        let b = from_path(&p);
         std::fs::write(&p, vec![1u8; 100]).unwrap();
         assert!(drain(b).is_err());
         std::fs::remove_file(&p).unwrap();

@@ -48,7 +48,7 @@ impl Builtin {
         let result = match self {
             Builtin::Byez => respond_bytes(r, 200, &headers(BYEZ.len() as u64), BYEZ),
             Builtin::Files(root) => {
-                let body = root.open_file((*r).path_bytes()).and_then(|f| Body::from_file(f).ok());
+                let body = root.open_file((*r).path_bytes()).map(|(f, len)| Body::from_file(f, len));
                 match body {
                     Some(b) => respond_body(r, 200, &headers(b.len()), b),
                     None => respond(r, 404, &headers(0), true),

@@ -47,9 +47,9 @@ impl Root {
     }
 
     /// The regular file a request path names (`/` is `/index.html`; a
-    /// query or fragment is ignored), or `None` when it is missing, not a
-    /// regular file, or outside the root.
-    pub fn open_file(&self, request_path: &[u8]) -> Option<File> {
+    /// query or fragment is ignored) and its size, or `None` when it is
+    /// missing, not a regular file, or outside the root.
+    pub fn open_file(&self, request_path: &[u8]) -> Option<(File, u64)> {
         let rel = relative(request_path)?;
         if Path::new(&rel).components().any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir)) {
             return None; // `..` or a root: refused before any system call
@@ -106,20 +106,21 @@ impl Root {
 /// take a terminal as the controlling one.
 const OPEN_FLAGS: i32 = libc::O_NONBLOCK | libc::O_NOCTTY;
 
-/// `file` if it is a regular file, made blocking again (it was opened
-/// non-blocking); `None` for anything else (FIFO, device, folder, socket).
-fn regular(file: File) -> Option<File> {
-    if !file.metadata().ok()?.is_file() {
+/// `file` and its size if it is a regular file, made blocking again (it
+/// was opened non-blocking); `None` for anything else (FIFO, device,
+/// folder, socket). Two system calls per file served: one `fstat`, and
+/// one `F_SETFL` with no flag (F_SETFL changes only the status flags, of
+/// which `file` has no other than O_NONBLOCK, so nothing to read first).
+fn regular(file: File) -> Option<(File, u64)> {
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() {
         return None;
     }
-    let fd = file.as_raw_fd();
     // SAFETY: fcntl on a descriptor `file` owns; no pointers involved.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    // SAFETY: as above.
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, 0) } < 0 {
         return None;
     }
-    Some(file)
+    Some((file, meta.len()))
 }
 
 /// The path below the root: leading slashes dropped, query and fragment
@@ -165,7 +166,7 @@ mod tests {
             .and_then(regular));
     }
 
-    fn check_root(open: impl Fn(&Root, &[u8]) -> Option<File> + Sync) {
+    fn check_root(open: impl Fn(&Root, &[u8]) -> Option<(File, u64)> + Sync) {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("qev-files-{}-{n}", std::process::id()));
@@ -183,12 +184,17 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
         let r = Root::open(&root).unwrap();
         let read = |p: &[u8]| {
-            open(&r, p).map(|mut f| {
+            open(&r, p).map(|(mut f, len)| {
                 // SAFETY: fcntl on a descriptor `f` owns.
                 let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
                 assert_eq!(flags & libc::O_NONBLOCK, 0, "a file comes back blocking");
+                assert_eq!(flags & libc::O_ACCMODE, libc::O_RDONLY, "and read-only");
+                // SAFETY: as above.
+                let fd_flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFD) };
+                assert_ne!(fd_flags & libc::FD_CLOEXEC, 0, "and close-on-exec");
                 let mut s = String::new();
                 f.read_to_string(&mut s).unwrap();
+                assert_eq!(len, s.len() as u64, "with its size");
                 s
             })
         };
