@@ -108,9 +108,10 @@ const OPEN_FLAGS: i32 = libc::O_NONBLOCK | libc::O_NOCTTY;
 
 /// `file` and its size if it is a regular file, made blocking again (it
 /// was opened non-blocking); `None` for anything else (FIFO, device,
-/// folder, socket). Two system calls per file served: one `fstat`, and
-/// one `F_SETFL` with no flag (F_SETFL changes only the status flags, of
-/// which `file` has no other than O_NONBLOCK, so nothing to read first).
+/// folder, socket). Two system calls: one `fstat` (the kind and the
+/// size), and one `F_SETFL` with no flag (F_SETFL changes only the status
+/// flags, of which `file` has no other than O_NONBLOCK: nothing to read
+/// first).
 fn regular(file: File) -> Option<(File, u64)> {
     let meta = file.metadata().ok()?;
     if !meta.is_file() {
