@@ -12,6 +12,10 @@
  *   /slow[?ms=T]         "slow\n", answered from a timer T ms (default 2000)
  *                        after the request arrived
  *   /echo                the request body, streamed back as it arrives
+ *   /upload              the request body's length and FNV-1a hash, as JSON,
+ *                        once it ended (the body is read as it arrives and
+ *                        dropped: the client is held back by nothing but
+ *                        congestion control)
  *   /big?n=B             B bytes generated chunk by chunk as flow control
  *                        allows (a 1 GiB body never sits in memory)
  *   /trailers            a short body, then trailer fields (a checksum)
@@ -58,7 +62,7 @@ struct conn_info {
     uint64_t requests;
 };
 
-enum route { STREAM, SLOW, ECHO, BIG, TRAILERS };
+enum route { STREAM, SLOW, ECHO, UPLOAD, BIG, TRAILERS };
 
 /* A response still in progress, attached to its request with
  * quiche_ev_request_set_user_data and freed in the closed callback. */
@@ -67,10 +71,11 @@ struct exchange {
     quiche_ev_request *req;
     enum route route;
     uint64_t total;  /* body bytes to send */
-    uint64_t sent;   /* body bytes the library took so far */
+    uint64_t sent;   /* body bytes the library took so far (/upload: received) */
     uint64_t due;    /* /stream: bytes the timer released so far */
     uint64_t chunk;  /* /stream: bytes released per tick */
-    uint64_t hash;   /* /trailers: FNV-1a of the body, sent as a trailer */
+    uint64_t hash;   /* /trailers: FNV-1a of the body, sent as a trailer;
+                        /upload: of the request body received so far */
     ev_timer timer;  /* /stream ticks, /slow's delay */
 };
 
@@ -365,6 +370,9 @@ static void on_request(quiche_ev_request *req, void *user) {
         if (start_exchange(app, req, ECHO, 0) != NULL) {
             quiche_ev_respond(req, 200, NULL, 0, 0);
         }
+    } else if (is_route(path, "/upload")) {
+        /* Answered in on_request_body, when the body ends. */
+        start_exchange(app, req, UPLOAD, 0);
     } else if (is_route(path, "/big")) {
         if ((x = start_exchange(app, req, BIG, query_u64(path, "n", 1 << 20))) == NULL) {
             return;
@@ -386,14 +394,24 @@ static void on_request(quiche_ev_request *req, void *user) {
     }
 }
 
-/* The request body, as it arrives. Only /echo wants it: each chunk is
- * written straight into the response, and we return what the library
- * took. Taking less pauses the body (the client is held back by flow
+/* The request body, as it arrives. /upload counts and hashes it and
+ * answers at its end. For /echo each chunk is written straight into the
+ * response, and we return what the library took. Taking less pauses the body (the client is held back by flow
  * control) until on_writable resumes it: no buffering, however large. */
 static size_t on_request_body(quiche_ev_request *req, const uint8_t *data, size_t len, int fin,
                               void *user) {
     struct app *app = user;
     struct exchange *x = quiche_ev_request_user_data(req);
+    if (x != NULL && x->route == UPLOAD) {
+        x->hash = fnv1a(x->hash, data, len);
+        x->sent += len;
+        if (fin) {
+            struct text t = { .len = 0 };
+            append(&t, "{\"bytes\": %" PRIu64 ", \"fnv1a64\": \"%016" PRIx64 "\"}\n", x->sent, x->hash);
+            respond_json(req, &t);
+        }
+        return len;
+    }
     if (x == NULL || x->route != ECHO) {
         return len; /* not ours to keep: dropped */
     }

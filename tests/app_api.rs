@@ -31,17 +31,6 @@ fn pattern(len: u64) -> Vec<u8> {
     (0..len).map(pattern_byte).collect()
 }
 
-const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-
-fn fnv1a(h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
-    bytes.into_iter().fold(h, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
-}
-
-/// The hash fetch prints for a body.
-fn hash_of(body: &[u8]) -> String {
-    format!("{:016x}", fnv1a(FNV_BASIS, body.iter().copied()))
-}
-
 /// The hash of app-server's pattern over `len` bytes, without holding it.
 fn pattern_hash(len: u64) -> String {
     format!("{:016x}", fnv1a(FNV_BASIS, (0..len).map(pattern_byte)))
@@ -71,6 +60,11 @@ fn response<'a>(all: &'a [Response], path: &str) -> &'a Response {
     let found: Vec<&Response> = all.iter().filter(|r| r.path == path).collect();
     assert_eq!(found.len(), 1, "one line for {path} in {all:#?}");
     found[0]
+}
+
+/// What app-server's /upload answers once it read `body`.
+fn upload_answer(body: &[u8]) -> Vec<u8> {
+    format!("{{\"bytes\": {}, \"fnv1a64\": \"{}\"}}\n", body.len(), hash_of(body)).into_bytes()
 }
 
 fn complete(path: &str, status: u16, body: &[u8]) -> Response {
@@ -303,12 +297,13 @@ fn post_streams_the_file_to_each_request_at_its_own_offset() {
     let empty = dir.join("empty.bin");
     std::fs::write(&empty, b"").unwrap();
     let s = app_server(&[]);
-    let r = fetch(s.port, &["--post", file.to_str().unwrap()], &["/echo?a", "/echo?b", "/status/201"]);
+    let r = fetch(s.port, &["--post", file.to_str().unwrap()], &["/echo?a", "/echo?b", "/status/201", "/upload"]);
     assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
     let got = responses(&r.stdout);
     assert_eq!(response(&got, "/echo?a"), &complete("/echo?a", 200, &body));
     assert_eq!(response(&got, "/echo?b"), &complete("/echo?b", 200, &body));
     assert_eq!(response(&got, "/status/201"), &complete("/status/201", 201, b""));
+    assert_eq!(response(&got, "/upload"), &complete("/upload", 200, &upload_answer(&body)));
     let r = fetch(s.port, &["--post", empty.to_str().unwrap()], &["/echo"]);
     assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
     assert_eq!(responses(&r.stdout), vec![complete("/echo", 200, b"")]);
@@ -321,14 +316,16 @@ fn post_streams_the_file_to_each_request_at_its_own_offset() {
 #[test]
 fn routes_answer_as_documented_and_fetch_fails_on_non_2xx() {
     let s = app_server(&[]);
-    // GET /echo has no body: the body callback still hears its end.
-    let ok = ["/json", "/status/204", "/echo", "/stream?n=5000&ms=5", "/trailers", "/stats"];
+    // GET /echo and /upload have no body: the body callback still hears
+    // its end.
+    let ok = ["/json", "/status/204", "/echo", "/upload", "/stream?n=5000&ms=5", "/trailers", "/stats"];
     let r = fetch(s.port, &[], &ok);
     assert_eq!(r.code(), Some(0), "stderr:\n{}", r.stderr);
     let got = responses(&r.stdout);
     assert_eq!(got.len(), ok.len(), "{got:#?}");
     assert_eq!(response(&got, "/status/204"), &complete("/status/204", 204, b""));
     assert_eq!(response(&got, "/echo"), &complete("/echo", 200, b""));
+    assert_eq!(response(&got, "/upload"), &complete("/upload", 200, &upload_answer(b"")));
     assert_eq!(response(&got, "/stream?n=5000&ms=5"), &complete("/stream?n=5000&ms=5", 200, &pattern(5000)));
     assert_eq!(response(&got, "/trailers"), &complete("/trailers", 200, b"a body, then trailer fields\n"));
     for p in ["/json", "/stats"] {

@@ -389,6 +389,19 @@ pub fn pattern(len: usize) -> Vec<u8> {
         .collect()
 }
 
+pub const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, 64 bits, continued from `h`: the checksum fetch prints per
+/// response and app-server sends (/trailers, /upload).
+pub fn fnv1a(h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(h, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The hash fetch prints for a body, in its hex.
+pub fn hash_of(body: &[u8]) -> String {
+    format!("{:016x}", fnv1a(FNV_BASIS, body.iter().copied()))
+}
+
 /// A Makefile variable (its WARNINGS, NATIVE_LIBS, ...) as make sees it
 /// on this system (`make -s print-NAME`): NATIVE_LIBS, for one, has a
 /// line per operating system.
