@@ -98,6 +98,10 @@ OURS_ENV = {"QUICHE_EV_QUIET": "1"}
 
 # The floor (bench/floor) and the request-load programs (bench/req_*.c).
 FLOOR = os.path.join(ROOT, "target", "release", "floor")
+# The floor's request row again with the kernel's UDP path between its
+# calls (`floor --socket-trip N`, untimed): N datagrams at a time, as ours'
+# server makes one system call per 6 datagrams in that row (bench/README.md).
+FLOOR_TRIP_GROUP = 6
 REQ_SERVER = os.path.join(WORK, "req_server")
 REQ_LOAD = os.path.join(WORK, "req_load")
 UNKNOWN_INPROC = os.path.join(WORK, "unknown_cid_inproc")
@@ -962,6 +966,25 @@ class Bench:
                 "req_server_pkts_recv": rq.get("server_packets_recv", 0) / rq["requests"],
                 "aes_seal_s_per_gib": ae["seal_s_per_gib"], "aes_open_s_per_gib": ae["open_s_per_gib"]}
 
+    def floor_trip_once(self):
+        """The floor's request scenario with every datagram to its server
+        also sent and received on a loopback socket, FLOOR_TRIP_GROUP at a
+        time, the trips' own CPU left out of the server's figure: what the
+        kernel's path between quiche's calls does to quiche's own cost."""
+        cfg = self.cfg
+        self.guard(60)
+        argv = [FLOOR, "--only", "requests", "--requests", str(cfg.req_requests), "--conns", str(cfg.req_conns),
+                "--streams", str(cfg.req_streams), "--body", str(cfg.req_body), "--batch", str(cfg.floor_batch),
+                "--socket-trip", str(FLOOR_TRIP_GROUP)]
+        rc, out, err = run_floor(argv, 300)
+        try:
+            rq = json.loads(out.decode())["requests"]
+        except (ValueError, KeyError):
+            raise MeasureError(f"floor --socket-trip exited with {rc}: {err.decode(errors='replace')[-300:]}")
+        if "error" in rq:
+            raise MeasureError(f"floor --socket-trip: {rq['error']}")
+        return {"server_us": rq["server_us"], "client_us": rq["client_us"]}
+
     def req_load(self, srv, args, settle=0.0, on_progress=None, timeout=120.0):
         """bench/req_load.c (our client API) against `srv`, paused after
         its warm-up and after the measured phase: the server's CPU and RSS
@@ -1484,6 +1507,12 @@ def floor_rows(table, cfg, raw):
                 f"{med(fl, 'req_server_pkts_recv'):.2f}")
         table.add("floor", f"{req}: server CPU/request, ours {who} vs floor", "us", "lower",
                   ours, renamed(fl, "req_server_us", "server_us"), f"ours {who}", fl_label, "server_us", pkts)
+    if "floor/quiche_trip" in raw:
+        table.add("floor", f"{req}: server CPU/request, floor with the socket path between its calls vs floor",
+                  "us", "lower", raw["floor/quiche_trip"], renamed(fl, "req_server_us", "server_us"),
+                  f"floor --socket-trip {FLOOR_TRIP_GROUP}", fl_label, "server_us",
+                  f"each datagram to the floor's server also sent and received on a loopback socket, "
+                  f"{FLOOR_TRIP_GROUP} at a time, the trips' CPU left out: quiche's own calls after the kernel's")
     table.add("floor", f"{req}: client CPU/request, ours req_load vs floor", "us", "lower",
               raw["floor/ours/req_callback"], renamed(fl, "req_client_us", "client_us"),
               "ours bench/req_load.c (against req_server)", fl_label, "client_us")
@@ -1831,6 +1860,8 @@ def main(argv):
             bench.record("floor/ours/bulk", bench.bulk_ours, "h3", "batched", path, None, True)
             bench.record("floor/ours/req_callback", bench.ours_requests_once, "callback")
             bench.record("floor/ours/req_builtin", bench.ours_requests_once, "builtin")
+            if not cfg.quick:  # the quick run stays under two minutes
+                bench.record("floor/quiche_trip", bench.floor_trip_once)
         floor_rows(table, cfg, bench.raw)
 
     if "instructions" in cfg.sections:

@@ -16,7 +16,10 @@
 //!   bulk             one response body of M MiB; CPU per GiB on the
 //!                    sending (server) and receiving (client) side
 //!   requests         C connections, S requests in flight on each, 1 KiB
-//!                    responses; CPU per request (after a warm-up)
+//!                    responses; CPU per request (after a warm-up); with
+//!                    `--socket-trip N`, the datagrams to the server also go
+//!                    through a loopback socket, N at a time, untimed
+//!                    (trip.rs)
 //!   aes128gcm        AES-128-GCM alone over 1350-byte packets (aes.rs)
 //!
 //! Prints one JSON object on stdout. Usage: see `usage()`.
@@ -26,6 +29,7 @@ mod app;
 mod cpu;
 mod link;
 mod pair;
+mod trip;
 
 use std::time::Instant;
 
@@ -33,6 +37,7 @@ use quiche::h3;
 
 use app::{Fetcher, Responder};
 use pair::Pair;
+use trip::SocketTrip;
 
 struct Args {
     cert: String,
@@ -46,13 +51,14 @@ struct Args {
     warmup: usize,
     batch: usize,
     aes_mib: usize,
+    socket_trip: usize,
     only: Vec<String>,
 }
 
 fn usage() -> ! {
     eprintln!("usage: floor [--cert FILE] [--key FILE] [--handshakes N] [--bulk-mib M] [--requests R]\n\
                \x20            [--conns C] [--streams S] [--body BYTES] [--warmup W] [--batch B] [--aes-mib M]\n\
-               \x20            [--only handshake,handshake_retry,bulk,requests,aes128gcm]\n\
+               \x20            [--socket-trip N] [--only handshake,handshake_retry,bulk,requests,aes128gcm]\n\
                defaults: ./cert.crt ./cert.key, 1000 handshakes, 256 MiB, 100000 requests over 10\n\
                connections with 100 in flight each, 1024-byte bodies, 20 warm-up requests per\n\
                connection, receive batches of 32 datagrams, 256 MiB of AES");
@@ -62,7 +68,7 @@ fn usage() -> ! {
 fn parse() -> Args {
     let mut a = Args { cert: "./cert.crt".into(), key: "./cert.key".into(), handshakes: 1000, bulk_mib: 256,
                        requests: 100_000, conns: 10, streams: 100, body: 1024, warmup: 20, batch: 32,
-                       aes_mib: 256, only: Vec::new() };
+                       aes_mib: 256, socket_trip: 0, only: Vec::new() };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < argv.len() {
@@ -80,6 +86,7 @@ fn parse() -> Args {
             "--warmup" => a.warmup = num(),
             "--batch" => a.batch = num().max(1),
             "--aes-mib" => a.aes_mib = num().max(1),
+            "--socket-trip" => a.socket_trip = num(),
             "--only" => a.only = val.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
             _ => usage(),
         }
@@ -159,6 +166,11 @@ fn requests(cfg: &mut Configs, a: &Args) -> Result<String, String> {
         .map(|i| Pair::connect(i, false, &mut cfg.client, Responder::new(a.body),
                                Fetcher::new("/1k.bin", a.warmup, a.streams), false))
         .collect();
+    if a.socket_trip > 0 {
+        for p in pairs.iter_mut() {
+            p.trip = Some(SocketTrip::new(a.socket_trip).map_err(|e| format!("requests: --socket-trip: {e}"))?);
+        }
+    }
     let round = |pairs: &mut Vec<Pair>, cfg: &mut Configs| -> Result<(), String> {
         let mut idle = 0;
         while pairs.iter().any(|p| !p.fetch.finished()) {
@@ -203,11 +215,11 @@ fn requests(cfg: &mut Configs, a: &Args) -> Result<String, String> {
         return Err(format!("requests: {done} done, {failed} failed, {errors} server errors"));
     }
     let n = done as f64;
-    Ok(format!("{{\"conns\": {}, \"streams\": {}, \"body\": {}, \"requests\": {done}, \"server_us\": {}, \
-                \"client_us\": {}, \"requests_per_s_in_memory\": {}, \"rss_start_kib\": {rss0}, \
+    Ok(format!("{{\"conns\": {}, \"streams\": {}, \"body\": {}, \"socket_trip\": {}, \"requests\": {done}, \
+                \"server_us\": {}, \"client_us\": {}, \"requests_per_s_in_memory\": {}, \"rss_start_kib\": {rss0}, \
                 \"rss_end_kib\": {rss1}, \"server_packets_sent\": {}, \"server_packets_recv\": {}, \
                 \"wall_s\": {}}}",
-               a.conns, a.streams, a.body, f(server_ns as f64 / n / 1e3), f(client_ns as f64 / n / 1e3),
+               a.conns, a.streams, a.body, a.socket_trip, f(server_ns as f64 / n / 1e3), f(client_ns as f64 / n / 1e3),
                f(n / wall), pkts1.0 - pkts0.0, pkts1.1 - pkts0.1, f(t0.elapsed().as_secs_f64())))
 }
 

@@ -12,6 +12,7 @@ use quiche::h3;
 use crate::app::{Fetcher, Responder};
 use crate::cpu::Meter;
 use crate::link::{accept, client_addr, random_cid, server_addr, wait_timers, Dir, Endpoint, Wire, H3_NO_ERROR};
+use crate::trip::SocketTrip;
 
 pub struct Pair {
     pub client: Option<Endpoint>,
@@ -34,6 +35,8 @@ pub struct Pair {
     pub recv_errors: usize,
     /// Times nothing moved and a quiche timer had to fire first.
     pub timer_waits: usize,
+    /// `--socket-trip`: the server's datagrams go through the kernel first.
+    pub trip: Option<SocketTrip>,
 }
 
 impl Pair {
@@ -44,7 +47,7 @@ impl Pair {
         let mut p = Pair { client: None, server: None, wire: Wire::default(), resp, fetch,
                            server_cpu: Meter::default(), client_cpu: Meter::default(), addr, retry, close_when_done,
                            server_gone: false, client_gone: false, server_stats: None, client_stats: None,
-                           spare_scids: (0, 0), recv_errors: 0, timer_waits: 0 };
+                           spare_scids: (0, 0), recv_errors: 0, timer_waits: 0, trip: None };
         let wire = &mut p.wire;
         p.client = Some(p.client_cpu.time(|| {
             let scid = random_cid();
@@ -62,11 +65,16 @@ impl Pair {
     /// `--toggle-collect`).
     #[inline(never)]
     pub fn server_turn(&mut self, config: &mut quiche::Config, h3_config: &h3::Config) -> usize {
-        let Pair { server, wire, resp, addr, retry, server_gone, server_stats, spare_scids, recv_errors, .. } = self;
-        self.server_cpu.time(|| {
+        let Pair { server, wire, resp, addr, retry, server_gone, server_stats, spare_scids, recv_errors, trip, .. } =
+            self;
+        let mut trip_ns = 0;
+        let moved = self.server_cpu.time(|| {
             let mut moved = 0;
             while let Some(mut d) = wire.to_server.pop_front() {
                 moved += 1;
+                if let Some(t) = trip.as_mut() {
+                    trip_ns += t.pass(&d.buf[..d.len]);
+                }
                 if server.is_none() && !*server_gone {
                     *server = accept(config, wire, &mut d, *addr, *retry);
                 }
@@ -74,6 +82,9 @@ impl Pair {
                     s.recv(&mut d);
                 }
                 wire.give(d);
+            }
+            if let Some(t) = trip.as_mut() {
+                trip_ns += t.flush();
             }
             let Some(s) = server.as_mut() else { return moved };
             if s.h3_ready(h3_config) {
@@ -89,7 +100,9 @@ impl Pair {
                 *server_gone = true;
             }
             moved
-        })
+        });
+        self.server_cpu.ns -= trip_ns;
+        moved
     }
 
     /// The client's turn; the datagrams it took and sent. Never inlined,
