@@ -16,11 +16,12 @@
 //!   bulk             one response body of M MiB; CPU per GiB on the
 //!                    sending (server) and receiving (client) side
 //!   requests         C connections, S requests in flight on each, 1 KiB
-//!                    responses; CPU per request (after a warm-up); with
-//!                    `--socket-trip N`, the datagrams to the server also go
-//!                    through a loopback socket, N at a time, untimed
-//!                    (trip.rs)
+//!                    responses; CPU per request (after a warm-up)
 //!   aes128gcm        AES-128-GCM alone over 1350-byte packets (aes.rs)
+//!
+//! With `--socket-trip N`, the datagrams to the server in the handshake and
+//! request scenarios also go through a loopback socket, N at a time,
+//! between its calls and outside its meter (trip.rs).
 //!
 //! Prints one JSON object on stdout. Usage: see `usage()`.
 
@@ -114,6 +115,9 @@ fn handshake(cfg: &mut Configs, a: &Args, retry: bool) -> Result<String, String>
     // One warm-up connection (allocator, first-use costs), not counted.
     for i in 0..=a.handshakes {
         let mut p = Pair::connect(i, retry, &mut cfg.client, Responder::new(5), Fetcher::new("/", 1, 1), true);
+        if a.socket_trip > 0 {
+            p.trip = Some(SocketTrip::new(a.socket_trip).map_err(|e| format!("handshake: --socket-trip: {e}"))?);
+        }
         p.run_until(&mut cfg.server, &cfg.h3, a.batch, |p| p.server_gone && p.client_gone)?;
         if p.fetch.done != 1 || p.fetch.failed != 0 || p.fetch.body_bytes != 5 || p.recv_errors != 0 {
             return Err(format!("handshake {i}: {} done, {} failed, {} body bytes, {} datagrams refused",
