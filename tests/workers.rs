@@ -417,7 +417,8 @@ fn token_keys_shared_between_hosts_rotate_in_two_steps_without_refusals() {
 /// A server killed mid-transfer and replaced on its port by one whose
 /// reset keys rotated (a new current key, the old one previous): the
 /// client, still uploading, is reset at once (under the previous key), not
-/// left to its idle timeout.
+/// left to its idle timeout. (To /upload, so that the client always has a
+/// packet in flight: see the dead worker's test above.)
 #[test]
 fn a_replacement_with_rotated_reset_keys_still_resets_the_old_connections() {
     let dir = tempdir("workers-reset-rotation");
@@ -428,11 +429,11 @@ fn a_replacement_with_rotated_reset_keys_still_resets_the_old_connections() {
     write_secrets(&fb, &[&format!("reset {K2} {K1}")]);
     let mut s = Server::ours("app-server", &["--verbose", "--secrets", fa.to_str().unwrap()]);
     let port = s.port;
-    let mut c = Command::new(ours("fetch")).arg("--post").arg(&body).args(["127.0.0.1", &port.to_string(), "/echo"])
+    let mut c = Command::new(ours("fetch")).arg("--post").arg(&body).args(["127.0.0.1", &port.to_string(), "/upload"])
         .stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let err = lines_of(c.stderr.take().unwrap());
     // The upload is under way: the client keeps sending.
-    assert!(s.stderr.wait_for("request: POST /echo", DEADLINE), "{}", s.stderr.dump());
+    assert!(s.stderr.wait_for("request: POST /upload", DEADLINE), "{}", s.stderr.dump());
     s.signal(libc::SIGKILL);
     s.wait_exit(DEADLINE).expect("killed");
     let killed = Instant::now();
