@@ -396,8 +396,9 @@ static void on_request(quiche_ev_request *req, void *user) {
 
 /* The request body, as it arrives. /upload counts and hashes it and
  * answers at its end. For /echo each chunk is written straight into the
- * response, and we return what the library took. Taking less pauses the body (the client is held back by flow
- * control) until on_writable resumes it: no buffering, however large. */
+ * response, and we return what the library took. Taking less pauses the
+ * body (the client is held back by flow control) until on_writable
+ * resumes it: no buffering, however large. */
 static size_t on_request_body(quiche_ev_request *req, const uint8_t *data, size_t len, int fin,
                               void *user) {
     struct app *app = user;

@@ -62,11 +62,6 @@ fn response<'a>(all: &'a [Response], path: &str) -> &'a Response {
     found[0]
 }
 
-/// What app-server's /upload answers once it read `body`.
-fn upload_answer(body: &[u8]) -> Vec<u8> {
-    format!("{{\"bytes\": {}, \"fnv1a64\": \"{}\"}}\n", body.len(), hash_of(body)).into_bytes()
-}
-
 fn complete(path: &str, status: u16, body: &[u8]) -> Response {
     Response { path: path.into(), status, bytes: body.len() as u64, hash: hash_of(body), outcome: "complete".into() }
 }

@@ -402,6 +402,11 @@ pub fn hash_of(body: &[u8]) -> String {
     format!("{:016x}", fnv1a(FNV_BASIS, body.iter().copied()))
 }
 
+/// What app-server's /upload answers once it read `body`.
+pub fn upload_answer(body: &[u8]) -> Vec<u8> {
+    format!("{{\"bytes\": {}, \"fnv1a64\": \"{}\"}}\n", body.len(), hash_of(body)).into_bytes()
+}
+
 /// A Makefile variable (its WARNINGS, NATIVE_LIBS, ...) as make sees it
 /// on this system (`make -s print-NAME`): NATIVE_LIBS, for one, has a
 /// line per operating system.
