@@ -940,20 +940,8 @@ class Bench:
         CPU apart. The figures of its JSON, flattened."""
         cfg = self.cfg
         self.guard(60)
-        if not os.path.exists(FLOOR):
-            raise MeasureError("target/release/floor is missing (`make bench` builds it)")
-        argv = [FLOOR, "--handshakes", str(cfg.handshakes), "--bulk-mib", str(cfg.bulk_mib),
-                "--requests", str(cfg.req_requests), "--conns", str(cfg.req_conns), "--streams",
-                str(cfg.req_streams), "--body", str(cfg.req_body), "--batch", str(cfg.floor_batch),
-                "--aes-mib", str(cfg.aes_mib)]
-        rc, out, err = run_floor(argv, 300)
-        try:
-            d = json.loads(out.decode())
-        except ValueError:
-            raise MeasureError(f"floor exited with {rc}: {err.decode(errors='replace')[-300:]}")
-        bad = [f"{k}: {v['error']}" for k, v in d.items() if isinstance(v, dict) and "error" in v]
-        if bad:
-            raise MeasureError("floor: " + "; ".join(bad))
+        d = self.floor_json(["--handshakes", str(cfg.handshakes), "--bulk-mib", str(cfg.bulk_mib),
+                             "--aes-mib", str(cfg.aes_mib)])
         hs, hr, bk, rq, ae = d["handshake"], d["handshake_retry"], d["bulk"], d["requests"], d["aes128gcm"]
         gib = bk["bytes"] / (1 << 30)
         return {"hs_server_us": hs["server_us"], "hs_client_us": hs["client_us"],
@@ -966,23 +954,32 @@ class Bench:
                 "req_server_pkts_recv": rq.get("server_packets_recv", 0) / rq["requests"],
                 "aes_seal_s_per_gib": ae["seal_s_per_gib"], "aes_open_s_per_gib": ae["open_s_per_gib"]}
 
+    def floor_json(self, args):
+        """One run of the floor with `args` after the request scenario's
+        settings (shared by every floor run, so its rows compare): its
+        JSON, or MeasureError with the floor's reason."""
+        cfg = self.cfg
+        if not os.path.exists(FLOOR):
+            raise MeasureError("target/release/floor is missing (`make bench` builds it)")
+        argv = [FLOOR, "--requests", str(cfg.req_requests), "--conns", str(cfg.req_conns), "--streams",
+                str(cfg.req_streams), "--body", str(cfg.req_body), "--batch", str(cfg.floor_batch)] + args
+        rc, out, err = run_floor(argv, 300)
+        try:
+            d = json.loads(out.decode())
+        except ValueError:
+            raise MeasureError(f"floor exited with {rc}: {err.decode(errors='replace')[-300:]}")
+        bad = [f"{k}: {v['error']}" for k, v in d.items() if isinstance(v, dict) and "error" in v]
+        if bad:
+            raise MeasureError("floor: " + "; ".join(bad))
+        return d
+
     def floor_trip_once(self):
         """The floor's request scenario with every datagram to its server
         also sent and received on a loopback socket, FLOOR_TRIP_GROUP at a
         time, the trips' own CPU left out of the server's figure: what the
         kernel's path between quiche's calls does to quiche's own cost."""
-        cfg = self.cfg
         self.guard(60)
-        argv = [FLOOR, "--only", "requests", "--requests", str(cfg.req_requests), "--conns", str(cfg.req_conns),
-                "--streams", str(cfg.req_streams), "--body", str(cfg.req_body), "--batch", str(cfg.floor_batch),
-                "--socket-trip", str(FLOOR_TRIP_GROUP)]
-        rc, out, err = run_floor(argv, 300)
-        try:
-            rq = json.loads(out.decode())["requests"]
-        except (ValueError, KeyError):
-            raise MeasureError(f"floor --socket-trip exited with {rc}: {err.decode(errors='replace')[-300:]}")
-        if "error" in rq:
-            raise MeasureError(f"floor --socket-trip: {rq['error']}")
+        rq = self.floor_json(["--only", "requests", "--socket-trip", str(FLOOR_TRIP_GROUP)])["requests"]
         return {"server_us": rq["server_us"], "client_us": rq["client_us"]}
 
     def req_load(self, srv, args, settle=0.0, on_progress=None, timeout=120.0):

@@ -107,6 +107,14 @@ fn f(v: f64) -> String {
     if v.is_finite() { format!("{v:.6}") } else { "null".into() }
 }
 
+/// A pair's socket trip when `--socket-trip N` asked for one (trip.rs).
+fn socket_trip(a: &Args, scenario: &str) -> Result<Option<SocketTrip>, String> {
+    if a.socket_trip == 0 {
+        return Ok(None);
+    }
+    SocketTrip::new(a.socket_trip).map(Some).map_err(|e| format!("{scenario}: --socket-trip: {e}"))
+}
+
 /// N connections one after another; `{"conns", "server_us", "client_us", ...}`.
 fn handshake(cfg: &mut Configs, a: &Args, retry: bool) -> Result<String, String> {
     let (mut server_ns, mut client_ns) = (0u64, 0u64);
@@ -115,9 +123,7 @@ fn handshake(cfg: &mut Configs, a: &Args, retry: bool) -> Result<String, String>
     // One warm-up connection (allocator, first-use costs), not counted.
     for i in 0..=a.handshakes {
         let mut p = Pair::connect(i, retry, &mut cfg.client, Responder::new(5), Fetcher::new("/", 1, 1), true);
-        if a.socket_trip > 0 {
-            p.trip = Some(SocketTrip::new(a.socket_trip).map_err(|e| format!("handshake: --socket-trip: {e}"))?);
-        }
+        p.trip = socket_trip(a, "handshake")?;
         p.run_until(&mut cfg.server, &cfg.h3, a.batch, |p| p.server_gone && p.client_gone)?;
         if p.fetch.done != 1 || p.fetch.failed != 0 || p.fetch.body_bytes != 5 || p.recv_errors != 0 {
             return Err(format!("handshake {i}: {} done, {} failed, {} body bytes, {} datagrams refused",
@@ -170,10 +176,8 @@ fn requests(cfg: &mut Configs, a: &Args) -> Result<String, String> {
         .map(|i| Pair::connect(i, false, &mut cfg.client, Responder::new(a.body),
                                Fetcher::new("/1k.bin", a.warmup, a.streams), false))
         .collect();
-    if a.socket_trip > 0 {
-        for p in pairs.iter_mut() {
-            p.trip = Some(SocketTrip::new(a.socket_trip).map_err(|e| format!("requests: --socket-trip: {e}"))?);
-        }
+    for p in pairs.iter_mut() {
+        p.trip = socket_trip(a, "requests")?;
     }
     let round = |pairs: &mut Vec<Pair>, cfg: &mut Configs| -> Result<(), String> {
         let mut idle = 0;
