@@ -20,7 +20,7 @@ use libev_sys::{ev_loop, ev_timer};
 use crate::cid::{gen_cid, random_bytes};
 use crate::dgram::DatagramIo;
 use crate::driver::Driver;
-use crate::egress::{Flushed, SCRATCH_LEN};
+use crate::egress::{Flushed, Scratch};
 use crate::evloop::EvLoop;
 use crate::handle::{Handle, Kind, Role};
 use crate::hooks::ClientApp;
@@ -57,7 +57,7 @@ pub struct ClientState<P: Platform, A: ClientApp<P>> {
     established: bool,
     /// Close on our own once the application has nothing left to do.
     pub close_when_done: bool,
-    out: Vec<u8>,
+    out: Scratch,
     pub gso: bool,
     local: SocketAddr,
     /// Why the connection failed, in words (for the log and the host).
@@ -106,7 +106,7 @@ impl<P: Platform, A: ClientApp<P>> ClientCore<P, A> {
             drv: Driver::new(conn),
             state: UnsafeCell::new(ClientState {
                 app, phase: Phase::Connecting, established: false, close_when_done: false,
-                out: vec![0; SCRATCH_LEN], gso: true, local, failure: None, failure_c: None, over_told: false,
+                out: Scratch::default(), gso: true, local, failure: None, failure_c: None, over_told: false,
                 observe, session_file: None, migrate_to: None, reset_key, created: now,
                 connect_deadline: Some(now + DEFAULT_CONNECT_TIMEOUT),
                 _platform: std::marker::PhantomData,

@@ -25,7 +25,7 @@ use libev_sys::{ev_timer, ev_timer_cb};
 
 use crate::batch_io::is_full;
 use crate::dgram::DatagramIo;
-use crate::egress::{Egress, Flushed};
+use crate::egress::{Egress, Flushed, Scratch};
 use crate::evloop::EvLoop;
 use crate::platform::Platform;
 use crate::transport::{CloseInfo, Transport};
@@ -214,7 +214,7 @@ impl<P: Platform> Driver<P> {
     /// # Safety
     /// As for [`Driver::state`]; `st` is that state.
     pub unsafe fn flush_egress(this: *const Self, st: &mut DriverState<P>, lp: &P::Loop, io: &mut P::Io,
-                               scratch: &mut [u8], gso: bool) -> Flushed {
+                               scratch: &mut Scratch, gso: bool) -> Flushed {
         st.touched = false;
         let result = if st.blocked {
             Flushed::Blocked
@@ -317,7 +317,6 @@ impl<P: Platform> DriverState<P> {
 #[cfg(all(test, not(miri)))]
 mod tests {
     use super::*;
-    use crate::egress::SCRATCH_LEN;
     use crate::testing::{handshake, pair, unpaced_now};
     use std::os::fd::RawFd;
     use std::time::Duration;
@@ -435,7 +434,7 @@ mod tests {
         let moved: SocketAddr = "127.0.0.1:3".parse().unwrap();
         let (mut peer, mut egress, mut net) = (PeerAddrs::default(), Egress::default(), Net::default());
         peer.saw(a);
-        let mut scratch = vec![0u8; SCRATCH_LEN];
+        let mut scratch = Scratch::default();
         let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let (mut off, mut got) = (0, Vec::new());
         let (mut rbuf, mut buf) = (vec![0u8; 1 << 20], [0u8; 1500]);

@@ -21,6 +21,9 @@ pub const PACING_GRANULARITY: Duration = Duration::from_millis(1);
 /// Bytes for one batch plus one packet that did not fit it.
 pub const SCRATCH_LEN: usize = MAX_GSO_BYTES + 1500;
 
+/// Bytes of sent batches' buffers a [`Scratch`] keeps for reuse, at most.
+const SPARE_BYTES: usize = 256 * 1024;
+
 /// How batches leave: `(data, segment, from, to)` → bytes that went out (a
 /// whole number of packets), or WouldBlock when none did.
 pub type SendFn<'a> = &'a mut dyn FnMut(&[u8], usize, SocketAddr, SocketAddr) -> io::Result<usize>;
@@ -33,6 +36,75 @@ struct Pending {
     to: SocketAddr,
     /// Pacing release time; `None`: as soon as the socket takes it.
     at: Option<Instant>,
+}
+
+/// A flush's working memory, shared by the connections of one server or
+/// client: the buffer quiche writes each batch into (the bytes, through
+/// `Deref`), and the buffers of held batches already sent, kept for the
+/// next batch held. A held batch is a few KB, and glibc serves every
+/// fresh allocation of that size by first consolidating its free lists of
+/// small chunks: thousands of instructions each time, where the reused
+/// buffer costs a copy.
+pub struct Scratch {
+    buf: Vec<u8>,
+    spare: Vec<Vec<u8>>,
+    spare_bytes: usize,
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch { buf: vec![0; SCRATCH_LEN], spare: Vec::new(), spare_bytes: 0 }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+}
+
+impl Scratch {
+    /// The bytes and the spare buffers, apart.
+    fn split(&mut self) -> (&mut [u8], Spares<'_>) {
+        (&mut self.buf, Spares { list: &mut self.spare, bytes: &mut self.spare_bytes })
+    }
+}
+
+/// The spare buffers alone (a flush borrows them beside the scratch bytes).
+struct Spares<'a> {
+    list: &'a mut Vec<Vec<u8>>,
+    bytes: &'a mut usize,
+}
+
+impl Spares<'_> {
+    /// `data` in a buffer of its own: a spare one if there is one.
+    fn copy(&mut self, data: &[u8]) -> Vec<u8> {
+        match self.list.pop() {
+            Some(mut v) => {
+                *self.bytes -= v.capacity();
+                v.clear();
+                v.extend_from_slice(data);
+                v
+            }
+            None => data.to_vec(),
+        }
+    }
+
+    /// A sent batch's buffer, kept while the spares stay under
+    /// [`SPARE_BYTES`].
+    fn keep(&mut self, v: Vec<u8>) {
+        if *self.bytes + v.capacity() <= SPARE_BYTES {
+            *self.bytes += v.capacity();
+            self.list.push(v);
+        }
+    }
 }
 
 /// What a flush left behind.
@@ -61,6 +133,10 @@ struct Batch {
     to: SocketAddr,
     at: Option<Instant>,
     carry: Option<(usize, quiche::SendInfo)>,
+    /// quiche said it has nothing more (asking again at once would only
+    /// repeat that, and each `send` call costs quiche a copy of its
+    /// transport parameters).
+    drained: bool,
 }
 
 fn due_later(at: Option<Instant>, now: Instant) -> Option<Instant> {
@@ -88,14 +164,18 @@ fn build<C: Transport>(conn: &mut C, scratch: &mut [u8], gso: bool,
         Some(s) => s,
         None => next_packet(conn, &mut scratch[..max_pkt])?,
     };
-    let mut b = Batch { len, segment: len, from: info.from, to: info.to, at: Some(info.at), carry: None };
+    let mut b = Batch { len, segment: len, from: info.from, to: info.to, at: Some(info.at), carry: None,
+                        drained: false };
     if !gso {
         return Some(b);
     }
     let max_segments = MAX_SEGMENTS.min(MAX_GSO_BYTES / b.segment.max(1));
     let quantum = conn.send_quantum().max(b.segment).min(MAX_GSO_BYTES);
     while b.len / b.segment < max_segments && b.len + b.segment <= quantum {
-        let Some((len, info)) = next_packet(conn, &mut scratch[b.len..b.len + max_pkt]) else { break };
+        let Some((len, info)) = next_packet(conn, &mut scratch[b.len..b.len + max_pkt]) else {
+            b.drained = true;
+            break;
+        };
         let same_path = info.to == b.to && info.from == b.from;
         if same_path && len <= b.segment && due_later(Some(info.at), b.at.unwrap_or(info.at)).is_none() {
             b.len += len;
@@ -128,14 +208,15 @@ impl Egress {
         self.pending.iter().flat_map(|p| p.data.chunks(p.segment.max(1)).map(<[u8]>::to_vec)).collect()
     }
 
-    fn hold(&mut self, data: &[u8], segment: usize, from: SocketAddr, to: SocketAddr, at: Option<Instant>) {
-        self.pending.push_back(Pending { data: data.to_vec(), segment, from, to, at });
+    fn hold(&mut self, spares: &mut Spares, data: &[u8], segment: usize, from: SocketAddr, to: SocketAddr,
+            at: Option<Instant>) {
+        self.pending.push_back(Pending { data: spares.copy(data), segment, from, to, at });
     }
 
     /// Sends one batch now; on a full socket keeps what did not go out (at
     /// the back of the queue, or at the front with `urgent`).
-    fn send_now(&mut self, send: SendFn, data: &[u8], segment: usize, from: SocketAddr, to: SocketAddr,
-                urgent: bool) -> Result<(), Flushed> {
+    fn send_now(&mut self, send: SendFn, spares: &mut Spares, data: &[u8], segment: usize, from: SocketAddr,
+                to: SocketAddr, urgent: bool) -> Result<(), Flushed> {
         let rest = match send(data, segment, from, to) {
             Ok(n) if n == data.len() => return Ok(()),
             Ok(n) => &data[n..],
@@ -147,7 +228,7 @@ impl Egress {
                 return Ok(());
             }
         };
-        let p = Pending { data: rest.to_vec(), segment, from, to, at: None };
+        let p = Pending { data: spares.copy(rest), segment, from, to, at: None };
         if urgent {
             self.pending.push_front(p);
         } else {
@@ -166,8 +247,10 @@ impl Egress {
     /// carries the ACK). Never the new packet alone ahead of the held ones:
     /// packets leave in packet-number order, or a peer acknowledging the
     /// newer one makes quiche declare the held, older ones lost.
-    pub fn flush<C: Transport>(&mut self, send: SendFn, conn: &mut C, scratch: &mut [u8], gso: bool,
+    pub fn flush<C: Transport>(&mut self, send: SendFn, conn: &mut C, scratch: &mut Scratch, gso: bool,
                                ack_now: bool, now: Instant) -> Flushed {
+        let (scratch, mut spares) = scratch.split();
+        let spares = &mut spares;
         let mut escape = false;
         while let Some(p) = self.pending.front() {
             if let Some(at) = due_later(p.at, now) {
@@ -177,14 +260,16 @@ impl Egress {
                 escape = true;
             }
             let p = self.pending.pop_front().expect("front exists");
-            if let Err(why) = self.send_now(send, &p.data, p.segment, p.from, p.to, true) {
+            let sent = self.send_now(send, spares, &p.data, p.segment, p.from, p.to, true);
+            spares.keep(p.data);
+            if let Err(why) = sent {
                 return why;
             }
         }
         if escape {
             let max_pkt = conn.max_send_udp_payload_size().min(1500);
             if let Some((len, info)) = next_packet(conn, &mut scratch[..max_pkt]) {
-                if let Err(why) = self.send_now(send, &scratch[..len], len, info.from, info.to, false) {
+                if let Err(why) = self.send_now(send, spares, &scratch[..len], len, info.from, info.to, false) {
                     return why;
                 }
             }
@@ -192,21 +277,24 @@ impl Egress {
         let mut carried = None;
         while let Some(b) = build(conn, scratch, gso, carried.take()) {
             if let Some(at) = due_later(b.at, now) {
-                self.hold(&scratch[..b.len], b.segment, b.from, b.to, b.at);
+                self.hold(spares, &scratch[..b.len], b.segment, b.from, b.to, b.at);
                 if let Some((len, info)) = b.carry {
-                    self.hold(&scratch[b.len..b.len + len], len, info.from, info.to, Some(info.at));
+                    self.hold(spares, &scratch[b.len..b.len + len], len, info.from, info.to, Some(info.at));
                 }
                 return Flushed::Paced(at);
             }
-            if let Err(why) = self.send_now(send, &scratch[..b.len], b.segment, b.from, b.to, false) {
+            if let Err(why) = self.send_now(send, spares, &scratch[..b.len], b.segment, b.from, b.to, false) {
                 if let Some((len, info)) = b.carry {
-                    self.hold(&scratch[b.len..b.len + len], len, info.from, info.to, Some(info.at));
+                    self.hold(spares, &scratch[b.len..b.len + len], len, info.from, info.to, Some(info.at));
                 }
                 return why;
             }
             if let Some((len, info)) = b.carry {
                 scratch.copy_within(b.len..b.len + len, 0);
                 carried = Some((len, info));
+            }
+            if b.drained {
+                break;
             }
         }
         Flushed::Done
@@ -232,7 +320,7 @@ pub(crate) mod tests {
             }
         };
         push(&mut server);
-        let mut scratch = vec![0u8; SCRATCH_LEN];
+        let mut scratch = Scratch::default();
         let mut q = Egress::default();
         let mut wire: Vec<Vec<u8>> = Vec::new();
         // The socket takes two packets of the first batch, then is full.
@@ -287,7 +375,7 @@ pub(crate) mod tests {
         let (mut client, mut server, a, b) = pair();
         handshake(&mut client, &mut server, a, b);
         server.stream_send(1, &vec![1u8; 50_000], true).unwrap();
-        let mut scratch = vec![0u8; SCRATCH_LEN];
+        let mut scratch = Scratch::default();
         let mut sizes = Vec::new();
         let mut send = |data: &[u8], seg: usize, _: SocketAddr, _: SocketAddr| -> io::Result<usize> {
             assert!(data.len() <= seg, "plain mode never batches");
@@ -331,7 +419,7 @@ pub(crate) mod tests {
         }
         let data = vec![7u8; 4_000_000];
         let mut off = 0;
-        let mut scratch = vec![0u8; SCRATCH_LEN];
+        let mut scratch = Scratch::default();
         let mut q = Egress::default();
         let start = Instant::now();
         let (mut paced, mut sent, mut escapes) = (0, 0usize, 0);
@@ -426,7 +514,7 @@ pub(crate) mod tests {
         let total = 4_000_000usize;
         let chunk = vec![7u8; 64 * 1024];
         let (mut off, mut got) = (0usize, 0usize);
-        let mut scratch = vec![0u8; SCRATCH_LEN];
+        let mut scratch = Scratch::default();
         let mut q = Egress::default();
         let mut buf = [0u8; 1500];
         let mut rbuf = vec![0u8; 1 << 20];
@@ -525,18 +613,70 @@ pub(crate) mod tests {
         handshake(&mut client, &mut server, a, b);
         let (new, other): (SocketAddr, SocketAddr) = ("127.0.0.1:3".parse().unwrap(), "127.0.0.1:4".parse().unwrap());
         let mut q = Egress::default();
-        q.hold(b"one", 3, b, a, None);
-        q.hold(b"two", 3, b, other, None);
-        q.hold(b"three", 5, b, a, None);
+        let mut scratch = Scratch::default();
+        q.hold(&mut scratch.split().1, b"one", 3, b, a, None);
+        q.hold(&mut scratch.split().1, b"two", 3, b, other, None);
+        q.hold(&mut scratch.split().1, b"three", 5, b, a, None);
         q.redirect(a, new);
         let mut sent = Vec::new();
         let mut send = |d: &[u8], _: usize, _: SocketAddr, to: SocketAddr| -> io::Result<usize> {
             sent.push((d.to_vec(), to));
             Ok(d.len())
         };
-        let mut scratch = vec![0u8; SCRATCH_LEN];
         assert_eq!(q.flush(&mut send, &mut server, &mut scratch, true, false, unpaced_now()), Flushed::Done);
         assert_eq!(sent, vec![(b"one".to_vec(), new), (b"two".to_vec(), other), (b"three".to_vec(), new)]);
+    }
+
+    /// A held batch's buffer, once the batch is sent, holds the next batch
+    /// held instead of a fresh allocation; the spares kept stay under
+    /// `SPARE_BYTES`.
+    #[test]
+    fn a_sent_batchs_buffer_holds_the_next_one_and_the_spares_stay_bounded() {
+        let (mut client, mut server, a, b) = pair();
+        handshake(&mut client, &mut server, a, b);
+        let mut q = Egress::default();
+        let mut scratch = Scratch::default();
+        let later = Instant::now() + Duration::from_millis(50);
+        q.hold(&mut scratch.split().1, &[1u8; 3000], 1000, b, a, Some(later));
+        let first = q.pending.front().expect("held").data.as_ptr();
+        let mut sent = Vec::new();
+        let mut send = |d: &[u8], _: usize, _: SocketAddr, _: SocketAddr| -> io::Result<usize> {
+            sent.push(d.to_vec());
+            Ok(d.len())
+        };
+        assert_eq!(q.flush(&mut send, &mut server, &mut scratch, true, false, unpaced_now()), Flushed::Done);
+        assert!(sent[0] == [1u8; 3000]);
+        assert_eq!(scratch.spare.len(), 1, "the sent batch's buffer is kept");
+        q.hold(&mut scratch.split().1, &[2u8; 2000], 1000, b, a, Some(later));
+        let held = &q.pending.front().expect("held").data;
+        assert_eq!(held.as_ptr(), first, "and holds the next batch");
+        assert!(held[..] == [2u8; 2000]);
+        assert_eq!((scratch.spare.len(), scratch.spare_bytes), (0, 0));
+        let (_, mut spares) = scratch.split();
+        for _ in 0..100 {
+            spares.keep(Vec::with_capacity(20_000));
+        }
+        assert!(*spares.bytes <= SPARE_BYTES && *spares.bytes > SPARE_BYTES - 20_000, "{}", spares.bytes);
+        assert_eq!(*spares.bytes, spares.list.iter().map(Vec::capacity).sum::<usize>());
+    }
+
+    /// A flush asks quiche for packets until it has none, and then stops:
+    /// each `send` call costs quiche a copy of its transport parameters,
+    /// so the one that said "done" is not repeated.
+    #[test]
+    fn a_flush_asks_for_packets_once_past_the_last() {
+        let (a, b): (SocketAddr, SocketAddr) = ("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
+        for (gso, packets) in [(true, 3), (true, 0), (false, 3)] {
+            let mut conn = crate::testing::scripted::ScriptedConn::replying(b, a, b"cid", packets);
+            let mut sent = 0;
+            let mut send = |d: &[u8], seg: usize, _: SocketAddr, _: SocketAddr| -> io::Result<usize> {
+                sent += d.len() / seg;
+                Ok(d.len())
+            };
+            let flushed = Egress::default().flush(&mut send, &mut conn, &mut Scratch::default(), gso, false,
+                                                  unpaced_now());
+            assert_eq!((flushed, sent, conn.sends), (Flushed::Done, packets, packets + 1), "gso {gso}");
+        }
     }
 
     /// Every packet of a paced batch leaves at or after its release time.
@@ -546,13 +686,13 @@ pub(crate) mod tests {
         handshake(&mut client, &mut server, a, b);
         let mut q = Egress::default();
         let later = Instant::now() + Duration::from_millis(50);
-        q.hold(b"paced packet", 12, b, a, Some(later));
+        let mut scratch = Scratch::default();
+        q.hold(&mut scratch.split().1, b"paced packet", 12, b, a, Some(later));
         let sent = std::cell::Cell::new(0);
         let mut send = |d: &[u8], _: usize, _: SocketAddr, _: SocketAddr| -> io::Result<usize> {
             sent.set(sent.get() + 1);
             Ok(d.len())
         };
-        let mut scratch = vec![0u8; SCRATCH_LEN];
         assert_eq!(q.flush(&mut send, &mut server, &mut scratch, true, false, Instant::now()), Flushed::Paced(later));
         assert_eq!(sent.get(), 0);
         assert_eq!(q.flush(&mut send, &mut server, &mut scratch, true, false, later), Flushed::Done);

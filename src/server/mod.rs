@@ -30,7 +30,7 @@ use libc::{c_int, c_void};
 use libev_sys::{ev_loop, ev_timer};
 
 use crate::driver::Driver;
-use crate::egress::SCRATCH_LEN;
+use crate::egress::Scratch;
 use crate::evloop::EvLoop;
 use crate::handle::{Handle, Kind, Role};
 use crate::hooks::ServerApp;
@@ -140,7 +140,7 @@ pub struct ServerState<P: Platform, A: ServerApp<P>> {
     pub observe: Observe,
     pub app: A::Shared,
     pub counters: Counters,
-    out: Vec<u8>,
+    out: Scratch,
     /// Stateless answers made while a read batch is in progress, sent
     /// when it is over (the socket is busy reading then).
     stateless_out: Vec<(Vec<u8>, SocketAddr, SocketAddr)>,
@@ -185,7 +185,7 @@ impl<P: Platform, A: ServerApp<P>> ServerCore<P, A> {
                 observe: Observe::default(),
                 app,
                 counters: Counters::default(),
-                out: vec![0; SCRATCH_LEN],
+                out: Scratch::default(),
                 stateless_out: Vec::new(),
                 stopping: Stopping::No,
                 drain_until: None,

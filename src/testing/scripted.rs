@@ -22,6 +22,8 @@ pub struct ScriptedConn {
     pub peer: SocketAddr,
     pub received: usize,
     replies: usize,
+    /// `send` calls so far.
+    pub sends: usize,
     pub idle_ticks: u32,
     closing: bool,
     closed: bool,
@@ -34,9 +36,14 @@ pub struct ScriptedConn {
 
 impl ScriptedConn {
     fn new(new: &NewConn) -> ScriptedConn {
-        ScriptedConn { local: new.local, peer: new.peer, received: 0, replies: 0, idle_ticks: 3, closing: false,
-                   closed: false, timed_out: false, local_error: None, scids: vec![new.scid.to_vec()],
-                   retired: VecDeque::new(), limit: 2 }
+        ScriptedConn::replying(new.local, new.peer, new.scid, 0)
+    }
+
+    /// An established-looking connection with `replies` packets to send.
+    pub fn replying(local: SocketAddr, peer: SocketAddr, scid: &[u8], replies: usize) -> ScriptedConn {
+        ScriptedConn { local, peer, received: 0, replies, sends: 0, idle_ticks: 3, closing: false, closed: false,
+                       timed_out: false, local_error: None, scids: vec![scid.to_vec()], retired: VecDeque::new(),
+                       limit: 2 }
     }
 }
 
@@ -51,6 +58,7 @@ impl Transport for ScriptedConn {
         Ok(buf.len())
     }
     fn send(&mut self, out: &mut [u8]) -> quiche::Result<(usize, SendInfo)> {
+        self.sends += 1;
         if self.replies == 0 || self.closed {
             return Err(quiche::Error::Done);
         }
