@@ -169,10 +169,14 @@ impl GsoPolicy {
         Self::default()
     }
 
-    /// Whether to try GSO to `to` at `now`.
-    fn allows(&mut self, to: IpAddr, now: Instant) -> bool {
+    /// Whether to try GSO to `to` at `now` (read only when some
+    /// destination has refused it: a clock read per send otherwise).
+    fn allows(&mut self, to: IpAddr, now: impl Fn() -> Instant) -> bool {
+        if self.refused.is_empty() {
+            return true;
+        }
         match self.refused.get(&to) {
-            Some(&retry_at) if now < retry_at => false,
+            Some(&retry_at) if now() < retry_at => false,
             Some(_) => {
                 self.refused.remove(&to);
                 true
@@ -223,19 +227,19 @@ impl Wire for Socket {
 /// went out (a whole number of packets); WouldBlock only when none did.
 pub fn send_segments(fd: RawFd, buf: &[u8], segment: usize, to: &SocketAddr,
                      gso: Option<&mut GsoPolicy>) -> io::Result<usize> {
-    send_via(&mut Socket(fd), buf, segment, to, gso, Instant::now())
+    send_via(&mut Socket(fd), buf, segment, to, gso, Instant::now)
 }
 
 fn send_via(wire: &mut impl Wire, buf: &[u8], segment: usize, to: &SocketAddr,
-            gso: Option<&mut GsoPolicy>, now: Instant) -> io::Result<usize> {
+            gso: Option<&mut GsoPolicy>, now: impl Fn() -> Instant) -> io::Result<usize> {
     if let Some(policy) = gso {
-        if buf.len() > segment && policy.allows(to.ip(), now) {
+        if buf.len() > segment && policy.allows(to.ip(), &now) {
             match wire.send_gso(buf, segment, to) {
                 Ok(n) => return Ok(n),
                 // EIO/EINVAL: no GSO on this route or device; this batch
                 // goes out plain.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EINVAL)) => {
-                    policy.refuse(to.ip(), now);
+                    policy.refuse(to.ip(), now());
                 }
                 Err(e) => return Err(e),
             }
@@ -390,15 +394,15 @@ mod gso_policy_tests {
         let data = [0u8; 2500];
 
         // Refused: this batch still goes out, as packets.
-        assert_eq!(send_via(&mut wire, &data, 1000, &a, Some(&mut policy), t0).unwrap(), 2500);
+        assert_eq!(send_via(&mut wire, &data, 1000, &a, Some(&mut policy), || t0).unwrap(), 2500);
         assert_eq!(wire.log.drain(..).collect::<Vec<_>>(), [(GSO, a), (ONE, a), (ONE, a), (ONE, a)]);
         // Later batches to that address (any port): no GSO attempt.
         let t1 = t0 + Duration::from_secs(1);
-        send_via(&mut wire, &data, 1000, &a, Some(&mut policy), t1).unwrap();
-        send_via(&mut wire, &data, 1000, &a_other_port, Some(&mut policy), t1).unwrap();
+        send_via(&mut wire, &data, 1000, &a, Some(&mut policy), || t1).unwrap();
+        send_via(&mut wire, &data, 1000, &a_other_port, Some(&mut policy), || t1).unwrap();
         assert!(wire.log.drain(..).all(|(gso, _)| !gso));
         // Another destination still gets GSO.
-        send_via(&mut wire, &data, 1000, &b, Some(&mut policy), t1).unwrap();
+        send_via(&mut wire, &data, 1000, &b, Some(&mut policy), || t1).unwrap();
         assert_eq!(wire.log.drain(..).collect::<Vec<_>>(), [(GSO, b)]);
     }
 
@@ -409,15 +413,16 @@ mod gso_policy_tests {
         let mut policy = GsoPolicy::new();
         let t0 = Instant::now();
         let data = [0u8; 2000];
-        send_via(&mut wire, &data, 1000, &a, Some(&mut policy), t0).unwrap();
+        send_via(&mut wire, &data, 1000, &a, Some(&mut policy), || t0).unwrap();
         wire.log.clear();
-        send_via(&mut wire, &data, 1000, &a, Some(&mut policy), t0 + GSO_RETRY_AFTER - Duration::from_millis(1)).unwrap();
+        let almost = t0 + GSO_RETRY_AFTER - Duration::from_millis(1);
+        send_via(&mut wire, &data, 1000, &a, Some(&mut policy), || almost).unwrap();
         assert_eq!(wire.log.drain(..).filter(|(gso, _)| *gso).count(), 0, "still backing off");
         // The route works again: one GSO send, and it stays on GSO.
         wire.refuse = None;
         let t1 = t0 + GSO_RETRY_AFTER;
-        send_via(&mut wire, &data, 1000, &a, Some(&mut policy), t1).unwrap();
-        send_via(&mut wire, &data, 1000, &a, Some(&mut policy), t1).unwrap();
+        send_via(&mut wire, &data, 1000, &a, Some(&mut policy), || t1).unwrap();
+        send_via(&mut wire, &data, 1000, &a, Some(&mut policy), || t1).unwrap();
         assert_eq!(wire.log, [(GSO, a), (GSO, a)]);
     }
 
@@ -427,9 +432,9 @@ mod gso_policy_tests {
         let mut wire = FakeWire { refuse: None, log: Vec::new() };
         let mut policy = GsoPolicy::new();
         let t0 = Instant::now();
-        send_via(&mut wire, &[0u8; 2000], 1000, &a, None, t0).unwrap();
+        send_via(&mut wire, &[0u8; 2000], 1000, &a, None, || t0).unwrap();
         assert_eq!(wire.log.drain(..).collect::<Vec<_>>(), [(ONE, a), (ONE, a)], "GSO off: plain");
-        send_via(&mut wire, &[0u8; 900], 1000, &a, Some(&mut policy), t0).unwrap();
+        send_via(&mut wire, &[0u8; 900], 1000, &a, Some(&mut policy), || t0).unwrap();
         assert_eq!(wire.log.drain(..).collect::<Vec<_>>(), [(ONE, a)], "one packet: plain");
 
         struct Full;
@@ -441,9 +446,9 @@ mod gso_policy_tests {
                 unreachable!("a full socket is reported, not retried packet by packet")
             }
         }
-        let e = send_via(&mut Full, &[0u8; 2000], 1000, &a, Some(&mut policy), t0).unwrap_err();
+        let e = send_via(&mut Full, &[0u8; 2000], 1000, &a, Some(&mut policy), || t0).unwrap_err();
         assert!(is_full(&e));
-        assert!(policy.allows(a.ip(), t0), "a full buffer is not a GSO refusal");
+        assert!(policy.allows(a.ip(), || t0), "a full buffer is not a GSO refusal");
     }
 
     #[test]
@@ -456,7 +461,7 @@ mod gso_policy_tests {
         }
         assert_eq!(policy.refused.len(), GSO_POLICY_CAPACITY);
         let now = t0 + Duration::from_secs(1);
-        assert!(policy.allows(ip(0), now), "the oldest was forgotten");
-        assert!(!policy.allows(ip(3 * GSO_POLICY_CAPACITY as u32 - 1), now), "the newest is remembered");
+        assert!(policy.allows(ip(0), || now), "the oldest was forgotten");
+        assert!(!policy.allows(ip(3 * GSO_POLICY_CAPACITY as u32 - 1), || now), "the newest is remembered");
     }
 }

@@ -316,7 +316,7 @@ mod tests {
         let data = vec![5u8; 4 * 1000 + 10];
         let mut policy = GsoPolicy::new();
         assert_eq!(send_segments(tx.as_raw_fd(), &data, 1000, &to, Some(&mut policy)).unwrap(), data.len());
-        assert!(!policy.allows(to.ip(), Instant::now()), "the refusal is remembered for this destination");
+        assert!(!policy.allows(to.ip(), Instant::now), "the refusal is remembered for this destination");
         let mut buf = [0u8; 65535];
         for len in [1000, 1000, 1000, 1000, 10] {
             assert_eq!(rx.recv(&mut buf).unwrap(), len);
