@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use crate::id_hash::IdMap;
+use crate::id_hash::{CidMap, IdMap};
 
 /// A connection ID of ours: up to 20 bytes, held by value.
 pub type Cid = crate::quic_lb::Octets;
@@ -39,7 +39,7 @@ struct Slot<T> {
 
 pub struct Table<T> {
     slots: IdMap<ConnId, Slot<T>>,
-    by_cid: HashMap<Cid, ConnId>,
+    by_cid: CidMap<Cid, ConnId>,
     by_odcid: HashMap<Vec<u8>, ConnId>,
     tombstones: HashMap<Vec<u8>, Instant>,
     tomb_order: VecDeque<(Vec<u8>, Instant)>,
@@ -51,7 +51,7 @@ pub struct Table<T> {
 
 impl<T> Table<T> {
     pub fn new(tomb_life: Duration) -> Table<T> {
-        Table { slots: IdMap::default(), by_cid: HashMap::new(), by_odcid: HashMap::new(),
+        Table { slots: IdMap::default(), by_cid: CidMap::default(), by_odcid: HashMap::new(),
                 tombstones: HashMap::new(), tomb_order: VecDeque::new(), tomb_life, next_id: 1,
                 lens: [0; quiche::MAX_CONN_ID_LEN + 1] }
     }
