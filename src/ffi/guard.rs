@@ -58,53 +58,83 @@ pub unsafe fn as_bytes<'a>(p: *const u8, len: usize) -> Option<&'a [u8]> {
     Some(unsafe { std::slice::from_raw_parts(p, len) })
 }
 
-/// `n` C headers as quiche header references, borrowed from the caller's
-/// memory (no copy). Names must be non-empty lowercase tokens, not
-/// pseudo-headers; values must not contain CR, LF or NUL.
+/// A C header field that [`check_headers`] accepted: its name and value
+/// are quiche header fields read in place from the caller's memory (no
+/// copy), for as long as the slice it came in lives.
+#[repr(transparent)]
+pub struct CheckedHeader(quiche_ev_header);
+
+impl h3::NameValue for CheckedHeader {
+    fn name(&self) -> &[u8] {
+        // SAFETY: checked non-NULL (or empty) by check_headers, valid for
+        // the call that handed it over, which `&self` does not outlive.
+        unsafe { as_bytes(self.0.name, self.0.name_len) }.unwrap_or_default()
+    }
+
+    fn value(&self) -> &[u8] {
+        // SAFETY: as for name.
+        unsafe { as_bytes(self.0.value, self.0.value_len) }.unwrap_or_default()
+    }
+}
+
+/// Bytes a header name may have: lowercase tokens (visible ASCII, no
+/// uppercase letter).
+static NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x21;
+    while b < 0x7f {
+        t[b] = !(b >= b'A' as usize && b <= b'Z' as usize);
+        b += 1;
+    }
+    t
+};
+
+/// `n` C headers, checked: names must be non-empty lowercase tokens, not
+/// pseudo-headers; values must not contain CR, LF or NUL. Nothing is
+/// copied.
 ///
 /// # Safety
 /// A non-NULL `headers` must point to `n` headers whose pointers are
 /// valid for their lengths, for `'a`.
-pub unsafe fn header_refs_from_c<'a>(headers: *const quiche_ev_header, n: usize)
-                                     -> Result<Vec<h3::HeaderRef<'a>>, libc::c_int> {
+pub unsafe fn check_headers<'a>(headers: *const quiche_ev_header, n: usize)
+                                -> Result<&'a [CheckedHeader], libc::c_int> {
     if n == 0 {
-        return Ok(Vec::new());
+        return Ok(&[]);
     }
     if headers.is_null() {
         return Err(QUICHE_EV_ERR_NULL);
     }
     // SAFETY: per the contract above.
     let list = unsafe { std::slice::from_raw_parts(headers, n) };
-    let mut out = Vec::with_capacity(n);
     for h in list {
         // SAFETY: per the contract above.
         let (Some(name), Some(value)) = (unsafe { as_bytes(h.name, h.name_len) }, unsafe { as_bytes(h.value, h.value_len) })
         else {
             return Err(QUICHE_EV_ERR_NULL);
         };
-        let name_ok = !name.is_empty() && name[0] != b':'
-            && name.iter().all(|&b| b.is_ascii_graphic() && !b.is_ascii_uppercase());
-        let value_ok = value.iter().all(|&b| b != b'\r' && b != b'\n' && b != 0);
+        let name_ok = !name.is_empty() && name[0] != b':' && name.iter().all(|&b| NAME_BYTE[b as usize]);
+        let value_ok = !value.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0);
         if !name_ok || !value_ok {
             report(format!("header {:?} refused: names are lowercase tokens, values have no CR, LF or NUL",
                            String::from_utf8_lossy(name)));
             return Err(QUICHE_EV_ERR_INVALID);
         }
-        out.push(h3::HeaderRef::new(name, value));
     }
-    Ok(out)
+    // SAFETY: CheckedHeader is a transparent wrapper, and every element
+    // was checked.
+    Ok(unsafe { std::slice::from_raw_parts(list.as_ptr().cast::<CheckedHeader>(), n) })
 }
 
-/// As [`header_refs_from_c`], copied into quiche's owned header type (for
+/// As [`check_headers`], copied into quiche's owned header type (for
 /// headers kept beyond the call).
 ///
 /// # Safety
-/// As for [`header_refs_from_c`].
+/// As for [`check_headers`].
 pub unsafe fn headers_from_c(headers: *const quiche_ev_header, n: usize) -> Result<Vec<h3::Header>, libc::c_int> {
     use quiche::h3::NameValue;
     // SAFETY: per the contract above; the references die here.
-    let refs = unsafe { header_refs_from_c(headers, n) }?;
-    Ok(refs.iter().map(|h| h3::Header::new(h.name(), h.value())).collect())
+    let list = unsafe { check_headers(headers, n) }?;
+    Ok(list.iter().map(|h| h3::Header::new(h.name(), h.value())).collect())
 }
 
 #[cfg(test)]
@@ -120,5 +150,26 @@ mod tests {
             assert_eq!(unsafe { headers_from_c(h.as_ptr(), 1) }.unwrap_err(), QUICHE_EV_ERR_INVALID);
         }
         assert_eq!(unsafe { headers_from_c(std::ptr::null(), 2) }.unwrap_err(), QUICHE_EV_ERR_NULL);
+    }
+
+    /// Every byte a name or a value may have, and none other.
+    #[test]
+    fn header_bytes_are_checked_one_by_one() {
+        use quiche::h3::NameValue;
+        for b in 0..=255u8 {
+            let name = [b'x', b];
+            let h = [quiche_ev_header { name: name.as_ptr(), name_len: 2, value: name.as_ptr(), value_len: 2 }];
+            let name_ok = b.is_ascii_graphic() && !b.is_ascii_uppercase();
+            let value_ok = !matches!(b, b'\r' | b'\n' | 0);
+            match unsafe { check_headers(h.as_ptr(), 1) } {
+                Ok(list) => {
+                    assert!(name_ok && value_ok, "byte {b:#x} let through");
+                    assert_eq!((list[0].name(), list[0].value()), (&name[..], &name[..]), "read in place");
+                }
+                Err(e) => assert!(!(name_ok && value_ok) && e == QUICHE_EV_ERR_INVALID, "byte {b:#x}: {e}"),
+            }
+        }
+        let empty = [quiche_ev_header { name: b"x".as_ptr(), name_len: 1, value: std::ptr::null(), value_len: 0 }];
+        assert_eq!(unsafe { check_headers(empty.as_ptr(), 1) }.map(|l| l[0].value().len()), Ok(0));
     }
 }

@@ -8,7 +8,7 @@
 use libc::{c_char, c_int, c_void, ssize_t};
 
 use super::errors::report;
-use super::guard::{as_bytes, guard, guard_on, header_refs_from_c, headers_from_c};
+use super::guard::{as_bytes, check_headers, guard, guard_on, headers_from_c};
 use super::handles::*;
 use super::types::*;
 use super::{QUICHE_EV_ERR_AGAIN, QUICHE_EV_ERR_CLOSED, QUICHE_EV_ERR_INTERNAL, QUICHE_EV_ERR_INVALID,
@@ -179,13 +179,13 @@ pub extern "C" fn quiche_ev_respond(req: *mut quiche_ev_request, status: c_int, 
                                     n: usize, fin: c_int) -> c_int {
     op(req, |r| {
         // SAFETY: the caller passes n headers at headers.
-        let list = match unsafe { header_refs_from_c(headers, n) } {
+        let list = match unsafe { check_headers(headers, n) } {
             Ok(l) => l,
             Err(code) => return Ok(code),
         };
         let status = u16::try_from(status).map_err(|_| OpError::State)?;
         // SAFETY: a valid request handle, no borrow alive (C API call).
-        unsafe { ops::respond(r, status, &list, fin != 0) }.map(|_| 0)
+        unsafe { ops::respond(r, status, list, fin != 0) }.map(|_| 0)
     })
 }
 
@@ -224,7 +224,7 @@ pub extern "C" fn quiche_ev_respond_bytes(req: *mut quiche_ev_request, status: c
                                           len: usize) -> c_int {
     op(req, |r| {
         // SAFETY: the caller passes n headers and len bytes.
-        let list = match unsafe { header_refs_from_c(headers, n) } {
+        let list = match unsafe { check_headers(headers, n) } {
             Ok(l) => l,
             Err(code) => return Ok(code),
         };
@@ -232,7 +232,7 @@ pub extern "C" fn quiche_ev_respond_bytes(req: *mut quiche_ev_request, status: c
         let Some(body) = (unsafe { as_bytes(body, len) }) else { return Ok(QUICHE_EV_ERR_NULL) };
         let status = u16::try_from(status).map_err(|_| OpError::State)?;
         // SAFETY: as in quiche_ev_respond.
-        unsafe { ops::respond_bytes(r, status, &list, body) }.map(|_| 0)
+        unsafe { ops::respond_bytes(r, status, list, body) }.map(|_| 0)
     })
 }
 
