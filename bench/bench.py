@@ -38,7 +38,7 @@ command-line flags shown by --help):
   BENCH_SLOW_CONNS      concurrent slow transfers (1000, quick 100)
   BENCH_SLOW_RATE       bytes a second each slow reader takes (4096)
   BENCH_SLOW_WINDOW     each slow reader's receive window in bytes (16384)
-  BENCH_SLOW_SECS       measured seconds per slow-transfer run (10, quick 3)
+  BENCH_SLOW_SECS       measured seconds per slow-transfer run (10, quick 2)
   BENCH_SLOW_RUNS       runs per slow-transfer figure (1)
   BENCH_SHIPPED=0       skip upstream's server as built by `make upstream`
                         (the default in the quick run)
@@ -55,7 +55,7 @@ command-line flags shown by --help):
   BENCH_SOAK_CONNS      the soak's long-lived connections (10)
   BENCH_SOAK_RUNS       soak runs (1)
   BENCH_PING_INTERVAL   seconds between PINGs on each idle connection (1.0)
-  BENCH_UPKEEP_SECS     window of the idle-upkeep CPU figure (2.0, quick 1.0)
+  BENCH_UPKEEP_SECS     window of the idle-upkeep CPU figure (2.0, quick 0.5)
   BENCH_DEADLINE        seconds for the whole run (default 1800); what is
                         left when it passes is reported as skipped
 """
@@ -1633,9 +1633,9 @@ def settings(argv):
     cfg.unknown_secs = cfg.unknown_secs or float(env("BENCH_UNKNOWN_SECS", "1" if q else "3"))
     cfg.unknown_bursts = cfg.unknown_bursts or int(env("BENCH_UNKNOWN_BURSTS", "5" if q else "20"))
     cfg.unknown_inproc = cfg.unknown_inproc or int(env("BENCH_UNKNOWN_INPROC", "200000" if q else "1000000"))
-    cfg.upkeep_secs = cfg.upkeep_secs or float(env("BENCH_UPKEEP_SECS", "1.0" if q else "2.0"))
+    cfg.upkeep_secs = cfg.upkeep_secs or float(env("BENCH_UPKEEP_SECS", "0.5" if q else "2.0"))
     cfg.slow_conns = cfg.slow_conns or int(env("BENCH_SLOW_CONNS", "100" if q else "1000"))
-    cfg.slow_secs = cfg.slow_secs or float(env("BENCH_SLOW_SECS", "3" if q else "10"))
+    cfg.slow_secs = cfg.slow_secs or float(env("BENCH_SLOW_SECS", "2" if q else "10"))
     cfg.shipped = cfg.shipped if cfg.shipped is not None else int(env("BENCH_SHIPPED", "0" if q else "1"))
     cfg.req_requests = cfg.req_requests or int(env("BENCH_REQUESTS", "20000" if q else "100000"))
     cfg.aes_mib = cfg.aes_mib or int(env("BENCH_AES_MIB", "64" if q else "256"))
