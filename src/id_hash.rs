@@ -23,7 +23,11 @@ pub struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // The top bits are hashbrown's tag; the bucket index is the low
+        // ones, which a product only gets from the key's low bits (stream
+        // IDs, multiples of 4, would use a quarter of the buckets): the
+        // high half folded down gives them the rest.
+        self.0 ^ (self.0 >> 32)
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -154,6 +158,20 @@ mod tests {
         assert!(m.get(&cid(1000)).is_none());
         let (a, b) = (CidHashSeed::default(), CidHashSeed::default());
         assert_ne!(a.hash_one(cid(1)), b.hash_one(cid(1)), "each map has its own seed");
+    }
+
+    /// Client bidi stream IDs (multiples of 4) reach every bucket, not a
+    /// quarter of them.
+    #[test]
+    fn stream_ids_spread_over_the_buckets() {
+        let buckets: std::collections::HashSet<u64> = (0..1024u64)
+            .map(|i| {
+                let mut h = IdHasher::default();
+                h.write_u64(i * 4);
+                h.finish() & 1023
+            })
+            .collect();
+        assert!(buckets.len() > 560, "{} of 1024 buckets", buckets.len());
     }
 
     #[test]
