@@ -4,7 +4,7 @@
 //! - [`IdMap`]: keys that are small integers and cannot be chosen to
 //!   collide in numbers: the library's own connection handles (a counter)
 //!   and stream IDs (quiche lets a peer have only so many streams open, so
-//!   a map of them stays as small as that limit). One multiply.
+//!   a map of them stays as small as that limit). One multiply and a fold.
 //! - [`CidMap`]: connection IDs the server chose itself (random bytes, or
 //!   QUIC-LB IDs whose nonce is random or encrypted). A peer looks keys up
 //!   but never inserts one, so it cannot gather keys that collide; a
