@@ -18,6 +18,10 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
+/// Fibonacci hashing's multiplier (2^64 / the golden ratio): a key's bits
+/// spread over the whole word.
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
 #[derive(Default)]
 pub struct IdHasher(u64);
 
@@ -40,14 +44,12 @@ impl Hasher for IdHasher {
     fn write_u64(&mut self, n: u64) {
         // Fibonacci hashing: the key's bits spread over the whole word,
         // whose top bits hashbrown uses as its tag.
-        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = (self.0 ^ n).wrapping_mul(MIX);
     }
 }
 
 /// A `HashMap` keyed by a library-chosen or peer-bounded integer.
 pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
-
-const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 
 pub struct CidHasher(u64);
 
@@ -108,17 +110,18 @@ pub type CidMap<K, V> = HashMap<K, V, CidHashSeed>;
 mod tests {
     use super::*;
 
+    /// The hash of client bidi stream ID `i * 4`.
+    fn stream_id_hash(i: u64) -> u64 {
+        let mut h = IdHasher::default();
+        h.write_u64(i * 4);
+        h.finish()
+    }
+
     #[test]
     fn stream_ids_spread_over_the_tag_bits() {
         // Client bidi stream IDs (0, 4, 8, ...) must not share hashbrown's
         // 7-bit tag (the hash's top bits), or every probe compares keys.
-        let tags: std::collections::HashSet<u64> = (0..128u64)
-            .map(|i| {
-                let mut h = IdHasher::default();
-                h.write_u64(i * 4);
-                h.finish() >> 57
-            })
-            .collect();
+        let tags: std::collections::HashSet<u64> = (0..128u64).map(|i| stream_id_hash(i) >> 57).collect();
         assert!(tags.len() > 64, "{} distinct tags of 128 keys", tags.len());
     }
 
@@ -164,13 +167,7 @@ mod tests {
     /// quarter of them.
     #[test]
     fn stream_ids_spread_over_the_buckets() {
-        let buckets: std::collections::HashSet<u64> = (0..1024u64)
-            .map(|i| {
-                let mut h = IdHasher::default();
-                h.write_u64(i * 4);
-                h.finish() & 1023
-            })
-            .collect();
+        let buckets: std::collections::HashSet<u64> = (0..1024u64).map(|i| stream_id_hash(i) & 1023).collect();
         assert!(buckets.len() > 560, "{} of 1024 buckets", buckets.len());
     }
 
