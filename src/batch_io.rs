@@ -464,4 +464,24 @@ mod gso_policy_tests {
         assert!(policy.allows(ip(0), || now), "the oldest was forgotten");
         assert!(!policy.allows(ip(3 * GSO_POLICY_CAPACITY as u32 - 1), || now), "the newest is remembered");
     }
+
+    /// A GSO send reads the clock only when some destination refused GSO.
+    #[test]
+    fn the_clock_is_read_only_once_a_destination_refused() {
+        let a = addr("192.0.2.1:443");
+        let mut wire = FakeWire { refuse: None, log: Vec::new() };
+        let mut policy = GsoPolicy::new();
+        let no_clock = || -> Instant { panic!("the clock was read with nothing refused") };
+        send_via(&mut wire, &[0u8; 2000], 1000, &a, Some(&mut policy), no_clock).unwrap();
+        assert_eq!(wire.log, [(GSO, a)]);
+        let t0 = Instant::now();
+        policy.refuse(addr("192.0.2.2:443").ip(), t0);
+        let read = std::cell::Cell::new(0);
+        assert!(policy.allows(a.ip(), || {
+            read.set(read.get() + 1);
+            t0
+        }));
+        assert!(policy.allows(addr("192.0.2.2:443").ip(), || t0 + GSO_RETRY_AFTER));
+        assert_eq!(read.get(), 0, "a destination never refused needs no clock");
+    }
 }
