@@ -39,7 +39,8 @@ impl ScriptedConn {
         ScriptedConn::replying(new.local, new.peer, new.scid, 0)
     }
 
-    /// An established-looking connection with `replies` packets to send.
+    /// A connection with `replies` packets to send (established only after
+    /// its second datagram, as any).
     pub fn replying(local: SocketAddr, peer: SocketAddr, scid: &[u8], replies: usize) -> ScriptedConn {
         ScriptedConn { local, peer, received: 0, replies, sends: 0, idle_ticks: 3, closing: false, closed: false,
                        timed_out: false, local_error: None, scids: vec![scid.to_vec()], retired: VecDeque::new(),
