@@ -129,6 +129,31 @@ fn server_create_recv_timeout_close_remove() {
     unsafe { Handle::destroy(f.s) };
 }
 
+/// A ClientHello of two datagrams, read in one batch, gets its two Retries
+/// in one send call (a GSO batch: still two datagrams); another client's
+/// Initial in the same batch gets its own call.
+#[cfg(not(miri))] // quiche::retry seals its integrity tag with BoringSSL
+#[test]
+fn a_batchs_retries_to_one_client_leave_in_one_send_call() {
+    let f = server();
+    unsafe { SC::state(f.s).settings.retry = true };
+    let (a, b) = (addr("127.0.0.1:5570"), addr("127.0.0.1:5571"));
+    let calls = f.net.0.borrow().send_calls;
+    f.net.deliver(fake_initial(&[8; 8]), a, f.local);
+    f.net.deliver(fake_initial(&[8; 8]), a, f.local);
+    f.net.deliver(fake_initial(&[9; 8]), b, f.local);
+    f.lp.fire_io(f.fd, EV_READ);
+    let mut sent = f.sent();
+    assert_eq!(sent.iter().map(|s| s.2).collect::<Vec<_>>(), [a, a, b]);
+    for (pkt, _, _) in &mut sent {
+        let hdr = quiche::Header::from_slice(pkt, 16).expect("a long header");
+        assert_eq!(hdr.ty, quiche::Type::Retry);
+    }
+    assert_eq!(f.net.0.borrow().send_calls - calls, 2, "a's two Retries in one call, b's in another");
+    assert_eq!(f.conns(), 0, "a Retry keeps no state");
+    unsafe { Handle::destroy(f.s) };
+}
+
 #[test]
 fn server_close_unmaps_retired_cids_and_frees_with_live_connections() {
     let f = server();

@@ -143,7 +143,7 @@ pub struct ServerState<P: Platform, A: ServerApp<P>> {
     out: Scratch,
     /// Stateless answers made while a read batch is in progress, sent
     /// when it is over (the socket is busy reading then).
-    stateless_out: Vec<(Vec<u8>, SocketAddr, SocketAddr)>,
+    stateless_out: Vec<routing::StatelessOut>,
     stopping: Stopping,
     /// When a shutdown's drain time ends.
     drain_until: Option<Instant>,

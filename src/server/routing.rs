@@ -13,6 +13,7 @@ use libc::c_void;
 use quiche::{ConnectionId, Type};
 
 use super::{timeout_cb, ConnFlags, Server, ServerConn, ServerCore, ServerState, Stopping};
+use crate::batch_io::{MAX_GSO_BYTES, MAX_SEGMENTS};
 use crate::dgram::DatagramIo;
 use crate::driver::Driver;
 use crate::handle::Handle;
@@ -28,6 +29,26 @@ const MIN_INITIAL_DATAGRAM: usize = 1200;
 /// Smallest destination CID a client may put in its first Initial
 /// (RFC 9000 §7.2).
 const MIN_INITIAL_DCID_LEN: usize = 8;
+
+/// Stateless packets of one read batch to one peer, sent after the batch
+/// in one call: consecutive ones of one size to the same peer join (a GSO
+/// batch), so a ClientHello of two datagrams gets its two Retries (or
+/// Version Negotiations) in one system call. Each is still a datagram of
+/// its own on the wire, so the second stays a spare if the first is lost.
+pub(super) struct StatelessOut {
+    data: Vec<u8>,
+    segment: usize,
+    from: SocketAddr,
+    to: SocketAddr,
+}
+
+impl StatelessOut {
+    /// A packet of `len` bytes from `from` to `to` can join this batch.
+    fn takes(&self, len: usize, from: SocketAddr, to: SocketAddr) -> bool {
+        self.from == from && self.to == to && len == self.segment && len > 0
+            && self.data.len() / self.segment < MAX_SEGMENTS && self.data.len() + len <= MAX_GSO_BYTES
+    }
+}
 
 impl<P: Platform, A: ServerApp<P>> ServerCore<P, A> {
     /// One datagram from `from` to our address `to`: routed to its
@@ -142,14 +163,18 @@ impl<P: Platform, A: ServerApp<P>> ServerCore<P, A> {
 
     /// Queues a stateless answer (in `out[..len]`) for after the batch.
     fn send_stateless(st: &mut ServerState<P, A>, len: usize, from: SocketAddr, to: SocketAddr) {
-        st.stateless_out.push((st.out[..len].to_vec(), from, to));
+        let pkt = &st.out[..len];
+        match st.stateless_out.last_mut() {
+            Some(last) if last.takes(pkt.len(), from, to) => last.data.extend_from_slice(pkt),
+            _ => st.stateless_out.push(StatelessOut { data: pkt.to_vec(), segment: len, from, to }),
+        }
     }
 
     pub(super) unsafe fn send_stateless_out(h: *const Server<P, A>) {
         let out = std::mem::take(&mut Self::state(h).stateless_out);
         let io = Handle::io(h);
-        for (d, from, to) in out {
-            if let Err(e) = io.send(&d, d.len(), from, to) {
+        for o in out {
+            if let Err(e) = io.send(&o.data, o.segment, o.from, o.to) {
                 log_debug!("failed to send: {e}");
             }
         }

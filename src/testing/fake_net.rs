@@ -32,6 +32,8 @@ pub struct NetState {
     next_fd: RawFd,
     /// Every datagram sent: (payload, from, to).
     pub sent: Vec<(Vec<u8>, SocketAddr, SocketAddr)>,
+    /// Send calls that sent something (a GSO batch is one).
+    pub send_calls: usize,
     /// Sends are refused (EAGAIN) while this is set.
     pub full: bool,
 }
@@ -134,6 +136,7 @@ impl DatagramIo for FakeIo {
         if self.net.0.borrow().full {
             return Err(io::ErrorKind::WouldBlock.into());
         }
+        self.net.0.borrow_mut().send_calls += 1;
         for p in data.chunks(segment.max(1)) {
             self.net.0.borrow_mut().sent.push((p.to_vec(), from, to));
             self.net.deliver(p.to_vec(), from, to);
