@@ -1099,10 +1099,11 @@ class Bench:
             server = [REQ_SERVER, "--body", str(cfg.req_body)]
             load = ["--conns", str(cfg.req_conns), "--inflight", str(cfg.req_streams), "--warmup", "20",
                     "--requests", "{n}", "--path", "/req"]
-        else:
+        else:  # "handshake" or "handshake-retry"
             n = cfg.ir_handshakes
-            floor_args = ["--only", "handshake", "--handshakes", "{n}"]
-            server = [os.path.join(EX, "http3-server"), "--no-retry"] + NO_DRAIN
+            retry = what == "handshake-retry"
+            floor_args = ["--only", "handshake_retry" if retry else "handshake", "--handshakes", "{n}"]
+            server = [os.path.join(EX, "http3-server")] + ([] if retry else ["--no-retry"]) + NO_DRAIN
             load = ["--handshakes", "{n}", "--concurrency", str(cfg.concurrency), "--path", "/"]
         self.guard(120 + n * (0.01 if what == "requests" else 0.5))
         counts = {}
@@ -1872,6 +1873,8 @@ def main(argv):
                  "ours bench/req_server.c <- req_load", server_turns),
                 ("handshake", "Ir", "instructions h3 handshake (no retry): server instructions/conn, ours vs floor",
                  "ours http3-server --no-retry <- req_load", server_turns),
+                ("handshake-retry", "Ir", "instructions h3 handshake (with retry): server instructions/conn, ours vs floor",
+                 "ours http3-server <- req_load", server_turns),
                 ("bulk-send", "Ir/MiB", "instructions h3 bulk (no retry): sending side instructions/MiB, ours vs floor",
                  "ours http3-server --no-retry --root", server_turns),
                 ("bulk-recv", "Ir/MiB", "instructions h3 bulk (no retry): receiving side instructions/MiB, ours vs floor",
