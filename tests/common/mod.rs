@@ -335,12 +335,32 @@ pub fn quiche_package() -> PathBuf {
     PathBuf::from(&meta[start..at]).join("quiche-0.30.0")
 }
 
+/// A fresh folder for `tag` in this thread, inside the test process's own
+/// folder under the system's temporary one. That folder is removed when the
+/// process exits, so repeated runs leave nothing behind.
 pub fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("quiche-ev-{tag}-{}-{:?}", std::process::id(),
-                                              thread::current().id()));
+    let d = process_tempdir().join(format!("{tag}-{:?}", thread::current().id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+fn process_tempdir() -> PathBuf {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    static OWNER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    extern "C" fn remove() {
+        // Only the process that made it (not a forked child exiting).
+        if OWNER.load(std::sync::atomic::Ordering::Relaxed) == std::process::id() {
+            let _ = std::fs::remove_dir_all(process_tempdir());
+        }
+    }
+    REGISTER.call_once(|| {
+        OWNER.store(std::process::id(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: `remove` is a plain function that never unwinds out
+        // (remove_dir_all reports errors as values).
+        unsafe { libc::atexit(remove) };
+    });
+    std::env::temp_dir().join(format!("quiche-ev-tests-{}", std::process::id()))
 }
 
 pub fn exists(p: &Path) -> bool {
